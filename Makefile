@@ -1,0 +1,171 @@
+# ttt - Test-Time-Training language models as a Unix toolkit.
+#
+#   make              library (float32 and float64 builds) + the six programs + tests/refcheck
+#   make test         C unit tests, reference vectors, bats CLI tests (the CI command)
+#   make install      PREFIX=/usr/local DESTDIR= (binaries, man pages, completions)
+#   make config       print what was detected
+#
+# Knobs: NO_CUDA=1, CUDA_ARCH=90, NO_OMP=1, NO_BLAS=1, FAST=1, ARCH=-march=...
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+ARCH    ?= -march=x86-64-v3
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+
+override CFLAGS += $(ARCH) -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -MMD -MP -Ibuild -Ilib
+ifeq ($(FAST),1)
+override CFLAGS += -O3 -ffast-math
+endif
+LDLIBS := -lz -lxxhash -lpcre2-8 -lm -lpthread
+
+# ---- detection -------------------------------------------------------------
+ifneq ($(NO_OMP),1)
+override CFLAGS += -fopenmp
+LDLIBS += -fopenmp
+HAVE_OMP := yes
+else
+HAVE_OMP := no
+endif
+
+ifneq ($(NO_BLAS),1)
+BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
+BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+override CFLAGS += -DTTT_HAVE_BLAS $(BLAS_CFLAGS)
+LDLIBS += $(BLAS_LIBS)
+HAVE_BLAS := openblas
+else
+HAVE_BLAS := no (pure C fallback)
+endif
+
+NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_ARCH ?= 90
+CUDA_SRC := $(wildcard lib/cuda/*.cu)
+ifeq ($(NO_CUDA),1)
+NVCC :=
+endif
+ifneq ($(NVCC),)
+ifneq ($(CUDA_SRC),)
+HAVE_CUDA := yes (sm_$(CUDA_ARCH))
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+override CFLAGS += -DTTT_HAVE_CUDA
+NVCCFLAGS ?= -O3 -arch=sm_$(CUDA_ARCH) -Xcompiler -fPIC -std=c++17 -lineinfo
+LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+else
+HAVE_CUDA := no (no CUDA sources)
+endif
+else
+HAVE_CUDA := no
+endif
+
+# ---- sources -----------------------------------------------------------------
+LIB_SRC  := $(sort $(wildcard lib/*.c lib/layers/*.c))
+LIB32    := build/libttt.a
+LIB64    := build/libttt64.a
+CUDA_OBJ := $(if $(HAVE_CUDA:no%=),$(CUDA_SRC:%.cu=build/cuda/%.o))
+PROGS    := tokenize pack train eval generate inspect
+BINS     := $(PROGS:%=build/ttt-%)
+CLI_OBJ  := build/f32/cmd/cli.o
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
+
+all: $(BINS) tests/refcheck tests/refcheck-f32
+
+build/config.h: FORCE
+	@mkdir -p build
+	@printf '#define TTT_BUILD_CONFIG \\\n  "cuda: %s\\n" \\\n  "openmp: %s\\n" \\\n  "blas: %s\\n" \\\n  "zlib: " ZLIB_VERSION "\\n" \\\n  "xxhash: %d.%d.%d\\n"\n#include <zlib.h>\n#include <xxhash.h>\n#define TTT_XXH_VERSION XXH_VERSION_MAJOR, XXH_VERSION_MINOR, XXH_VERSION_RELEASE\n' \
+	  "$(HAVE_CUDA)" "$(HAVE_OMP)" "$(HAVE_BLAS)" > $@.tmp
+	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
+
+build/f32/%.o: %.c build/config.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+build/f64/%.o: %.c build/config.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DTTT_F64 -c $< -o $@
+
+build/cuda/%.o: %.cu $(wildcard lib/cuda/*.cuh lib/*.h)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -Ilib -c $< -o $@
+
+$(LIB32): $(LIB_SRC:%.c=build/f32/%.o) $(CUDA_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(LIB64): $(LIB_SRC:%.c=build/f64/%.o) $(CUDA_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+build/ttt-%: build/f32/cmd/ttt-%.o $(CLI_OBJ) $(LIB32)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+tests/refcheck: build/f64/tests/refcheck.o build/f64/tests/refvec.o $(LIB64)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+tests/refcheck-f32: build/f32/tests/refcheck.o build/f32/tests/refvec.o $(LIB32)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Unit tests link the float64 library: finite differences need it.
+build/tests/%: build/f64/tests/unit/%.o build/f64/tests/refvec.o $(LIB64)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+lib: $(LIB32) $(LIB64)
+
+# ---- tests -------------------------------------------------------------------
+REFVECTORS ?= ../shared/refvectors
+
+check-unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; ./$$t; done
+
+check-ref: tests/refcheck tests/refcheck-f32
+	@if [ -d "$(REFVECTORS)" ]; then \
+	  ./tests/refcheck $(REFVECTORS)/*/ && ./tests/refcheck-f32 $(REFVECTORS)/*/; \
+	else echo "check-ref: $(REFVECTORS) not found, skipped"; fi
+
+check-cli: all
+	TTT_BIN_DIR=$(CURDIR)/build bats tests/cli
+
+check: check-unit check-ref check-cli
+test: check
+
+man-lint:
+	mandoc -Tlint -Wwarning man/*.[157]
+
+# ---- install -----------------------------------------------------------------
+install: $(BINS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
+	  $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)
+	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(MANDIR)/man1
+	install -m 644 $(wildcard man/*.5) $(DESTDIR)$(MANDIR)/man5
+	install -m 644 $(wildcard man/*.7) $(DESTDIR)$(MANDIR)/man7
+	install -m 644 $(wildcard completions/bash/ttt-*) $(DESTDIR)$(BASHCOMPDIR)
+	install -m 644 completions/zsh/_ttt $(DESTDIR)$(ZSHCOMPDIR)
+
+uninstall:
+	rm -f $(PROGS:%=$(DESTDIR)$(BINDIR)/ttt-%) $(PROGS:%=$(DESTDIR)$(MANDIR)/man1/ttt-%.1) \
+	  $(DESTDIR)$(MANDIR)/man5/ttt-formats.5 $(DESTDIR)$(MANDIR)/man7/ttt.7 \
+	  $(PROGS:%=$(DESTDIR)$(BASHCOMPDIR)/ttt-%) $(DESTDIR)$(ZSHCOMPDIR)/_ttt
+
+config:
+	@echo "cc:     $(CC)"
+	@echo "openmp: $(HAVE_OMP)"
+	@echo "blas:   $(HAVE_BLAS)"
+	@echo "cuda:   $(HAVE_CUDA)"
+
+clean:
+	rm -rf build tests/refcheck tests/refcheck-f32
+
+FORCE:
+.PHONY: all lib test check check-unit check-ref check-cli man-lint install uninstall config clean FORCE
+.SECONDARY:
+-include $(shell find build -name '*.d' 2>/dev/null)
+
+deps:
+	bash .ci/deps
+.PHONY: deps

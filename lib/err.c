@@ -1,0 +1,35 @@
+/* err.c - thread-local error message buffer (see err.h). */
+#include "err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static _Thread_local char errbuf[1024];
+static _Thread_local int errcls = TTT_ERR_DATA;
+
+int ttt_seterr(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    va_end(ap);
+    errcls = TTT_ERR_DATA;
+    return -1;
+}
+
+int ttt_preferr(const char *fmt, ...)
+{
+    char pre[512], old[sizeof errbuf];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    memcpy(old, errbuf, sizeof old);
+    snprintf(errbuf, sizeof errbuf, "%s: %s", pre, old);
+    return -1;
+}
+
+const char *ttt_errmsg(void) { return errbuf; }
+int ttt_errclass(void) { return errcls; }
+void ttt_seterrclass(int cls) { errcls = cls; }

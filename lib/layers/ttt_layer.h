@@ -1,0 +1,70 @@
+/* ttt_layer.h - one TTT layer (TTT-Linear or TTT-MLP) with its projections:
+ * spec sections 2-6 forward, 8 backward, 7 decoding. The model (lib/model.c)
+ * calls this with the seq_norm output as x.
+ *
+ * Parameter and gradient structs hold pointers into the model's arenas
+ * (NULL for tensors the configuration does not have: k_proj when share_qk,
+ * conv_q/conv_k without share_qk, g_proj without use_gate, W2/b2 for linear).
+ * Backward: dx is overwritten (=), parameter gradients accumulate (+=).
+ */
+#ifndef TTT_LAYER_H
+#define TTT_LAYER_H
+
+#include <stddef.h>
+#include "../real.h"
+
+typedef struct {
+    int C, H, D, K;          /* channels, heads, head dim, mini-batch */
+    int F;                   /* inner width: D (linear) or 4D (MLP) */
+    int kind;                /* TTT_LINEAR / TTT_MLP (model.h) */
+    int share_qk, use_gate;  /* Mamba backbone options */
+    int conv_kernel;         /* 4 */
+    double base_lr, rope_theta;
+} ttt_layer_config;
+
+typedef struct {
+    real *q_proj, *k_proj, *v_proj, *o_proj, *g_proj;   /* [C,C] nn.Linear layout [out,in] */
+    real *conv_q_w, *conv_q_b, *conv_k_w, *conv_k_b;    /* [C,1,k], [C] */
+    real *lr_w, *lr_b;           /* learnable_ttt_lr_weight [H,1,C], learnable_ttt_lr_bias [H,1] */
+    real *token_idx;             /* learnable_token_idx [K] */
+    real *ttt_norm_w, *ttt_norm_b;   /* [H,D] */
+    real *W1, *b1, *W2, *b2;     /* [H,D,F] [H,1,F] [H,F,D] [H,1,D] */
+    real *post_norm_w, *post_norm_b; /* [C] */
+} ttt_layer_params;
+
+/* Size in reals of the activation buffer one forward keeps for backward. */
+size_t ttt_layer_acts_size(const ttt_layer_config *c, int B, int T);
+
+/* out [B,T,C] = TTTLayer(x [B,T,C]); acts sized by ttt_layer_acts_size. */
+void ttt_layer_forward(const ttt_layer_config *c, real *out, real *acts,
+                       const real *x, const ttt_layer_params *p, int B, int T);
+
+/* dx [B,T,C] (=), g (+=) from dout [B,T,C]; acts/x as left by the forward. */
+void ttt_layer_backward(const ttt_layer_config *c, real *dx, const ttt_layer_params *g,
+                        const real *dout, real *acts, const real *x,
+                        const ttt_layer_params *p, int B, int T);
+
+/* Named intermediates kept in acts for the reference checks ("XQ_rope"
+ * [B,H,T,D], "ttt_out_pre_post_norm" [B,T,C], "post_norm_out", ...); NULL if
+ * not kept. Gradients of intermediates are not exposed. */
+const real *ttt_layer_inter(const ttt_layer_config *c, const real *acts, const char *name, int B, int T);
+
+/* ---- decoding: per layer state for B sequences ----
+ * Holds S_n (W1,b1[,W2,b2] per b,h), the running sums A (same shapes), the
+ * conv buffers [B,C,k] (pre-conv buffer is the model's, not here) and the
+ * position. */
+size_t ttt_layer_state_size(const ttt_layer_config *c, int B);
+void ttt_layer_state_init(const ttt_layer_config *c, real *state, const ttt_layer_params *p, int B);
+/* Multi-token chunk at a position that is a multiple of K: dual form over
+ * the full mini-batches, primal over the remainder (spec 7.1). */
+void ttt_layer_prefill(const ttt_layer_config *c, real *out, real *state, const real *x,
+                       const ttt_layer_params *p, int B, int T, long pos);
+/* One token per sequence at absolute position pos: x [B,C] -> out [B,C]. */
+void ttt_layer_step(const ttt_layer_config *c, real *out, real *state, const real *x,
+                    const ttt_layer_params *p, int B, long pos);
+/* Views into a state: "W1_states" "b1_states" "W2_states" "b2_states"
+ * "W1_grad" ... "conv_ttt_conv_q" "conv_ttt_conv_k"; NULL if absent. */
+real *ttt_layer_state_tensor(const ttt_layer_config *c, real *state, const char *name, int B,
+                             int *ndim, int shape[4]);
+
+#endif

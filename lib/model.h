@@ -1,0 +1,111 @@
+/* model.h - the TTT language model: configuration, parameters, forward,
+ * backward, decoding. Exactly ../shared/ttt-spec.md (the official PyTorch
+ * code, ttt-lm-pytorch @ cd831db).
+ *
+ * Dimension letters used in shape comments across lib/:
+ *   B batch, T sequence, C channels (hidden_size), H heads, D head dim (C/H),
+ *   V vocab, L layers, K TTT mini-batch size (16), I SwiGLU intermediate,
+ *   F inner width of the fast weights (D for TTT-Linear, 4D for TTT-MLP).
+ *
+ * Memory: one arena for parameters, one for gradients (same layout), one for
+ * activations (sized for the largest B*T seen, allocated lazily). Parameter
+ * gradients accumulate (+=) until ttt_model_zero_grad().
+ */
+#ifndef TTT_MODEL_H
+#define TTT_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "real.h"
+#include "json.h"
+
+enum { TTT_LINEAR = 0, TTT_MLP = 1 };
+
+/* Field names follow the reference TTTConfig (config.json uses them). */
+typedef struct {
+    int vocab_size;
+    int hidden_size;            /* C */
+    int intermediate_size;      /* I */
+    int num_hidden_layers;      /* L */
+    int num_attention_heads;    /* H */
+    int mini_batch_size;        /* K = 16 */
+    int conv_kernel;            /* 4 */
+    int ttt_layer_type;         /* TTT_LINEAR or TTT_MLP ("linear"/"mlp" in JSON) */
+    int pre_conv, share_qk, use_gate;   /* Mamba backbone: all 1; Transformer: all 0 */
+    double ttt_base_lr;
+    double rope_theta;
+    double rms_norm_eps;
+    double initializer_range;
+    int max_position_embeddings;   /* training context (informational) */
+} ttt_config;
+
+/* Presets: "125m" "350m" "760m" "1b" (the paper's sizes, spec section 10),
+ * "tiny" (tests) and "small" (the demo). Backbone/arch flags are set for
+ * TTT-Linear + Mamba backbone; callers override them. Returns 0 or -1. */
+int ttt_config_preset(ttt_config *c, const char *name);
+/* The defaults used for fields absent from a JSON config. */
+void ttt_config_default(ttt_config *c);
+int ttt_config_from_json(ttt_config *c, const json *j);         /* 0 or -1 */
+int ttt_config_write_json(const ttt_config *c, FILE *f);       /* one JSON object */
+int ttt_config_validate(const ttt_config *c);                 /* 0 or -1 with message */
+
+/* One named tensor of the parameter table, in the reference PyTorch names
+ * ("model.layers.0.seq_modeling_block.W1", "model.embed_tokens.weight"). */
+typedef struct {
+    char name[96];
+    int ndim;
+    int shape[4];
+    size_t offset;    /* into the parameter (and gradient) arena, in reals */
+    size_t numel;
+} ttt_tensor;
+
+typedef struct ttt_model ttt_model;
+
+ttt_model *ttt_model_build(const ttt_config *c);      /* NULL + ttt_errmsg */
+void ttt_model_free(ttt_model *m);
+const ttt_config *ttt_model_config(const ttt_model *m);
+
+size_t ttt_model_num_params(const ttt_model *m);
+real *ttt_model_params(ttt_model *m);
+real *ttt_model_grads(ttt_model *m);
+int ttt_model_num_tensors(const ttt_model *m);
+const ttt_tensor *ttt_model_tensor(const ttt_model *m, int i);
+const ttt_tensor *ttt_model_find(const ttt_model *m, const char *name);
+
+/* Initialisation of spec section 9 ([PT]), from a seeded generator. */
+void ttt_model_init(ttt_model *m, uint64_t seed);
+
+/* Forward over ids [B,T]. With targets [B,T] (entries < 0 ignored) the mean
+ * cross-entropy over valid targets goes to *loss. Keeps what the backward
+ * needs. Returns 0 or -1 (out of memory). */
+int ttt_model_forward(ttt_model *m, const int32_t *ids, const int32_t *targets, int B, int T, double *loss);
+/* Logits of the last forward, [B,T,V]. */
+const real *ttt_model_logits(const ttt_model *m);
+/* Per-token losses of the last forward with targets, [B,T] (0 where ignored). */
+const real *ttt_model_token_losses(const ttt_model *m);
+void ttt_model_zero_grad(ttt_model *m);
+/* Backward of the mean loss of the last forward; gradients accumulate. */
+int ttt_model_backward(ttt_model *m);
+
+/* Named intermediates of the last forward for the reference checks, e.g.
+ * "inter.block0.seq_norm_out" [B,T,C]; NULL if not kept. */
+const real *ttt_model_inter(const ttt_model *m, const char *name);
+
+/* ---- decoding (spec section 7) ---- */
+typedef struct ttt_decode ttt_decode;
+ttt_decode *ttt_decode_new(const ttt_model *m, int B);
+void ttt_decode_free(ttt_decode *s);
+/* Prefill P tokens [B,P] from the current position (which must be a
+ * multiple of K unless P == 1); logits [B,P,V] if non-NULL. */
+int ttt_decode_prefill(ttt_model *m, ttt_decode *s, const int32_t *ids, int P, real *logits);
+/* One token per sequence [B]; logits [B,V]. */
+int ttt_decode_step(ttt_model *m, ttt_decode *s, const int32_t *ids, real *logits);
+long ttt_decode_position(const ttt_decode *s);
+/* Named state tensors, reference cache names without the "cache.<when>."
+ * prefix: "layer0.W1_states", "layer0.W1_grad", "layer0.conv_pre_conv",
+ * "layer0.conv_ttt_conv_q", ... with their shape. NULL if absent. */
+const real *ttt_decode_tensor(const ttt_decode *s, const char *name, int *ndim, int shape[4]);
+
+#endif

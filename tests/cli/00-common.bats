@@ -1,0 +1,49 @@
+#!/usr/bin/env bats
+# Conventions every program shares: --help, --version, usage errors, drift
+# between --list-options, the man pages and the completions.
+load test_helper
+
+PROGS="ttt-tokenize ttt-pack ttt-train ttt-eval ttt-generate ttt-inspect"
+
+@test "--help prints usage to stdout and exits 0" {
+  for p in $PROGS; do
+    run $p --help
+    assert_status 0
+    assert_match "^Usage: $p"
+  done
+}
+
+@test "--version prints name and version; -V -v adds the build configuration" {
+  for p in $PROGS; do
+    run $p --version
+    assert_status 0
+    assert_match "^$p [0-9]+\.[0-9]+\.[0-9]+$"
+  done
+  run ttt-pack -V -v
+  assert_status 0
+  assert_match "blas: "
+  assert_match "cuda: "
+}
+
+@test "unknown option: one line plus try-help, exit 2" {
+  for p in $PROGS; do
+    run $p --no-such-option
+    assert_status 2
+    assert_match "^$p: unknown option '--no-such-option'"
+    assert_match "Try '$p --help' for more information."
+  done
+}
+
+@test "every option is in the man page and both completions" {
+  for p in $PROGS; do
+    run $p --list-options
+    assert_status 0
+    for o in $output; do
+      case $o in -h|--help|-V|--version) continue;; esac
+      local esc=${o//-/\\\\-}
+      grep -q -- "$o\|Fl ${o#-}\b\|Fl -${o#--}\b" "$REPO_ROOT/man/$p.1" || { echo "$p: $o missing from man/$p.1" >&2; return 1; }
+      grep -q -- "$o" "$REPO_ROOT/completions/bash/$p" || { echo "$p: $o missing from completions/bash/$p" >&2; return 1; }
+      grep -q -- "$o" "$REPO_ROOT/completions/zsh/_ttt" || { echo "$p: $o missing from completions/zsh/_ttt" >&2; return 1; }
+    done
+  done
+}
