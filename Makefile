@@ -103,16 +103,24 @@ $(LIB64): $(LIB_SRC:%.c=build/f64/%.o) $(CUDA_OBJ)
 build/ttt-%: build/f32/cmd/ttt-%.o $(CLI_OBJ) $(LIB32)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-tests/refcheck: build/f64/tests/refcheck.o build/f64/tests/refvec.o $(LIB64)
+REFCHECK_SRC := $(sort $(wildcard tests/refcheck*.c)) tests/refvec.c
+tests/refcheck: $(REFCHECK_SRC:%.c=build/f64/%.o) $(LIB64)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-tests/refcheck-f32: build/f32/tests/refcheck.o build/f32/tests/refvec.o $(LIB32)
+tests/refcheck-f32: $(REFCHECK_SRC:%.c=build/f32/%.o) $(LIB32)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests link the float64 library: finite differences need it.
 build/tests/%: build/f64/tests/unit/%.o build/f64/tests/refvec.o $(LIB64)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Benchmarks (float32, like the tools): tests/bench/*.c -> build/bench/*
+BENCH_BIN := $(patsubst tests/bench/%.c,build/bench/%,$(wildcard tests/bench/*.c))
+build/bench/%: build/f32/tests/bench/%.o $(LIB32)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+bench: $(BENCH_BIN)
 
 lib: $(LIB32) $(LIB64)
 
@@ -162,7 +170,7 @@ clean:
 	rm -rf build tests/refcheck tests/refcheck-f32
 
 FORCE:
-.PHONY: all lib test check check-unit check-ref check-cli man-lint install uninstall config clean FORCE
+.PHONY: all bench lib test check check-unit check-ref check-cli man-lint install uninstall config clean FORCE
 .SECONDARY:
 -include $(shell find build -name '*.d' 2>/dev/null)
 

@@ -95,3 +95,39 @@ int refvec_meta(const refvec_case *c, const char *key, char *buf, size_t n)
     }
     return -1;
 }
+
+#include <math.h>
+
+double refvec_relerr(const refvec_tensor *t, const real *ours)
+{
+    double maxref = 1e-30, maxdiff = 0;
+    for (size_t k = 0; k < t->numel; k++) {
+        double r = fabs(t->f[k]);
+        if (r > maxref) maxref = r;
+        double d = fabs((double)ours[k] - t->f[k]);
+        if (!(d <= maxdiff)) maxdiff = d;   /* NaN propagates as a failure */
+    }
+    return maxdiff / maxref;
+}
+
+int refvec_check(refvec_tally *tl, const refvec_case *c, const char *name, const real *ours, size_t numel)
+{
+    const refvec_tensor *t = refvec_get(c, name);
+    if (!t) return 0;
+    tl->checked++;
+    if (t->numel != numel) {
+        tl->failed++;
+        if (tl->log) fprintf(tl->log, "  %s: size mismatch (ours %zu, reference %zu)\n", name, numel, t->numel);
+        return 1;
+    }
+    double e = refvec_relerr(t, ours);
+    if (!(e <= tl->worst)) {
+        tl->worst = e;
+        snprintf(tl->worst_name, sizeof tl->worst_name, "%s", name);
+    }
+    if (!(e <= tl->tol)) {
+        tl->failed++;
+        if (tl->log) fprintf(tl->log, "  %s: relative error %.3g > %.1g\n", name, e, tl->tol);
+    }
+    return 1;
+}

@@ -31,3 +31,22 @@ const refvec_tensor *refvec_get(const refvec_case *c, const char *name);
 int refvec_meta(const refvec_case *c, const char *key, char *buf, size_t n);
 
 #endif
+
+/* ---- comparison (compiled in the precision of `real`) ---- */
+#include "../lib/real.h"
+#include <stdio.h>
+
+typedef struct {
+    double tol;            /* max |ours - ref| / max |ref| allowed per tensor */
+    int checked, failed;
+    double worst;
+    char worst_name[128];
+    FILE *log;             /* failures are described here (stderr) */
+} refvec_tally;
+
+/* max |ours - ref| / max |ref| (max |ref| floored at 1e-30). */
+double refvec_relerr(const refvec_tensor *t, const real *ours);
+/* Compares `ours` with the case tensor `name` if the case has it (returns 0
+ * and counts nothing otherwise); counts a failure on a size mismatch or an
+ * error above tol. Returns 1 if compared. */
+int refvec_check(refvec_tally *tl, const refvec_case *c, const char *name, const real *ours, size_t numel);
