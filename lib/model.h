@@ -47,6 +47,8 @@ typedef struct {
 int ttt_config_preset(ttt_config *c, const char *name);
 /* The defaults used for fields absent from a JSON config. */
 void ttt_config_default(ttt_config *c);
+/* Starts from ttt_config_default, applies the object's fields (reference
+ * names; unknown keys are an error naming them), then validates. */
 int ttt_config_from_json(ttt_config *c, const json *j);         /* 0 or -1 */
 int ttt_config_write_json(const ttt_config *c, FILE *f);       /* one JSON object */
 int ttt_config_validate(const ttt_config *c);                 /* 0 or -1 with message */
