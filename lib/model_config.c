@@ -171,12 +171,10 @@ static void put_real(FILE *f, double x)
 int ttt_config_write_json(const ttt_config *c, FILE *f)
 {
     fputs("{\n", f);
-#define X(name, kind) \
-    fputs("  \"" #name "\": ", f); \
-    if (kind == F_REAL) put_real(f, *(const double *)(const void *)&c->name); \
-    else if (kind == F_BOOL) fputs(*(const int *)(const void *)&c->name ? "true" : "false", f); \
-    else fprintf(f, "%d", *(const int *)(const void *)&c->name); \
-    fputs(",\n", f);
+#define W_F_INT(v) fprintf(f, "%d", (v));
+#define W_F_BOOL(v) fputs((v) ? "true" : "false", f);
+#define W_F_REAL(v) put_real(f, (v));
+#define X(name, kind) fputs("  \"" #name "\": ", f); W_##kind(c->name) fputs(",\n", f);
     CONFIG_FIELDS(X)
 #undef X
     fprintf(f, "  \"ttt_layer_type\": \"%s\",\n", c->ttt_layer_type == TTT_MLP ? "mlp" : "linear");
