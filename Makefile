@@ -141,6 +141,10 @@ check-cli: all
 check: check-unit check-ref check-cli
 test: check
 
+# The zsh completion is generated from the programs' option tables and committed.
+zsh-completion: $(BINS)
+	completions/gen-zsh.sh build > completions/zsh/_ttt
+
 man-lint:
 	mandoc -Tlint -Wwarning man/*.[157]
 
@@ -170,7 +174,7 @@ clean:
 	rm -rf build tests/refcheck tests/refcheck-f32
 
 FORCE:
-.PHONY: all bench lib test check check-unit check-ref check-cli man-lint install uninstall config clean FORCE
+.PHONY: all bench zsh-completion lib test check check-unit check-ref check-cli man-lint install uninstall config clean FORCE
 .SECONDARY:
 -include $(shell find build -name '*.d' 2>/dev/null)
 

@@ -37,7 +37,7 @@ void cli_init(const cli_program *p)
     atexit(check_stdout_at_exit);
     size_t n = 0;
     while (p->opts[n].name) n++;
-    longopts = calloc(n + 4, sizeof *longopts);
+    longopts = calloc(n + 5, sizeof *longopts);
     char *s = shortopts;
     *s++ = ':';
     *s++ = 'h';
@@ -54,6 +54,7 @@ void cli_init(const cli_program *p)
     longopts[k++] = (struct option){ "help", no_argument, NULL, 'h' };
     longopts[k++] = (struct option){ "version", no_argument, NULL, 'V' };
     longopts[k++] = (struct option){ "list-options", no_argument, NULL, 1000 };
+    longopts[k++] = (struct option){ "describe-options", no_argument, NULL, 1001 };
     *s = 0;
 }
 
@@ -100,6 +101,12 @@ int cli_next(int argc, char **argv)
                 printf("--%s\n", o->name);
             }
             printf("-h\n--help\n-V\n--version\n");
+            exit(0);
+        case 1001:
+            /* hidden: SHORT<TAB>LONG<TAB>ARG<TAB>HELP per option, read by completions/gen-zsh.sh */
+            for (const cli_option *o = prog->opts; o->name; o++)
+                printf("%c\t%s\t%s\t%s\n", o->key > 0 && o->key < 256 ? o->key : '-', o->name,
+                       o->arg ? o->arg : "", o->help);
             exit(0);
         case ':':
             cli_usage_error("option '%s' needs a value", argv[optind - 1]);

@@ -40,10 +40,23 @@ PROGS="ttt-tokenize ttt-pack ttt-train ttt-eval ttt-generate ttt-inspect"
     assert_status 0
     for o in $output; do
       case $o in -h|--help|-V|--version) continue;; esac
-      local esc=${o//-/\\\\-}
       grep -q -- "$o\|Fl ${o#-}\b\|Fl -${o#--}\b" "$REPO_ROOT/man/$p.1" || { echo "$p: $o missing from man/$p.1" >&2; return 1; }
       grep -q -- "$o" "$REPO_ROOT/completions/bash/$p" || { echo "$p: $o missing from completions/bash/$p" >&2; return 1; }
-      grep -q -- "$o" "$REPO_ROOT/completions/zsh/_ttt" || { echo "$p: $o missing from completions/zsh/_ttt" >&2; return 1; }
     done
   done
+}
+
+@test "the zsh completion is generated from the option tables (no drift)" {
+  run bash -c "'$REPO_ROOT/completions/gen-zsh.sh' '$TTT_BIN_DIR' | diff -u '$REPO_ROOT/completions/zsh/_ttt' -"
+  if [ "$status" -ne 0 ]; then
+    echo "completions/zsh/_ttt is stale; run 'make zsh-completion'" >&2
+    echo "$output" >&2
+    return 1
+  fi
+}
+
+@test "man pages pass mandoc -Tlint" {
+  command -v mandoc >/dev/null || skip_or_fail "mandoc not installed"
+  run mandoc -Tlint -Wwarning "$REPO_ROOT"/man/*.[157]
+  assert_status 0
 }
