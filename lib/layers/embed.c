@@ -1,0 +1,34 @@
+/* embed.c - token embedding forward/backward (see embed.h). */
+#include "embed.h"
+
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+void embed_forward(real *out, const int32_t *ids, const real *E, int N, int C)
+{
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        memcpy(out + (size_t)n * C, E + (size_t)ids[n] * C, sizeof(real) * C);
+}
+
+void embed_backward(real *dE, const real *dout, const int32_t *ids, int N, int C)
+{
+    /* Rows of dE collide when a token repeats, so threads split the channels:
+     * each owns a column range of every row and no two write the same place. */
+    #pragma omp parallel
+    {
+#ifdef _OPENMP
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+#else
+        int nt = 1, id = 0;
+#endif
+        int c0 = (int)((long)C * id / nt), c1 = (int)((long)C * (id + 1) / nt);
+        for (int n = 0; n < N; n++) {
+            real *d = dE + (size_t)ids[n] * C;
+            const real *g = dout + (size_t)n * C;
+            for (int c = c0; c < c1; c++) d[c] += g[c];
+        }
+    }
+}
