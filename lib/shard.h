@@ -4,7 +4,9 @@
  * is specified byte by byte in man/ttt-formats.5.
  *
  * Readers treat every file as hostile: sizes, offsets, counts and checksums
- * are checked before use, and errors name the file and the block.
+ * are checked before use, and errors name the file and the block (blocks
+ * are numbered from 0). A ttt_shard or ttt_dataset caches one decoded block
+ * and is not thread-safe: open one per thread.
  */
 #ifndef TTT_SHARD_H
 #define TTT_SHARD_H
@@ -39,6 +41,8 @@ int ttt_shard_verify(ttt_shard *s);
 /* Raw block facts for ttt-inspect: compressed and raw sizes. */
 int ttt_shard_block(const ttt_shard *s, uint64_t i, uint64_t *first_token, uint32_t *ntok,
                     uint32_t *comp_bytes);
+/* The path the shard was opened with. */
+const char *ttt_shard_path(const ttt_shard *s);
 
 /* ---- writer (atomic: temp file, fsync, rename on close) ---- */
 typedef struct {
@@ -69,6 +73,8 @@ uint64_t ttt_dataset_docs(const ttt_dataset *d);
 uint64_t ttt_dataset_text_bytes(const ttt_dataset *d);
 const ttt_shard_info *ttt_dataset_info(const ttt_dataset *d);   /* of the first shard */
 int ttt_dataset_nshards(const ttt_dataset *d);
+/* Shard i (0-based, in name order), NULL if out of range. */
+ttt_shard *ttt_dataset_shard(ttt_dataset *d, int i);
 /* Tokens [start, start+n) of the concatenation (may cross shards). 0 or -1. */
 int ttt_dataset_read(ttt_dataset *d, uint64_t start, size_t n, uint32_t *out);
 
