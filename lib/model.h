@@ -52,6 +52,9 @@ void ttt_config_default(ttt_config *c);
 int ttt_config_from_json(ttt_config *c, const json *j);         /* 0 or -1 */
 int ttt_config_write_json(const ttt_config *c, FILE *f);       /* one JSON object */
 int ttt_config_validate(const ttt_config *c);                 /* 0 or -1 with message */
+/* Number of parameters the configuration has (tied lm head counted once);
+ * allocates nothing. 0 if the config is invalid. */
+size_t ttt_config_num_params(const ttt_config *c);
 
 /* One named tensor of the parameter table, in the reference PyTorch names
  * ("model.layers.0.seq_modeling_block.W1", "model.embed_tokens.weight"). */

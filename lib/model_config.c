@@ -191,6 +191,8 @@ int ttt_config_validate(const ttt_config *c)
     POS(vocab_size) POS(hidden_size) POS(intermediate_size) POS(num_hidden_layers)
     POS(num_attention_heads) POS(mini_batch_size) POS(conv_kernel) POS(max_position_embeddings)
 #undef POS
+    if (c->conv_kernel > 16)
+        return ttt_seterr("config field \"conv_kernel\": at most 16 supported, got %d", c->conv_kernel);
     if (c->hidden_size % c->num_attention_heads != 0)
         return ttt_seterr("config: hidden_size %d is not a multiple of num_attention_heads %d",
                           c->hidden_size, c->num_attention_heads);
