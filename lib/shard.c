@@ -144,7 +144,7 @@ static int check_index(ttt_shard *s, uint64_t hlen, uint64_t doctab_off)
     return 0;
 }
 
-static int load_doctab(ttt_shard *s, uint64_t off, uint64_t comp, uint64_t xxh)
+static int load_doctab(ttt_shard *s, uint64_t off, uint64_t comp, uint64_t cxxh, uint64_t xxh)
 {
     const ttt_shard_info *in = &s->info;
     if (in->ndocs > in->ntokens)
@@ -159,6 +159,12 @@ static int load_doctab(ttt_shard *s, uint64_t off, uint64_t comp, uint64_t xxh)
     int rc = -1;
     if (!c || !raw || !s->doc_start || !s->doc_bytes) { ttt_seterr("%s: out of memory", s->path); goto out; }
     if (pread_full(s, c, comp, off, "document table")) goto out;
+    uint64_t cgot = XXH3_64bits(c, comp);
+    if (cgot != cxxh) {
+        ttt_seterr("%s: document table: checksum mismatch in compressed bytes (stored 0x%016llx, computed 0x%016llx)",
+                   s->path, (ull)cxxh, (ull)cgot);
+        goto out;
+    }
     const char *why = inflate_exact(c, comp, raw, rawlen);
     if (why) { ttt_seterr("%s: document table: %s", s->path, why); goto out; }
     uint64_t got = XXH3_64bits(raw, rawlen);
@@ -244,7 +250,7 @@ static int open_checked(ttt_shard *s)
     in->ndocs = ttt_get64(f + TTT_SHD_F_NDOCS);
     in->text_bytes = ttt_get64(f + TTT_SHD_F_TEXTBYTES);
     uint64_t dt_off = ttt_get64(f + TTT_SHD_F_DOCTAB), dt_comp = ttt_get64(f + TTT_SHD_F_DOCCOMP);
-    uint64_t dt_xxh = ttt_get64(f + TTT_SHD_F_DOCXXH), idx_xxh = ttt_get64(f + TTT_SHD_F_IDXXXH);
+    uint64_t dt_xxh = ttt_get64(f + TTT_SHD_F_DOCXXH), dt_cxxh = ttt_get64(f + TTT_SHD_F_DOCCXXH), idx_xxh = ttt_get64(f + TTT_SHD_F_IDXXXH);
     if (ttt_get64(f + TTT_SHD_F_FLAGS) != 0) return ttt_seterr("%s: footer: unknown flags (written by a newer ttt?)", s->path);
     uint64_t body = size - TTT_SHD_FTR_LEN;
     if (in->nblocks > (body - hlen) / TTT_SHD_IDX_LEN || idx_off != body - in->nblocks * TTT_SHD_IDX_LEN)
@@ -264,7 +270,7 @@ static int open_checked(ttt_shard *s)
     if (ic != idx_xxh)
         return ttt_seterr("%s: index: checksum mismatch (stored 0x%016llx, computed 0x%016llx)", s->path, (ull)idx_xxh, (ull)ic);
     if (check_index(s, hlen, dt_off)) return -1;
-    if (load_doctab(s, dt_off, dt_comp, dt_xxh)) return -1;
+    if (load_doctab(s, dt_off, dt_comp, dt_cxxh, dt_xxh)) return -1;
 
     size_t rawmax = (size_t)s->block_tokens * (size_t)in->token_width;
     s->tokens = malloc((size_t)s->block_tokens * sizeof *s->tokens);
@@ -315,6 +321,7 @@ static int load_block(ttt_shard *s, uint64_t b)
     s->cached = -1;
     const unsigned char *e = s->index + b * TTT_SHD_IDX_LEN;
     uint64_t off = ttt_get64(e + TTT_SHD_I_OFFSET), want = ttt_get64(e + TTT_SHD_I_XXH);
+    uint64_t cwant = ttt_get64(e + TTT_SHD_I_CXXH);
     uint32_t ntok = ttt_get32(e + TTT_SHD_I_NTOK), comp = ttt_get32(e + TTT_SHD_I_COMP);
     if (comp > s->comp_cap) {
         unsigned char *p = realloc(s->comp, comp);
@@ -325,6 +332,10 @@ static int load_block(ttt_shard *s, uint64_t b)
     char what[48];
     snprintf(what, sizeof what, "block %llu", (ull)b);
     if (pread_full(s, s->comp, comp, off, what)) return -1;
+    uint64_t cgot = XXH3_64bits(s->comp, comp);
+    if (cgot != cwant)
+        return ttt_seterr("%s: block %llu: checksum mismatch in compressed bytes (stored 0x%016llx, computed 0x%016llx)",
+                          s->path, (ull)b, (ull)cwant, (ull)cgot);
     int w = s->info.token_width;
     size_t rawlen = (size_t)ntok * (size_t)w;
     const char *why = inflate_exact(s->comp, comp, s->raw, rawlen);

@@ -28,16 +28,19 @@
 #define TTT_SHD_H_FLAGS 40      /* u64: 0 */
 /* the header's last 8 bytes: XXH3-64 of the bytes before them */
 
-/* index entry (32 bytes) */
-#define TTT_SHD_IDX_LEN 32
+/* index entry (40 bytes) */
+#define TTT_SHD_IDX_LEN 40
 #define TTT_SHD_I_OFFSET 0      /* u64 file offset of the zlib stream */
 #define TTT_SHD_I_FIRST 8       /* u64 index of the block's first token */
 #define TTT_SHD_I_NTOK 16       /* u32 tokens in the block */
 #define TTT_SHD_I_COMP 20       /* u32 bytes of the zlib stream */
 #define TTT_SHD_I_XXH 24        /* u64 XXH3-64 of the raw (decompressed) bytes */
+#define TTT_SHD_I_CXXH 32       /* u64 XXH3-64 of the compressed bytes (deflate
+                                   ignores some bits, so the raw sum alone
+                                   cannot see every flipped byte) */
 
-/* footer (96 bytes at the end of the file) */
-#define TTT_SHD_FTR_LEN 96
+/* footer (104 bytes at the end of the file) */
+#define TTT_SHD_FTR_LEN 104
 #define TTT_SHD_F_INDEX 0       /* u64 offset of the index */
 #define TTT_SHD_F_NBLOCKS 8     /* u64 */
 #define TTT_SHD_F_NTOKENS 16    /* u64 */
@@ -46,10 +49,11 @@
 #define TTT_SHD_F_DOCTAB 40     /* u64 offset of the document table */
 #define TTT_SHD_F_DOCCOMP 48    /* u64 bytes of its zlib stream */
 #define TTT_SHD_F_DOCXXH 56     /* u64 XXH3-64 of the raw document table */
-#define TTT_SHD_F_IDXXXH 64     /* u64 XXH3-64 of the index */
-#define TTT_SHD_F_FLAGS 72      /* u64: 0 */
-#define TTT_SHD_F_XXH 80        /* u64 XXH3-64 of footer bytes 0..79 */
-#define TTT_SHD_F_MAGIC 88      /* TTT_SHD_END */
+#define TTT_SHD_F_DOCCXXH 64    /* u64 XXH3-64 of its zlib stream */
+#define TTT_SHD_F_IDXXXH 72     /* u64 XXH3-64 of the index */
+#define TTT_SHD_F_FLAGS 80      /* u64: 0 */
+#define TTT_SHD_F_XXH 88        /* u64 XXH3-64 of footer bytes 0..87 */
+#define TTT_SHD_F_MAGIC 96      /* TTT_SHD_END */
 
 #define TTT_SHD_DOC_LEN 16      /* document table record: u64 ntok, u64 nbytes */
 #define TTT_SHD_MAX_BLOCK_TOKENS (1u << 24)

@@ -85,6 +85,7 @@ static int flush_block(ttt_shard_writer *w)
     ttt_put32(e + TTT_SHD_I_NTOK, w->fill);
     ttt_put32(e + TTT_SHD_I_COMP, (uint32_t)clen);
     ttt_put64(e + TTT_SHD_I_XXH, XXH3_64bits(w->raw, n));
+    ttt_put64(e + TTT_SHD_I_CXXH, XXH3_64bits(w->comp, clen));
     if (put(w, w->comp, clen)) return -1;
     w->nblocks++;
     w->fill = 0;
@@ -162,7 +163,7 @@ int ttt_shard_writer_close(ttt_shard_writer *w)
     size_t dt_len = (size_t)(w->ndocs * TTT_SHD_DOC_LEN);
     uLong clen;
     if (zcompress(w, w->docs ? w->docs : (unsigned char *)"", dt_len, &clen)) goto fail;
-    uint64_t dt_xxh = XXH3_64bits(w->docs, dt_len);
+    uint64_t dt_xxh = XXH3_64bits(w->docs, dt_len), dt_cxxh = XXH3_64bits(w->comp, clen);
     if (put(w, w->comp, clen)) goto fail;
     uint64_t idx_off = w->offset;
     size_t ilen = (size_t)(w->nblocks * TTT_SHD_IDX_LEN);
@@ -176,6 +177,7 @@ int ttt_shard_writer_close(ttt_shard_writer *w)
     ttt_put64(f + TTT_SHD_F_DOCTAB, dt_off);
     ttt_put64(f + TTT_SHD_F_DOCCOMP, clen);
     ttt_put64(f + TTT_SHD_F_DOCXXH, dt_xxh);
+    ttt_put64(f + TTT_SHD_F_DOCCXXH, dt_cxxh);
     ttt_put64(f + TTT_SHD_F_IDXXXH, XXH3_64bits(w->index, ilen));
     ttt_put64(f + TTT_SHD_F_XXH, XXH3_64bits(f, TTT_SHD_F_XXH));
     memcpy(f + TTT_SHD_F_MAGIC, TTT_SHD_END, 8);
