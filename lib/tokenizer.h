@@ -34,4 +34,12 @@ int ttt_tokenizer_encode(const ttt_tokenizer *t, const char *text, size_t n,
 int ttt_tokenizer_decode(const ttt_tokenizer *t, const uint32_t *ids, size_t n,
                          char **out, size_t *len, size_t *cap);
 
+/* Whether id is a special (added) token such as <|endoftext|>. */
+int ttt_tokenizer_is_special(const ttt_tokenizer *t, uint32_t id);
+/* Number of merges (rank order). */
+uint32_t ttt_tokenizer_num_merges(const ttt_tokenizer *t);
+
+/* Note: encoding keeps a per-tokenizer cache, so one tokenizer must not
+ * encode from two threads at once (load one per thread instead). */
+
 #endif
