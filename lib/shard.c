@@ -92,7 +92,7 @@ static int check_header(ttt_shard *s, const unsigned char *h, uint32_t hlen)
     in->vocab = ttt_get32(h + TTT_SHD_H_VOCAB);
     in->eot = ttt_get32(h + TTT_SHD_H_EOT);
     in->token_width = (int)ttt_get32(h + TTT_SHD_H_WIDTH);
-    s->block_tokens = ttt_get32(h + TTT_SHD_H_BLOCKTOK);
+    s->block_tokens = in->block_tokens = ttt_get32(h + TTT_SHD_H_BLOCKTOK);
     uint64_t flags = ttt_get64(h + TTT_SHD_H_FLAGS);
     if (in->token_width != 2 && in->token_width != 4)
         return ttt_seterr("%s: header: token width %d (expected 2 or 4)", s->path, in->token_width);

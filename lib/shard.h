@@ -24,6 +24,7 @@ typedef struct {
     uint64_t nblocks;
     uint64_t text_bytes;     /* sum of the documents' byte counts */
     uint64_t file_bytes;
+    uint32_t block_tokens;   /* tokens in every block but the last */
 } ttt_shard_info;
 
 /* ---- reader ---- */
