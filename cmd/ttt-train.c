@@ -1,16 +1,656 @@
-/* ttt-train - placeholder until its issue lands: prints usage, exits 2. */
+/* ttt-train - trains a TTT language model on token shards into a run
+ * directory (RUNDIR), with exact resume.
+ *
+ * This file parses options, keeps run.json, metrics.jsonl, the lock and the
+ * progress line, and drives the loop; the math is in libttt (model, AdamW,
+ * schedule, windows) and the files in lib/checkpoint.c.
+ *
+ * Exactness of --resume: the window sampler's generator state, the AdamW
+ * moments and the step are checkpointed, and nothing else carries state
+ * from step to step, so an interrupted run that resumes reaches the same
+ * bits as an uninterrupted one (same thread count, CPU).
+ */
 #include "cli.h"
 
-#include <stdlib.h>
+#include "checkpoint.h"    /* ttt_ckpt_*, ttt_opt_state */
+#include "err.h"           /* ttt_errmsg */
+#include "io.h"            /* ttt_atomic_*, ttt_read_file */
+#include "json.h"          /* json_parse */
+#include "layers/adamw.h"  /* ttt_adamw_update, ttt_grad_norm */
+#include "model.h"         /* ttt_model_* */
+#include "rng.h"           /* ttt_rng */
+#include "shard.h"         /* ttt_dataset_* */
+#include "tokenizer.h"     /* ttt_tokenizer_load, ttt_tokenizer_hash */
+#include "train_data.h"    /* ttt_train_sample, ttt_train_window, ttt_unigram_entropy */
+#include "train_sched.h"   /* ttt_lr_schedule */
 
-static const cli_option opts[] = { { 0 } };
-static const cli_program prog = {
-    "ttt-train", "ttt-train [OPTION]...", "Not implemented yet.", opts, NULL,
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifdef TTT_HAVE_BLAS
+void openblas_set_num_threads(int);
+#endif
+
+/* ---- options ---- */
+
+enum {
+    O_VAL = 256, O_ARCH, O_BACKBONE, O_CTX, O_BATCH, O_STEPS, O_TOKENS, O_LR, O_SEED, O_THREADS,
+    O_EVAL_EVERY, O_SAVE_EVERY, O_RESUME, O_DEVICE, O_WARMUP, O_MIN_LR, O_WD, O_CLIP, O_ACCUM,
+    O_VAL_WINDOWS, O_STOP_AFTER,
 };
+
+static const cli_option opts[] = {
+    { "data", 'd', required_argument, "GLOB", "training shards, a quoted glob ('PREFIX-train-*.tok')" },
+    { "val", O_VAL, required_argument, "GLOB", "validation shards (evaluated every --eval-every steps)" },
+    { "config", 'c', required_argument, "PRESET|FILE", "model: tiny, small, 125m, 350m, 760m, 1b, or a config.json (small)" },
+    { "arch", O_ARCH, required_argument, "ARCH", "inner model: ttt-linear or ttt-mlp (ttt-linear)" },
+    { "backbone", O_BACKBONE, required_argument, "NAME", "mamba or transformer (mamba)" },
+    { "tokenizer", 't', required_argument, "FILE", "tokenizer.json of the shards, copied into RUNDIR" },
+    { "output", 'o', required_argument, "RUNDIR", "run directory to create" },
+    { "ctx", O_CTX, required_argument, "T", "context length of a training window (preset's)" },
+    { "batch", O_BATCH, required_argument, "B", "windows per step (8)" },
+    { "accum", O_ACCUM, required_argument, "N", "split each step into N micro-batches (1)" },
+    { "steps", O_STEPS, required_argument, "N", "optimizer steps (1000)" },
+    { "tokens", O_TOKENS, required_argument, "N", "train on N tokens: steps = ceil(N / (B*T))" },
+    { "lr", O_LR, required_argument, "LR", "peak learning rate (the recipe's for the size, else 3e-3)" },
+    { "warmup", O_WARMUP, required_argument, "N", "linear warm-up steps (10% of --steps)" },
+    { "min-lr", O_MIN_LR, required_argument, "LR", "learning rate at the end of the cosine decay (1e-5)" },
+    { "weight-decay", O_WD, required_argument, "X", "AdamW weight decay on all parameters (0.1)" },
+    { "clip", O_CLIP, required_argument, "X", "global gradient norm limit, 0 = off (1.0)" },
+    { "seed", O_SEED, required_argument, "S", "seed of the initialisation and the window sampler (1)" },
+    { "threads", O_THREADS, required_argument, "N", "CPU threads (OpenMP/BLAS default)" },
+    { "eval-every", O_EVAL_EVERY, required_argument, "N", "validate every N steps, 0 = only at the end (100)" },
+    { "val-windows", O_VAL_WINDOWS, required_argument, "N", "validation windows of T tokens (64)" },
+    { "save-every", O_SAVE_EVERY, required_argument, "N", "checkpoint every N steps, 0 = only at the end (1000)" },
+    { "stop-after", O_STOP_AFTER, required_argument, "N", "stop after step N with a checkpoint, as if interrupted" },
+    { "resume", O_RESUME, required_argument, "RUNDIR", "continue the run in RUNDIR" },
+    { "device", O_DEVICE, required_argument, "DEV", "cpu or cuda (cpu)" },
+    { "quiet", 'q', no_argument, NULL, "no progress or messages" },
+    { "verbose", 'v', no_argument, NULL, "a line per evaluation and checkpoint even when not a terminal" },
+    { 0 },
+};
+
+static const cli_program prog = {
+    "ttt-train",
+    "ttt-train -d GLOB -o RUNDIR [-c PRESET|FILE] [--val GLOB] [-t tokenizer.json] [OPTION]...\n"
+    "       ttt-train --resume RUNDIR [--steps N|--tokens N] [OPTION]...",
+    "Trains a TTT language model on token shards (ttt-pack) with AdamW, warm-up and cosine\n"
+    "decay, and writes checkpoints, metrics and the run's options into RUNDIR. SIGINT or\n"
+    "SIGTERM finish the current step, save a checkpoint and exit 130; --resume continues\n"
+    "exactly where the run stopped.",
+    opts,
+    "With --resume only --steps, --tokens, --eval-every, --save-every, --stop-after,\n"
+    "--threads, --device, -q and -v may be given; the rest comes from RUNDIR/run.json.\n"
+    "Exit status 130: interrupted, checkpoint saved.",
+};
+
+/* Everything that defines a run; stored in run.json. */
+typedef struct {
+    char *data, *val, *config, *arch, *backbone, *tokenizer;
+    int ctx, batch, accum, val_windows;
+    long long steps, warmup, eval_every, save_every;
+    double lr, min_lr, wd, clip;
+    uint64_t seed;
+    uint64_t train_tokens;
+    double unigram_loss;
+} run_opts;
+
+static const char *const arch_names[] = { "ttt-linear", "ttt-mlp", NULL };
+static const char *const backbone_names[] = { "mamba", "transformer", NULL };
+static const char *const device_names[] = { "cpu", "cuda", NULL };
+
+/* ---- signals ---- */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) { interrupted = sig; }
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ---- helpers ---- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static char *xstrdup(const char *s)
+{
+    char *p = s ? strdup(s) : NULL;
+    if (s && !p) cli_die("out of memory");
+    return p;
+}
+
+/* A relative glob or path made absolute, so --resume works from anywhere. */
+static char *absolute(const char *p)
+{
+    if (!p || p[0] == '/') return xstrdup(p);
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) cli_die("cannot get the current directory: %s", strerror(errno));
+    size_t n = strlen(cwd) + strlen(p) + 2;
+    char *r = malloc(n);
+    if (!r) cli_die("out of memory");
+    snprintf(r, n, "%s/%s", cwd, p);
+    return r;
+}
+
+static void write_file_atomic(const char *path, const char *data, size_t n)
+{
+    ttt_atomic a;
+    if (ttt_atomic_open(&a, path) < 0) cli_die_lib();
+    if (ttt_fwrite(a.f, data, n, path) < 0) { ttt_atomic_abort(&a); cli_die_lib(); }
+    if (ttt_atomic_commit(&a) < 0) cli_die_lib();
+}
+
+static void put_str(FILE *f, const char *key, const char *v, int last)
+{
+    fprintf(f, "  \"%s\": ", key);
+    if (v) json_write_str(f, v, strlen(v));
+    else fputs("null", f);
+    fputs(last ? "\n" : ",\n", f);
+}
+
+static char *run_json(const run_opts *o)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) cli_die("out of memory");
+    fputs("{\n  \"format\": \"ttt-run\",\n  \"version\": 1,\n", f);
+    put_str(f, "data", o->data, 0);
+    put_str(f, "val", o->val, 0);
+    put_str(f, "config", o->config, 0);
+    put_str(f, "arch", o->arch, 0);
+    put_str(f, "backbone", o->backbone, 0);
+    put_str(f, "tokenizer", o->tokenizer, 0);
+    fprintf(f, "  \"ctx\": %d,\n  \"batch\": %d,\n  \"accum\": %d,\n  \"steps\": %lld,\n  \"warmup\": %lld,\n",
+            o->ctx, o->batch, o->accum, o->steps, o->warmup);
+    fprintf(f, "  \"lr\": %.17g,\n  \"min_lr\": %.17g,\n  \"weight_decay\": %.17g,\n  \"clip\": %.17g,\n",
+            o->lr, o->min_lr, o->wd, o->clip);
+    fprintf(f, "  \"seed\": %" PRIu64 ",\n  \"eval_every\": %lld,\n  \"save_every\": %lld,\n  \"val_windows\": %d,\n",
+            o->seed, o->eval_every, o->save_every, o->val_windows);
+    fprintf(f, "  \"train_tokens\": %" PRIu64 ",\n  \"unigram_loss\": %.9g\n}\n", o->train_tokens, o->unigram_loss);
+    if (fclose(f) != 0) cli_die("out of memory");
+    return buf;
+}
+
+static void run_json_load(const char *rundir, run_opts *o)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/run.json", rundir);
+    char *text;
+    size_t n;
+    if (ttt_read_file(path, &text, &n) < 0) cli_die_lib();
+    json *j = json_parse(text, n);
+    free(text);
+    if (!j) cli_die("%s: %s", path, ttt_errmsg());
+    const char *fmt = json_get_str(j, "format");
+    if (!fmt || strcmp(fmt, "ttt-run")) cli_die("%s: not a ttt-train run file", path);
+#define STR(field, key, need) do { const json *v_ = json_get(j, key); \
+        if (v_ && v_->type == JSON_STR) o->field = xstrdup(v_->str); \
+        else if (need || (v_ && v_->type != JSON_NULL)) cli_die("%s: \"%s\" missing or not a string", path, key); \
+        else o->field = NULL; } while (0)
+#define NUM(field, key, type) do { double v_; \
+        if (json_get_num(j, key, &v_) < 0) cli_die("%s: \"%s\" missing or not a number", path, key); \
+        o->field = (type)v_; } while (0)
+    STR(data, "data", 1); STR(val, "val", 0); STR(config, "config", 1); STR(arch, "arch", 1);
+    STR(backbone, "backbone", 1); STR(tokenizer, "tokenizer", 0);
+    NUM(ctx, "ctx", int); NUM(batch, "batch", int); NUM(accum, "accum", int);
+    NUM(steps, "steps", long long); NUM(warmup, "warmup", long long);
+    NUM(lr, "lr", double); NUM(min_lr, "min_lr", double); NUM(wd, "weight_decay", double);
+    NUM(clip, "clip", double); NUM(seed, "seed", uint64_t); NUM(eval_every, "eval_every", long long);
+    NUM(save_every, "save_every", long long); NUM(val_windows, "val_windows", int);
+    NUM(train_tokens, "train_tokens", uint64_t); NUM(unigram_loss, "unigram_loss", double);
+#undef STR
+#undef NUM
+    json_free(j);
+    if (o->ctx < 1 || o->batch < 1 || o->accum < 1 || o->batch % o->accum || o->steps < 1)
+        cli_die("%s: inconsistent values (ctx, batch, accum, steps)", path);
+}
+
+/* Keeps the metrics lines of steps <= step (a resumed run rewrites the rest);
+ * returns the elapsed_s of the last kept line. */
+static double metrics_truncate(const char *path, long long step)
+{
+    char *text;
+    size_t n;
+    if (access(path, F_OK) != 0) return 0;
+    if (ttt_read_file(path, &text, &n) < 0) cli_die_lib();
+    size_t keep = 0;
+    double elapsed = 0;
+    for (size_t pos = 0; pos < n;) {
+        char *nl = memchr(text + pos, '\n', n - pos);
+        if (!nl) break;   /* a torn last line */
+        long long s;
+        if (sscanf(text + pos, "{\"step\":%lld", &s) != 1 || s > step) break;
+        char *e = strstr(text + pos, "\"elapsed_s\":");
+        if (e && e < nl) elapsed = strtod(e + 12, NULL);
+        pos = keep = (size_t)(nl - text) + 1;
+    }
+    if (keep != n) write_file_atomic(path, text, keep);
+    free(text);
+    return elapsed;
+}
+
+static int take_lock(const char *rundir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/lock", rundir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) cli_die("%s: cannot create: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK) cli_die("%s: another ttt-train is running on this run directory", rundir);
+        cli_die("%s: cannot lock: %s", path, strerror(errno));
+    }
+    char pid[32];
+    int k = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) == 0 && write(fd, pid, k) != k) { /* informational only */ }
+    return fd;   /* held until exit */
+}
+
+static double default_lr(const char *preset)
+{
+    static const struct { const char *name; double lr; } t[] = {
+        { "125m", 3e-3 }, { "350m", 1.5e-3 }, { "760m", 1.25e-3 }, { "1b", 1e-3 },
+    };
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++)
+        if (preset && !strcmp(preset, t[i].name)) return t[i].lr;
+    return 3e-3;
+}
+
+static int is_config_file(const char *s)
+{
+    size_t n = strlen(s);
+    return strchr(s, '/') || (n > 5 && !strcmp(s + n - 5, ".json")) || access(s, F_OK) == 0;
+}
+
+/* The model config of a fresh run: preset or file, arch/backbone, vocab. */
+static void make_config(ttt_config *c, const run_opts *o, int arch_given, int backbone_given, uint32_t data_vocab)
+{
+    int fixed_vocab = 0;
+    if (is_config_file(o->config)) {
+        char *text;
+        size_t n;
+        if (ttt_read_file(o->config, &text, &n) < 0) cli_die_lib();
+        json *j = json_parse(text, n);
+        free(text);
+        if (!j) cli_die("%s: %s", o->config, ttt_errmsg());
+        fixed_vocab = json_get(j, "vocab_size") != NULL;
+        int rc = ttt_config_from_json(c, j);
+        json_free(j);
+        if (rc < 0) cli_die("%s: %s", o->config, ttt_errmsg());
+    } else if (ttt_config_preset(c, o->config) < 0) {
+        cli_usage_error("%s", ttt_errmsg());
+    } else if (strcmp(o->arch, "ttt-mlp") == 0) {
+        c->ttt_base_lr = 0.1;   /* the recipe's inner lr for TTT-MLP */
+    }
+    if (arch_given || !is_config_file(o->config)) c->ttt_layer_type = strcmp(o->arch, "ttt-mlp") ? TTT_LINEAR : TTT_MLP;
+    if (backbone_given || !is_config_file(o->config)) {
+        int m = strcmp(o->backbone, "mamba") == 0;
+        c->pre_conv = c->share_qk = c->use_gate = m;
+    }
+    if (fixed_vocab) {
+        if ((uint32_t)c->vocab_size < data_vocab)
+            cli_die("%s: vocab_size %d is smaller than the shards' vocabulary (%u)", o->config, c->vocab_size, data_vocab);
+    } else {
+        c->vocab_size = (int)data_vocab;
+    }
+    c->max_position_embeddings = o->ctx;
+    if (ttt_config_validate(c) < 0) cli_die("%s: %s", o->config, ttt_errmsg());
+}
+
+static void fmt_eta(char *buf, size_t n, double s)
+{
+    if (!(s >= 0) || s > 1e8) { snprintf(buf, n, "?"); return; }
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+}
+
+/* Mean loss over the validation windows, in micro-batches of mb. */
+static double validate(ttt_model *m, ttt_dataset *val, uint64_t nwin, int mb, int T, uint32_t vocab,
+                       int32_t *ids, int32_t *tg, uint32_t *scratch)
+{
+    double sum = 0;
+    for (uint64_t w = 0; w < nwin;) {
+        int b = 0;
+        for (; b < mb && w < nwin; b++, w++)
+            if (ttt_train_window(val, w, T, vocab, ids + (size_t)b * T, tg + (size_t)b * T, scratch) < 0)
+                cli_die("validation data: %s", ttt_errmsg());
+        double loss;
+        if (ttt_model_forward(m, ids, tg, b, T, &loss) < 0) cli_die_lib();
+        sum += loss * b;
+    }
+    return sum / (double)nwin;
+}
+
+/* ---- main ---- */
 
 int main(int argc, char **argv)
 {
     cli_init(&prog);
-    while (cli_next(argc, argv) != -1) {}
-    cli_usage_error("not implemented yet");
+    run_opts o = { 0 };
+    o.batch = 8; o.accum = 1; o.steps = 1000; o.warmup = -1; o.eval_every = 100; o.save_every = 1000;
+    o.lr = -1; o.min_lr = 1e-5; o.wd = 0.1; o.clip = 1.0; o.seed = 1; o.val_windows = 64;
+    const char *out = NULL, *resume = NULL, *tokenizer = NULL;
+    long long tokens = 0, stop_after = 0;
+    int threads = 0, device = 0, steps_given = 0, arch_given = 0, backbone_given = 0;
+    const char *fixed_given = NULL;   /* first run-defining option seen (conflicts with --resume) */
+    int c;
+    while ((c = cli_next(argc, argv)) != -1) {
+        const char *name = NULL;
+        switch (c) {
+        case 'd': o.data = optarg; name = "--data"; break;
+        case O_VAL: o.val = optarg; name = "--val"; break;
+        case 'c': o.config = optarg; name = "--config"; break;
+        case O_ARCH: o.arch = (char *)arch_names[cli_enum("--arch", optarg, arch_names)]; arch_given = 1; name = "--arch"; break;
+        case O_BACKBONE:
+            o.backbone = (char *)backbone_names[cli_enum("--backbone", optarg, backbone_names)];
+            backbone_given = 1; name = "--backbone"; break;
+        case 't': tokenizer = optarg; name = "--tokenizer"; break;
+        case 'o': out = optarg; break;
+        case O_CTX: o.ctx = (int)cli_count("--ctx", optarg, 1, 1 << 20); name = "--ctx"; break;
+        case O_BATCH: o.batch = (int)cli_count("--batch", optarg, 1, 1 << 20); name = "--batch"; break;
+        case O_ACCUM: o.accum = (int)cli_count("--accum", optarg, 1, 1 << 20); name = "--accum"; break;
+        case O_STEPS: o.steps = cli_count("--steps", optarg, 1, LLONG_MAX / 2); steps_given = 1; break;
+        case O_TOKENS: tokens = cli_count("--tokens", optarg, 1, LLONG_MAX / 2); break;
+        case O_LR: o.lr = cli_double("--lr", optarg, 0, 10); name = "--lr"; break;
+        case O_WARMUP: o.warmup = cli_count("--warmup", optarg, 0, LLONG_MAX / 2); name = "--warmup"; break;
+        case O_MIN_LR: o.min_lr = cli_double("--min-lr", optarg, 0, 10); name = "--min-lr"; break;
+        case O_WD: o.wd = cli_double("--weight-decay", optarg, 0, 10); name = "--weight-decay"; break;
+        case O_CLIP: o.clip = cli_double("--clip", optarg, 0, 1e30); name = "--clip"; break;
+        case O_SEED: o.seed = (uint64_t)cli_count("--seed", optarg, 0, LLONG_MAX); name = "--seed"; break;
+        case O_THREADS: threads = (int)cli_count("--threads", optarg, 1, 4096); break;
+        case O_EVAL_EVERY: o.eval_every = cli_count("--eval-every", optarg, 0, LLONG_MAX / 2); break;
+        case O_VAL_WINDOWS: o.val_windows = (int)cli_count("--val-windows", optarg, 1, 1 << 24); name = "--val-windows"; break;
+        case O_SAVE_EVERY: o.save_every = cli_count("--save-every", optarg, 0, LLONG_MAX / 2); break;
+        case O_STOP_AFTER: stop_after = cli_count("--stop-after", optarg, 1, LLONG_MAX / 2); break;
+        case O_RESUME: resume = optarg; break;
+        case O_DEVICE: device = cli_enum("--device", optarg, device_names); break;
+        case 'q': cli_verbosity = 0; break;
+        case 'v': cli_verbosity++; break;
+        default: cli_usage_error("unhandled option");
+        }
+        if (name && !fixed_given) fixed_given = name;
+    }
+    if (optind < argc) cli_usage_error("unexpected operand '%s'", argv[optind]);
+    if (steps_given && tokens) cli_usage_error("--steps and --tokens exclude each other");
+    if (device == 1) {
+#ifdef TTT_HAVE_CUDA
+        cli_die("--device cuda: training on CUDA is not available yet; use --device cpu");
+#else
+        cli_die("--device cuda: this build has no CUDA support");
+#endif
+    }
+    const char *rundir;
+    if (resume) {
+        if (fixed_given)
+            cli_usage_error("%s cannot be given with --resume (the run's options are in RUNDIR/run.json)", fixed_given);
+        if (out && strcmp(out, resume)) cli_usage_error("-o %s and --resume %s name different directories", out, resume);
+        rundir = resume;
+    } else {
+        if (!o.data) cli_usage_error("no training data: give -d 'PREFIX-train-*.tok'");
+        if (!out) cli_usage_error("no output directory: give -o RUNDIR");
+        rundir = out;
+        if (o.batch % o.accum) cli_usage_error("--batch %d is not a multiple of --accum %d", o.batch, o.accum);
+    }
+    if (threads) {
+#ifdef _OPENMP
+        omp_set_num_threads(threads);
+#endif
+#ifdef TTT_HAVE_BLAS
+        openblas_set_num_threads(threads);
+#endif
+    }
+
+    /* ---- the run directory ---- */
+    struct stat sb;
+    if (resume) {
+        if (stat(rundir, &sb) != 0 || !S_ISDIR(sb.st_mode)) cli_die("%s: no such run directory", rundir);
+    } else if (mkdir(rundir, 0755) != 0 && errno != EEXIST) {
+        cli_die("%s: cannot create: %s", rundir, strerror(errno));
+    } else if (stat(rundir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        cli_die("%s: exists and is not a directory", rundir);
+    }
+    take_lock(rundir);
+    if (ttt_ckpt_recover(rundir) < 0) cli_die_lib();
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/run.json", rundir);
+    if (resume) {
+        if (!ttt_ckpt_is_run(rundir) || access(path, F_OK) != 0)
+            cli_die("%s: not a training run (no model.safetensors and run.json)", rundir);
+        long long keep_steps = o.steps, keep_eval = o.eval_every, keep_save = o.save_every;
+        int eval_given = 0, save_given = 0;
+        for (int i = 1; i < argc; i++) {
+            if (!strncmp(argv[i], "--eval-every", 12)) eval_given = 1;
+            if (!strncmp(argv[i], "--save-every", 12)) save_given = 1;
+        }
+        run_json_load(rundir, &o);
+        if (steps_given) o.steps = keep_steps;
+        if (tokens) o.steps = (tokens + (long long)o.batch * o.ctx - 1) / ((long long)o.batch * o.ctx);
+        if (eval_given) o.eval_every = keep_eval;
+        if (save_given) o.save_every = keep_save;
+    } else {
+        if (ttt_ckpt_is_run(rundir))
+            cli_die("%s: already holds a training run; continue it with --resume %s or choose another -o", rundir, rundir);
+        o.data = absolute(o.data);
+        o.val = absolute(o.val);
+        if (!o.config) o.config = "small";
+        if (is_config_file(o.config)) o.config = absolute(o.config);
+        if (!o.arch) o.arch = "ttt-linear";
+        if (!o.backbone) o.backbone = "mamba";
+        o.tokenizer = tokenizer ? absolute(tokenizer) : NULL;
+    }
+
+    /* ---- data ---- */
+    ttt_dataset *train = ttt_dataset_open(o.data);
+    if (!train) cli_die_lib();
+    const ttt_shard_info *info = ttt_dataset_info(train);
+    uint64_t tok_hash = info->tok_hash;
+    ttt_dataset *val = NULL;
+    if (o.val) {
+        if (!(val = ttt_dataset_open(o.val))) cli_die_lib();
+        if (ttt_dataset_info(val)->tok_hash != tok_hash)
+            cli_die("%s: tokenizer hash %016" PRIx64 " differs from the training shards' (%016" PRIx64 ")", o.val,
+                    ttt_dataset_info(val)->tok_hash, tok_hash);
+    }
+    if (tokenizer) {
+        ttt_tokenizer *tk = ttt_tokenizer_load(tokenizer);
+        if (!tk) cli_die_lib();
+        uint64_t h = ttt_tokenizer_hash(tk);
+        ttt_tokenizer_free(tk);
+        if (h != tok_hash)
+            cli_die("%s: tokenizer hash %016" PRIx64 " does not match the shards %s (%016" PRIx64 ")", tokenizer, h,
+                    o.data, tok_hash);
+        char *text;
+        size_t n;
+        if (ttt_read_file(tokenizer, &text, &n) < 0) cli_die_lib();
+        snprintf(path, sizeof path, "%s/tokenizer.json", rundir);
+        write_file_atomic(path, text, n);
+        free(text);
+    }
+
+    /* ---- model and optimizer state ---- */
+    ttt_model *m;
+    ttt_opt_state st = { 0 };
+    double elapsed0 = 0;
+    if (resume) {
+        long long step;
+        uint64_t h;
+        if (!(m = ttt_ckpt_load_model(rundir, &step, &h))) cli_die_lib();
+        if (h != tok_hash)
+            cli_die("%s: the run was trained with tokenizer %016" PRIx64 ", the shards %s have %016" PRIx64, rundir, h,
+                    o.data, tok_hash);
+        size_t np = ttt_model_num_params(m);
+        st.m = calloc(np, sizeof *st.m);
+        st.v = calloc(np, sizeof *st.v);
+        if (!st.m || !st.v) cli_die("out of memory (%zu parameters)", np);
+        if (ttt_ckpt_load_optimizer(rundir, m, &st, step) < 0) cli_die_lib();
+        snprintf(path, sizeof path, "%s/metrics.jsonl", rundir);
+        elapsed0 = metrics_truncate(path, st.step);
+    } else {
+        if (!o.ctx) {
+            ttt_config pc;
+            o.ctx = !is_config_file(o.config) && ttt_config_preset(&pc, o.config) == 0 ? pc.max_position_embeddings : 512;
+        }
+        if (tokens) o.steps = (tokens + (long long)o.batch * o.ctx - 1) / ((long long)o.batch * o.ctx);
+        if (o.lr < 0) o.lr = default_lr(o.config);
+        if (o.warmup < 0) o.warmup = o.steps / 10;
+        if (o.warmup >= o.steps) cli_usage_error("--warmup %lld must be less than the number of steps (%lld)", o.warmup, o.steps);
+        ttt_config cfg;
+        make_config(&cfg, &o, arch_given, backbone_given, info->vocab);
+        if (!(m = ttt_model_build(&cfg))) cli_die_lib();
+        ttt_model_init(m, o.seed);
+        size_t np = ttt_model_num_params(m);
+        st.m = calloc(np, sizeof *st.m);
+        st.v = calloc(np, sizeof *st.v);
+        if (!st.m || !st.v) cli_die("out of memory (%zu parameters)", np);
+        st.tokenizer_hash = tok_hash;
+        ttt_rng_seed(&st.rng, o.seed ^ 0x5851f42d4c957f2dull);   /* a stream apart from the init's */
+        o.train_tokens = ttt_dataset_tokens(train);
+        if (ttt_unigram_entropy(train, 50000000, info->vocab, &o.unigram_loss) < 0) cli_die_lib();
+        /* config.json, run.json, an empty metrics.jsonl */
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (!f || ttt_config_write_json(&cfg, f) < 0 || fclose(f) != 0) cli_die("out of memory");
+        snprintf(path, sizeof path, "%s/config.json", rundir);
+        write_file_atomic(path, buf, len);
+        free(buf);
+        snprintf(path, sizeof path, "%s/metrics.jsonl", rundir);
+        write_file_atomic(path, "", 0);
+    }
+    const ttt_config *cfg = ttt_model_config(m);
+    uint32_t vocab = (uint32_t)cfg->vocab_size;
+    if (info->vocab > vocab) cli_die("%s: shards' vocabulary %u exceeds the model's %u", o.data, info->vocab, vocab);
+    const int T = o.ctx, MB = o.batch / o.accum;
+    if (ttt_dataset_tokens(train) < (uint64_t)T + 1)
+        cli_die("%s: %" PRIu64 " tokens, fewer than one window of --ctx %d + 1", o.data, ttt_dataset_tokens(train), T);
+    uint64_t nval = 0;
+    if (val) {
+        nval = ttt_train_num_windows(val, T);
+        if (nval == 0) cli_die("%s: fewer than --ctx %d + 1 tokens", o.val, T);
+        if (nval > (uint64_t)o.val_windows) nval = (uint64_t)o.val_windows;
+    }
+    if (o.warmup >= o.steps && !resume) cli_usage_error("--warmup must be less than --steps");
+    char *rj = run_json(&o);
+    snprintf(path, sizeof path, "%s/run.json", rundir);
+    write_file_atomic(path, rj, strlen(rj));
+
+    int32_t *ids = malloc((size_t)MB * T * sizeof *ids), *tg = malloc((size_t)MB * T * sizeof *tg);
+    uint32_t *scratch = malloc(((size_t)T + 1) * sizeof *scratch);
+    if (!ids || !tg || !scratch) cli_die("out of memory");
+    snprintf(path, sizeof path, "%s/metrics.jsonl", rundir);
+    FILE *metrics = fopen(path, "a");
+    if (!metrics) cli_die("%s: %s", path, strerror(errno));
+
+    /* ---- the loop ---- */
+    install_signals();
+    const int tty = isatty(2) && cli_verbosity >= 1;
+    const int notes = cli_verbosity >= 2;
+    ttt_adamw_params hp = ttt_adamw_defaults();
+    hp.weight_decay = o.wd;
+    real *params = ttt_model_params(m), *grads = ttt_model_grads(m);
+    size_t np = ttt_model_num_params(m);
+    double t0 = now_s(), rate = 0;
+    long long start_step = st.step;
+    if (st.step >= o.steps) {
+        if (cli_verbosity >= 1)
+            cli_warn("%s: the run is complete at step %lld (give --steps to extend it)", rundir, st.step);
+        return 0;
+    }
+    while (st.step < o.steps) {
+        double ts = now_s();
+        ttt_model_zero_grad(m);
+        double loss = 0;
+        for (int a = 0; a < o.accum; a++) {
+            if (ttt_train_sample(train, &st.rng, MB, T, vocab, ids, tg, scratch) < 0)
+                cli_die("%s: %s", o.data, ttt_errmsg());
+            double l;
+            if (ttt_model_forward(m, ids, tg, MB, T, &l) < 0 || ttt_model_backward(m) < 0) cli_die_lib();
+            loss += l;
+        }
+        loss /= o.accum;
+        if (!isfinite(loss))
+            cli_die("step %lld: the loss is %g; the last checkpoint in %s is intact (try a lower --lr)", st.step + 1, loss, rundir);
+        /* The gradients hold the sum of the micro-batch means. */
+        double gnorm = ttt_grad_norm(grads, np) / o.accum;
+        double scale = ttt_clip_factor(gnorm, o.clip) / o.accum;
+        double lr = ttt_lr_schedule(st.step, o.lr, o.warmup, o.steps, o.min_lr);
+        ttt_adamw_update(params, grads, st.m, st.v, np, &hp, lr, scale, st.step + 1);
+        st.step++;
+        st.tokens_seen += (uint64_t)o.batch * T;
+        double te = now_s();
+        double r = (double)o.batch * T / (te - ts > 1e-9 ? te - ts : 1e-9);
+        rate = rate ? 0.9 * rate + 0.1 * r : r;
+
+        int last = st.step == o.steps;
+        double vloss = NAN;
+        if (val && ((o.eval_every && st.step % o.eval_every == 0) || last))
+            vloss = validate(m, val, nval, MB, T, vocab, ids, tg, scratch);
+        fprintf(metrics, "{\"step\":%lld,\"loss\":%.9g,", st.step, loss);
+        if (!isnan(vloss)) fprintf(metrics, "\"val_loss\":%.9g,", vloss);
+        fprintf(metrics, "\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens\":%" PRIu64 ",\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f}\n",
+                lr, gnorm, st.tokens_seen, r, elapsed0 + (now_s() - t0));
+        if (fflush(metrics) != 0 || ferror(metrics)) cli_die("%s: write error: %s", path, strerror(errno));
+
+        int stop = interrupted || (stop_after && st.step >= stop_after);
+        int save = last || stop || (o.save_every && st.step % o.save_every == 0);
+        if (tty) {
+            char eta[32];
+            fmt_eta(eta, sizeof eta, (double)(o.steps - st.step) * o.batch * T / rate);
+            fprintf(stderr, "\rstep %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  ETA %s   ", st.step, o.steps, loss, lr,
+                    rate, eta);
+        }
+        if (save) {
+            if (ttt_ckpt_save(rundir, m, &st, rj) < 0) cli_die_lib();
+        }
+        if (!isnan(vloss) || save) {
+            char vl[48] = "";
+            if (!isnan(vloss)) snprintf(vl, sizeof vl, "  val_loss %.4f", vloss);
+            if (notes)   /* -v: one line per evaluation and checkpoint */
+                fprintf(stderr, "%s%s: step %lld/%lld  loss %.4f%s%s\n", tty ? "\r" : "", cli_prog(), st.step,
+                        o.steps, loss, vl, save ? "  (saved)" : "");
+            else if (tty && *vl)
+                fprintf(stderr, "\rstep %lld/%lld  loss %.4f%s%30s\n", st.step, o.steps, loss, vl, "");
+        }
+        if (stop) break;
+    }
+    if (tty) fputc('\n', stderr);
+    fclose(metrics);
+    if (interrupted) {
+        if (cli_verbosity >= 1)
+            fprintf(stderr, "%s: interrupted at step %lld; checkpoint saved, continue with --resume %s\n", cli_prog(),
+                    st.step, rundir);
+        return 130;
+    }
+    (void)start_step;
+    ttt_dataset_close(train);
+    if (val) ttt_dataset_close(val);
+    ttt_model_free(m);
+    free(st.m); free(st.v); free(ids); free(tg); free(scratch); free(rj);
+    return 0;
 }

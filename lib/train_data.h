@@ -1,0 +1,36 @@
+/* train_data.h - training and validation windows over a token dataset
+ * (spec section 10: windows of T+1 tokens, inputs [:-1], targets [1:]),
+ * and the unigram entropy of a dataset (the loss a model that learned only
+ * token frequencies would reach: the bar a real run must get well below).
+ *
+ * Random windows start uniformly in [0, N-T-1] and consume exactly B draws
+ * of ttt_rng_below(), so the sequence is a function of the generator state:
+ * saving that state makes a resumed run draw the same windows.
+ */
+#ifndef TTT_TRAIN_DATA_H
+#define TTT_TRAIN_DATA_H
+
+#include <stdint.h>
+
+#include "rng.h"     /* ttt_rng */
+#include "shard.h"   /* ttt_dataset */
+
+/* ids, targets [B,T]; scratch holds T+1 tokens. Tokens >= vocab are an
+ * error naming the dataset position. 0 or -1. */
+int ttt_train_sample(ttt_dataset *d, ttt_rng *r, int B, int T, uint32_t vocab,
+                     int32_t *ids, int32_t *targets, uint32_t *scratch);
+
+/* Validation window w: tokens [w*T, w*T+T] (consecutive windows overlap by
+ * one token, so every token after the first is predicted exactly once).
+ * ids, targets [T]. 0 or -1. */
+int ttt_train_window(ttt_dataset *d, uint64_t w, int T, uint32_t vocab,
+                     int32_t *ids, int32_t *targets, uint32_t *scratch);
+
+/* How many validation windows of T fit in the dataset. */
+uint64_t ttt_train_num_windows(const ttt_dataset *d, int T);
+
+/* Entropy in nats of the token frequencies of the first max_tokens tokens
+ * (all if fewer). 0 or -1. */
+int ttt_unigram_entropy(ttt_dataset *d, uint64_t max_tokens, uint32_t vocab, double *out);
+
+#endif
