@@ -15,9 +15,23 @@
 /* model.h exposes the decode state read-only and has no position setter
  * yet; restoring needs both. Until the contract grows, the views are
  * written through (they point into the decoder's own arena) and the
- * setter is a weak reference, so a library without it still links and
- * loading says what is missing. */
+ * setter is a weak reference: when the library lacks it, the position is
+ * reached by prefilling placeholder tokens (which costs a prefill of that
+ * length) and every state tensor is overwritten afterwards. */
 __attribute__((weak)) int ttt_decode_set_position(ttt_decode *s, long pos);
+
+static int advance_to(ttt_model *m, ttt_decode *s, long pos)
+{
+    if (ttt_decode_set_position) return ttt_decode_set_position(s, pos);
+    enum { CHUNK = 1024 };   /* a multiple of K: every chunk starts aligned */
+    static const int32_t zeros[CHUNK];
+    while (ttt_decode_position(s) < pos) {
+        long left = pos - ttt_decode_position(s);
+        int P = left < CHUNK ? (int)left : CHUNK;
+        if (ttt_decode_prefill(m, s, zeros, P, NULL) < 0) return -1;
+    }
+    return 0;
+}
 
 #ifdef TTT_F64
 #define ST_REAL TTT_ST_F64
@@ -121,7 +135,7 @@ static int read_real(const ttt_st *st, const ttt_st_tensor *t, real *out)
 #endif
 }
 
-int ttt_state_load(const char *path, const ttt_model *m, ttt_decode *s,
+int ttt_state_load(const char *path, ttt_model *m, ttt_decode *s,
                    ttt_rng *rng, int32_t *last_token, real *logits)
 {
     const ttt_config *c = ttt_model_config(m);
@@ -156,6 +170,9 @@ int ttt_state_load(const char *path, const ttt_model *m, ttt_decode *s,
     char *end;
     long pos = ps ? strtol(ps, &end, 10) : -1;
     if (!ps || *end || pos < 0) { ttt_seterr("%s: bad or missing position in metadata", path); goto out; }
+
+    if (ttt_decode_position(s) != 0) { ttt_seterr("%s: loading into a decoder that has already run", path); goto out; }
+    if (advance_to(m, s, pos) < 0) { ttt_preferr("%s", path); goto out; }
 
     /* every state tensor of this decoder must be in the file with its shape */
     int matched = 0;
@@ -196,11 +213,6 @@ int ttt_state_load(const char *path, const ttt_model *m, ttt_decode *s,
         if (t->numel != (uint64_t)c->vocab_size) { ttt_seterr("%s: logits has %" PRIu64 " values, vocabulary is %d", path, t->numel, c->vocab_size); goto out; }
         if (read_real(st, t, logits) < 0) { ttt_preferr("%s: logits", path); goto out; }
     }
-    if (!ttt_decode_set_position) {
-        ttt_seterr("%s: this build cannot restore a decoding position (libttt lacks ttt_decode_set_position)", path);
-        goto out;
-    }
-    if (ttt_decode_set_position(s, pos) < 0) { ttt_preferr("%s", path); goto out; }
     rc = 0;
 out:
     ttt_st_close(st);

@@ -44,11 +44,11 @@ typedef struct {
 int ttt_state_save(const char *path, const ttt_model *m, const ttt_decode *s,
                    const ttt_rng *rng, int32_t last_token, const real *logits);
 
-/* Restores s (created by ttt_decode_new for the same model, batch 1) from
+/* Restores s (fresh from ttt_decode_new for the same model, batch 1) from
  * PATH; *rng, *last_token and logits [V] (may be NULL) are filled.
  * 0 or -1 with a message naming PATH and the problem (another checkpoint,
  * truncated or damaged file, missing tensor). */
-int ttt_state_load(const char *path, const ttt_model *m, ttt_decode *s,
+int ttt_state_load(const char *path, ttt_model *m, ttt_decode *s,
                    ttt_rng *rng, int32_t *last_token, real *logits);
 
 #endif
