@@ -161,8 +161,8 @@ static int run_chunk(ttt_model *m, ttt_decode *s, const int32_t *ids, int P, int
         rmsnorm_forward(s->x, NULL, s->h, p->seq_norm, N, C, eps);
         if (step)
             ttt_layer_step(&s->lc, s->y, s->state[l], s->x, &p->ttt, B, s->pos);
-        else
-            ttt_layer_prefill(&s->lc, s->y, s->state[l], s->x, &p->ttt, B, P, s->pos);
+        else if (ttt_layer_prefill(&s->lc, s->y, s->state[l], s->x, &p->ttt, B, P, s->pos))
+            return -1;   /* NOTE: earlier layers have advanced; the state is unusable */
         add_to(s->h, s->y, NC);
         rmsnorm_forward(s->x, NULL, s->h, p->ffn_norm, N, C, eps);
         swiglu_forward(s->y, s->sw, s->x, p->gate_proj, p->up_proj, p->down_proj, N, C, I);
