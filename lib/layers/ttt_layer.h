@@ -32,6 +32,16 @@ typedef struct {
     real *post_norm_w, *post_norm_b; /* [C] */
 } ttt_layer_params;
 
+/* The tensors a configuration has, by reference name ("q_proj.weight",
+ * "conv_q.weight", "learnable_ttt_lr_weight", "W1", "post_norm.bias", ...),
+ * each pointing at its field of *p, with its element count. Fills out[]
+ * (TTT_LAYER_MAX_TENSORS entries) and returns how many; tensors the
+ * configuration lacks are left NULL in *p. For tests and tools that hold a
+ * single layer; the model keeps its own table. */
+#define TTT_LAYER_MAX_TENSORS 24
+typedef struct { const char *name; real **ptr; size_t numel; } ttt_layer_tensor;
+int ttt_layer_tensors(const ttt_layer_config *c, ttt_layer_params *p, ttt_layer_tensor *out);
+
 /* Size in reals of the activation buffer one forward keeps for backward. */
 size_t ttt_layer_acts_size(const ttt_layer_config *c, int B, int T);
 
@@ -44,9 +54,14 @@ void ttt_layer_backward(const ttt_layer_config *c, real *dx, const ttt_layer_par
                         const real *dout, real *acts, const real *x,
                         const ttt_layer_params *p, int B, int T);
 
-/* Named intermediates kept in acts for the reference checks ("XQ_rope"
- * [B,H,T,D], "ttt_out_pre_post_norm" [B,T,C], "post_norm_out", ...); NULL if
- * not kept. Gradients of intermediates are not exposed. */
+/* Named intermediates kept in acts for the reference checks; NULL if not
+ * kept. [B,T,C]: "q_proj_out" "k_proj_out" "v_proj_out" "conv_q_out"
+ * "conv_k_out" "ttt_out_pre_post_norm" "post_norm_out" "g_proj_out"
+ * "o_proj_in"; [B,H,T,D]: "XQ_rope" "XK_rope" "XV"; "ttt_lr_eta" [B,H,T];
+ * "token_eta" [K]; "fast_states" [B,H,N+1,P], N = ceil(T/K): the state at
+ * every mini-batch boundary, each a block W1 [D,F], b1 [F] (, W2 [F,D],
+ * b2 [D]). Valid after the forward, not after the backward (which reuses
+ * the state area). Gradients of intermediates are not exposed. */
 const real *ttt_layer_inter(const ttt_layer_config *c, const real *acts, const char *name, int B, int T);
 
 /* ---- decoding: per layer state for B sequences ----
@@ -55,9 +70,11 @@ const real *ttt_layer_inter(const ttt_layer_config *c, const real *acts, const c
  * position. */
 size_t ttt_layer_state_size(const ttt_layer_config *c, int B);
 void ttt_layer_state_init(const ttt_layer_config *c, real *state, const ttt_layer_params *p, int B);
-/* Multi-token chunk at a position that is a multiple of K: dual form over
- * the full mini-batches, primal over the remainder (spec 7.1). */
-void ttt_layer_prefill(const ttt_layer_config *c, real *out, real *state, const real *x,
+/* Multi-token chunk at a position that is a multiple of K (or one token
+ * anywhere): dual form over the full mini-batches, primal over the
+ * remainder (spec 7.1). Allocates its activations for the call; returns 0,
+ * or -1 with ttt_errmsg (misaligned position, out of memory). */
+int ttt_layer_prefill(const ttt_layer_config *c, real *out, real *state, const real *x,
                        const ttt_layer_params *p, int B, int T, long pos);
 /* One token per sequence at absolute position pos: x [B,C] -> out [B,C]. */
 void ttt_layer_step(const ttt_layer_config *c, real *out, real *state, const real *x,
