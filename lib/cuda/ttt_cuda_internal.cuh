@@ -1,0 +1,44 @@
+/* ttt_cuda_internal.cuh - shared declarations of the CUDA backend: the
+ * argument block of the fused TTT-Linear inner-loop kernels and their
+ * launchers (ttt_inner_linear.cu), used by the layer (ttt_layer_gpu.cu) and
+ * the kernel lab (tests/kernels). Not part of the C API (lib/ttt_cuda.h). */
+#ifndef TTT_CUDA_INTERNAL_CUH
+#define TTT_CUDA_INTERNAL_CUH
+
+#include <cuda_runtime.h>
+#include <stddef.h>
+
+#define TTT_CUDA_K 16   /* mini-batch size: hard-wired (spec: always 16) */
+
+/* Tensors of the inner loop for one layer call. Token-major layouts so that
+ * the kernels read the projections in place: row (b*T + t), column h*D + c. */
+struct ttt_inner_args {
+    int B, T, H, D;                 /* C = H*D */
+    const float *XQ, *XK, *XV;      /* [B,T,C], Q and K after RoPE */
+    const float *lr;                /* [B,T,H] per-token inner lr (base_lr*sigmoid/D) */
+    const float *token_idx;         /* [K] learnable offsets; tau_i = max(1/(i+1)+off_i, 0) */
+    const float *gamma, *beta;      /* ttt_norm [H,D] */
+    const float *W0, *b0;           /* [H,D,D], [H,D] */
+    float *Z;                       /* [B,T,C] out: q + LN(zbar) */
+    float *states;                  /* [B*H, nmb+1, D*D+D]: W,b at each mini-batch start + final */
+    /* backward */
+    const float *dZ;                /* [B,T,C] upstream gradient of Z */
+    float *dXQ, *dXK, *dXV;         /* [B,T,C] (=) */
+    float *dlr;                     /* [B,T,H] (=) */
+    float *dtau;                    /* [K] (+=), gradient of the clamped factor tau */
+    float *dgamma, *dbeta;          /* [H,D] (+=) */
+    float *dW0, *db0;               /* [H,D,D], [H,D] (+=) */
+};
+
+__host__ __device__ static inline int ttt_inner_nmb(int T) { return (T + TTT_CUDA_K - 1) / TTT_CUDA_K; }
+static inline size_t ttt_inner_states_size(int B, int H, int D, int T)
+{
+    return (size_t)B * H * (ttt_inner_nmb(T) + 1) * ((size_t)D * D + D);
+}
+
+/* 0 or a cudaError_t; head dims supported: 16, 32, 64, 96. */
+int ttt_inner_linear_supported(int D);
+cudaError_t ttt_inner_linear_forward(const ttt_inner_args *a, cudaStream_t s);
+cudaError_t ttt_inner_linear_backward(const ttt_inner_args *a, cudaStream_t s);
+
+#endif

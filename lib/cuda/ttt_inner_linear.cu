@@ -1,0 +1,678 @@
+/* ttt_inner_linear.cu - fused TTT-Linear inner loop (spec sections 4-5, 8.3).
+ *
+ * One thread block per (sequence, head) walks the mini-batches of K=16 tokens
+ * in order with the fast weights W [D,D] and b [D] resident in shared memory
+ * (fp32 state, fp32 accumulation), dual form per mini-batch, partial last
+ * mini-batch included. The forward stores (W,b) at every mini-batch start
+ * (and the final state) for the backward, which walks the mini-batches in
+ * reverse, recomputes each one from its stored start state and carries
+ * dS' = (dW', db') in shared memory.
+ *
+ * Threads: 4*D. "Grid" phases give thread t the column j = t % D and the four
+ * rows i = t/D + 4q (register blocking: each W element read once serves four
+ * rows); "row" phases give each warp whole rows (LayerNorm-type reductions
+ * with shuffles). Tiles are always 16 rows: the rows past a partial
+ * mini-batch are zero and get lr = 0, so they contribute nothing.
+ *
+ * Arithmetic is plain fp32 FMA (CUDA cores), not tensor cores: the fp32 mode
+ * must match the float64 references to 1e-4, which bf16/tf32 MMA cannot.
+ */
+#include "ttt_cuda_internal.cuh"
+
+#define KB TTT_CUDA_K
+#define EPS 1e-6f
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float tau_of(const float *off, int i)
+{
+    return fmaxf(1.0f / (float)(i + 1) + off[i], 0.0f);
+}
+
+/* ------------------------------------------------------------------------ */
+/* forward                                                                   */
+/* ------------------------------------------------------------------------ */
+
+template <int D>
+__global__ void __launch_bounds__(4 * D) inner_fwd(ttt_inner_args a)
+{
+    constexpr int NT = 4 * D, TLD = D + 1, NW = NT / 32, CPL = (D + 31) / 32;
+    extern __shared__ float sm[];
+    float *Ws = sm;                 /* [D][D] */
+    float *bs = Ws + D * D;         /* [D] */
+    float *Qs = bs + D;             /* [16][TLD] */
+    float *Ks = Qs + KB * TLD;
+    float *Vs = Ks + KB * TLD;
+    float *Zs = Vs + KB * TLD;      /* Z, then G */
+    float *Ys = Zs + KB * TLD;      /* QW+b, then zbar */
+    float *Cs = Ys + KB * TLD;      /* [16][17] eta*(A+1), masked */
+    float *lrs = Cs + KB * 17;      /* [16] */
+    float *taus = lrs + KB;         /* [16] */
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
+    const int C = a.H * D, T = a.T, nmb = ttt_inner_nmb(T);
+    const int jcol = tid % D, ig = tid / D;
+    const float *gam = a.gamma + h * D, *bet = a.beta + h * D;
+    float *st = a.states + (size_t)bh * (nmb + 1) * (D * D + D);
+
+    for (int x = tid; x < D * D; x += NT) Ws[x] = a.W0[(size_t)h * D * D + x];
+    for (int x = tid; x < D; x += NT) bs[x] = a.b0[h * D + x];
+    float g_r[CPL], be_r[CPL];
+#pragma unroll
+    for (int u = 0; u < CPL; u++) {
+        int c = lane + 32 * u;
+        g_r[u] = c < D ? gam[c] : 0.f;
+        be_r[u] = c < D ? bet[c] : 0.f;
+    }
+    __syncthreads();
+
+    for (int n = 0; n < nmb; n++) {
+        const int t0 = n * KB, r = min(KB, T - t0);
+        /* P0: save the start state, load the tiles */
+        float *stn = st + (size_t)n * (D * D + D);
+        for (int x = tid; x < D * D; x += NT) stn[x] = Ws[x];
+        for (int x = tid; x < D; x += NT) stn[D * D + x] = bs[x];
+        for (int x = tid; x < KB * D; x += NT) {
+            int i = x / D, c = x % D;
+            float q = 0.f, k = 0.f, v = 0.f;
+            if (i < r) {
+                size_t g = ((size_t)b * T + t0 + i) * C + h * D + c;
+                q = a.XQ[g]; k = a.XK[g]; v = a.XV[g];
+            }
+            Qs[i * TLD + c] = q; Ks[i * TLD + c] = k; Vs[i * TLD + c] = v;
+        }
+        if (tid < KB) {
+            lrs[tid] = tid < r ? a.lr[((size_t)b * T + t0 + tid) * a.H + h] : 0.f;
+            taus[tid] = tau_of(a.token_idx, tid);
+        }
+        __syncthreads();
+
+        /* P1: Z = K W + b, Y = Q W + b; coefficients eta*(tril(QK^T)+1) */
+        {
+            float z[4], y[4];
+#pragma unroll
+            for (int q = 0; q < 4; q++) z[q] = y[q] = bs[jcol];
+#pragma unroll 8
+            for (int k = 0; k < D; k++) {
+                float w = Ws[k * D + jcol];
+#pragma unroll
+                for (int q = 0; q < 4; q++) {
+                    int i = ig + 4 * q;
+                    z[q] = fmaf(Ks[i * TLD + k], w, z[q]);
+                    y[q] = fmaf(Qs[i * TLD + k], w, y[q]);
+                }
+            }
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                int i = ig + 4 * q;
+                Zs[i * TLD + jcol] = z[q];
+                Ys[i * TLD + jcol] = y[q];
+            }
+        }
+        for (int x = tid; x < KB * KB; x += NT) {
+            int i = x / KB, m = x % KB;
+            float c = 0.f;
+            if (m <= i) {
+                float acc = 0.f;
+                for (int k = 0; k < D; k++) acc = fmaf(Qs[i * TLD + k], Ks[m * TLD + k], acc);
+                c = taus[i] * lrs[m] * (acc + 1.f);
+            }
+            Cs[i * 17 + m] = c;
+        }
+        __syncthreads();
+
+        /* P2: G = LNl2grad(Z, V - K), row-wise, in place of Z */
+        for (int i = warp; i < KB; i += NW) {
+            float zv[CPL], s = 0.f;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                zv[u] = c < D ? Zs[i * TLD + c] : 0.f;
+                s += zv[u];
+            }
+            float mu = warp_sum(s) / D, s2 = 0.f;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                float dz = c < D ? zv[u] - mu : 0.f;
+                s2 += dz * dz;
+            }
+            float sig = sqrtf(warp_sum(s2) / D + EPS), rs = 1.f / sig;
+            float zh[CPL], gy[CPL], s3 = 0.f, s4 = 0.f;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                zh[u] = c < D ? (zv[u] - mu) * rs : 0.f;
+                float tgt = c < D ? Vs[i * TLD + c] - Ks[i * TLD + c] : 0.f;
+                gy[u] = c < D ? g_r[u] * (g_r[u] * zh[u] + be_r[u] - tgt) : 0.f;
+                s3 += gy[u];
+                s4 += gy[u] * zh[u];
+            }
+            float mg = warp_sum(s3) / D, mgz = warp_sum(s4) / D;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                if (c < D) Zs[i * TLD + c] = (gy[u] - mg - zh[u] * mgz) * rs;
+            }
+        }
+        __syncthreads();
+
+        /* P3: zbar = Y - (eta*(A+1)) G; W -= K^T diag(e) G; b -= e^T G */
+        {
+            float y[4];
+#pragma unroll
+            for (int q = 0; q < 4; q++) y[q] = Ys[(ig + 4 * q) * TLD + jcol];
+#pragma unroll 4
+            for (int m = 0; m < KB; m++) {
+                float g = Zs[m * TLD + jcol];
+#pragma unroll
+                for (int q = 0; q < 4; q++) y[q] = fmaf(-Cs[(ig + 4 * q) * 17 + m], g, y[q]);
+            }
+#pragma unroll
+            for (int q = 0; q < 4; q++) Ys[(ig + 4 * q) * TLD + jcol] = y[q];
+
+            const float tl = taus[r - 1];
+            float eg[KB], sb = 0.f;
+#pragma unroll
+            for (int i = 0; i < KB; i++) {
+                eg[i] = tl * lrs[i] * Zs[i * TLD + jcol];
+                sb += eg[i];
+            }
+            for (int k = ig; k < D; k += 4) {
+                float acc = 0.f;
+#pragma unroll
+                for (int i = 0; i < KB; i++) acc = fmaf(Ks[i * TLD + k], eg[i], acc);
+                Ws[k * D + jcol] -= acc;
+            }
+            if (ig == 0) bs[jcol] -= sb;
+        }
+        __syncthreads();
+
+        /* P4: out = q + LN(zbar) */
+        for (int i = warp; i < r; i += NW) {
+            float zv[CPL], s = 0.f;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                zv[u] = c < D ? Ys[i * TLD + c] : 0.f;
+                s += zv[u];
+            }
+            float mu = warp_sum(s) / D, s2 = 0.f;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                float dz = c < D ? zv[u] - mu : 0.f;
+                s2 += dz * dz;
+            }
+            float rs = rsqrtf(warp_sum(s2) / D + EPS);
+            size_t g = ((size_t)b * T + t0 + i) * C + h * D;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                if (c < D) a.Z[g + c] = Qs[i * TLD + c] + g_r[u] * (zv[u] - mu) * rs + be_r[u];
+            }
+        }
+        __syncthreads();
+    }
+    float *stn = st + (size_t)nmb * (D * D + D);
+    for (int x = tid; x < D * D; x += NT) stn[x] = Ws[x];
+    for (int x = tid; x < D; x += NT) stn[D * D + x] = bs[x];
+}
+
+/* ------------------------------------------------------------------------ */
+/* backward (spec 8.3, TTT-Linear)                                           */
+/* ------------------------------------------------------------------------ */
+
+template <int D>
+__global__ void __launch_bounds__(4 * D) inner_bwd(ttt_inner_args a)
+{
+    constexpr int NT = 4 * D, TLD = D + 1, WLD = D + 1, NW = NT / 32, CPL = (D + 31) / 32;
+    constexpr int TS = KB * TLD, SS = KB * 17;
+    extern __shared__ float sm[];
+    float *Ws = sm;                  /* [D][WLD] state S_n */
+    float *dWs = Ws + D * WLD;       /* [D][WLD] dS' then dS_n */
+    float *bs = dWs + D * WLD, *dbs = bs + D;
+    float *Qs = dbs + D, *Ks = Qs + TS, *Vs = Ks + TS, *dOs = Vs + TS;
+    float *Zh = dOs + TS;            /* zhat of Z */
+    float *Gs = Zh + TS, *GYs = Gs + TS;
+    float *Ys = GYs + TS;            /* QW+b, then zbar */
+    float *dZb = Ys + TS;            /* d zbar */
+    float *Ms = dZb + TS;            /* K dW' + db' */
+    float *dGs = Ms + TS, *dZs = dGs + TS, *dTs = dZs + TS, *dQs = dTs + TS, *dKs = dQs + TS;
+    float *As = dKs + TS;            /* [16][17] tril(QK^T) */
+    float *Es = As + SS;             /* eta masked */
+    float *Cs = Es + SS;             /* eta*(A+1) */
+    float *dEs = Cs + SS;            /* d eta */
+    float *dAs = dEs + SS;
+    float *lrs = dAs + SS, *taus = lrs + KB, *sigs = taus + KB, *mrow = sigs + KB, *detaL = mrow + KB;
+    float *red = detaL + KB;         /* [2*D] final dgamma/dbeta reduction */
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
+    const int C = a.H * D, T = a.T, nmb = ttt_inner_nmb(T);
+    const int jcol = tid % D, ig = tid / D;
+    const float *gam = a.gamma + h * D, *bet = a.beta + h * D;
+    const float *st = a.states + (size_t)bh * (nmb + 1) * (D * D + D);
+
+    for (int x = tid; x < D * WLD; x += NT) dWs[x] = 0.f;
+    for (int x = tid; x < D; x += NT) dbs[x] = 0.f;
+    float g_r[CPL], be_r[CPL], dg_acc[CPL], db_acc[CPL];
+#pragma unroll
+    for (int u = 0; u < CPL; u++) {
+        int c = lane + 32 * u;
+        g_r[u] = c < D ? gam[c] : 0.f;
+        be_r[u] = c < D ? bet[c] : 0.f;
+        dg_acc[u] = db_acc[u] = 0.f;
+    }
+    float dtau_acc = 0.f;   /* thread tid < 16 owns dtau[tid] */
+
+    for (int n = nmb - 1; n >= 0; n--) {
+        const int t0 = n * KB, r = min(KB, T - t0);
+        __syncthreads();
+        /* P0: load S_n and the tiles */
+        const float *stn = st + (size_t)n * (D * D + D);
+        for (int x = tid; x < D * D; x += NT) Ws[(x / D) * WLD + x % D] = stn[x];
+        for (int x = tid; x < D; x += NT) bs[x] = stn[D * D + x];
+        for (int x = tid; x < KB * D; x += NT) {
+            int i = x / D, c = x % D;
+            float q = 0.f, k = 0.f, v = 0.f, d = 0.f;
+            if (i < r) {
+                size_t g = ((size_t)b * T + t0 + i) * C + h * D + c;
+                q = a.XQ[g]; k = a.XK[g]; v = a.XV[g]; d = a.dZ[g];
+            }
+            Qs[i * TLD + c] = q; Ks[i * TLD + c] = k; Vs[i * TLD + c] = v; dOs[i * TLD + c] = d;
+        }
+        if (tid < KB) {
+            lrs[tid] = tid < r ? a.lr[((size_t)b * T + t0 + tid) * a.H + h] : 0.f;
+            taus[tid] = tau_of(a.token_idx, tid);
+        }
+        __syncthreads();
+        const float tl = taus[r - 1];
+
+        /* P1: Z, Y = QW+b, M = K dW' + db'; A, eta, coefficients */
+        {
+            float z[4], y[4], m[4];
+#pragma unroll
+            for (int q = 0; q < 4; q++) { z[q] = y[q] = bs[jcol]; m[q] = dbs[jcol]; }
+#pragma unroll 4
+            for (int k = 0; k < D; k++) {
+                float w = Ws[k * WLD + jcol], dw = dWs[k * WLD + jcol];
+#pragma unroll
+                for (int q = 0; q < 4; q++) {
+                    int i = ig + 4 * q;
+                    float kk = Ks[i * TLD + k];
+                    z[q] = fmaf(kk, w, z[q]);
+                    m[q] = fmaf(kk, dw, m[q]);
+                    y[q] = fmaf(Qs[i * TLD + k], w, y[q]);
+                }
+            }
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                int i = ig + 4 * q;
+                Zh[i * TLD + jcol] = z[q];
+                Ys[i * TLD + jcol] = y[q];
+                Ms[i * TLD + jcol] = m[q];
+            }
+        }
+        for (int x = tid; x < KB * KB; x += NT) {
+            int i = x / KB, m = x % KB;
+            float A = 0.f, e = 0.f;
+            if (m <= i) {
+                for (int k = 0; k < D; k++) A = fmaf(Qs[i * TLD + k], Ks[m * TLD + k], A);
+                e = taus[i] * lrs[m];
+            }
+            As[i * 17 + m] = A; Es[i * 17 + m] = e; Cs[i * 17 + m] = e * (A + 1.f);
+        }
+        __syncthreads();
+
+        /* P2: LNl2grad forward pieces per row: zhat, g_y, G, sigma, m */
+        for (int i = warp; i < KB; i += NW) {
+            float zv[CPL], s = 0.f;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                zv[u] = c < D ? Zh[i * TLD + c] : 0.f;
+                s += zv[u];
+            }
+            float mu = warp_sum(s) / D, s2 = 0.f;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                float dz = c < D ? zv[u] - mu : 0.f;
+                s2 += dz * dz;
+            }
+            float sig = sqrtf(warp_sum(s2) / D + EPS), rs = 1.f / sig;
+            float zh[CPL], gy[CPL], s3 = 0.f, s4 = 0.f;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                zh[u] = c < D ? (zv[u] - mu) * rs : 0.f;
+                float tgt = c < D ? Vs[i * TLD + c] - Ks[i * TLD + c] : 0.f;
+                gy[u] = c < D ? g_r[u] * (g_r[u] * zh[u] + be_r[u] - tgt) : 0.f;
+                s3 += gy[u];
+                s4 += gy[u] * zh[u];
+            }
+            float mg = warp_sum(s3) / D, mgz = warp_sum(s4) / D;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                if (c < D) {
+                    Zh[i * TLD + c] = zh[u];
+                    GYs[i * TLD + c] = gy[u];
+                    Gs[i * TLD + c] = (gy[u] - mg - zh[u] * mgz) * rs;
+                }
+            }
+            if (lane == 0) { sigs[i] = sig; mrow[i] = mgz; }
+        }
+        __syncthreads();
+
+        /* P3: zbar = Y - C G */
+        {
+            float y[4];
+#pragma unroll
+            for (int q = 0; q < 4; q++) y[q] = Ys[(ig + 4 * q) * TLD + jcol];
+#pragma unroll 4
+            for (int m = 0; m < KB; m++) {
+                float g = Gs[m * TLD + jcol];
+#pragma unroll
+                for (int q = 0; q < 4; q++) y[q] = fmaf(-Cs[(ig + 4 * q) * 17 + m], g, y[q]);
+            }
+#pragma unroll
+            for (int q = 0; q < 4; q++) Ys[(ig + 4 * q) * TLD + jcol] = y[q];
+        }
+        __syncthreads();
+
+        /* P4: output LN backward: dzbar, dgamma, dbeta */
+        for (int i = warp; i < KB; i += NW) {
+            float zv[CPL], s = 0.f;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                zv[u] = c < D ? Ys[i * TLD + c] : 0.f;
+                s += zv[u];
+            }
+            float mu = warp_sum(s) / D, s2 = 0.f;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                float dz = c < D ? zv[u] - mu : 0.f;
+                s2 += dz * dz;
+            }
+            float rs = rsqrtf(warp_sum(s2) / D + EPS);
+            float zh[CPL], dzh[CPL], s3 = 0.f, s4 = 0.f;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                float dy = c < D ? dOs[i * TLD + c] : 0.f;
+                zh[u] = c < D ? (zv[u] - mu) * rs : 0.f;
+                dzh[u] = g_r[u] * dy;
+                dg_acc[u] += dy * zh[u];
+                db_acc[u] += dy;
+                s3 += dzh[u];
+                s4 += dzh[u] * zh[u];
+            }
+            float m1 = warp_sum(s3) / D, m2 = warp_sum(s4) / D;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                if (c < D) dZb[i * TLD + c] = (dzh[u] - m1 - zh[u] * m2) * rs;
+            }
+        }
+        __syncthreads();
+
+        /* P5: dP, d eta, dA; dK_upd = -diag(e) G dW'^T; dG = -C^T dzbar - diag(e) M */
+        for (int x = tid; x < KB * KB; x += NT) {
+            int i = x / KB, m = x % KB;
+            float de = 0.f, da = 0.f;
+            if (m <= i) {
+                float p = 0.f;
+                for (int j = 0; j < D; j++) p = fmaf(dZb[i * TLD + j], Gs[m * TLD + j], p);
+                p = -p;
+                de = p * (As[i * 17 + m] + 1.f);
+                da = p * Es[i * 17 + m];
+            }
+            dEs[i * 17 + m] = de; dAs[i * 17 + m] = da;
+        }
+        {
+            /* thread: column k = jcol of dK, rows ig+4q */
+            float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll 4
+            for (int j = 0; j < D; j++) {
+                float dw = dWs[jcol * WLD + j];
+#pragma unroll
+                for (int q = 0; q < 4; q++) acc[q] = fmaf(Gs[(ig + 4 * q) * TLD + j], dw, acc[q]);
+            }
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                int i = ig + 4 * q;
+                dKs[i * TLD + jcol] = -tl * lrs[i] * acc[q];
+            }
+            float dg[4];
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                int m = ig + 4 * q;
+                dg[q] = -tl * lrs[m] * Ms[m * TLD + jcol];
+            }
+#pragma unroll 4
+            for (int i = 0; i < KB; i++) {
+                float dz = dZb[i * TLD + jcol];
+#pragma unroll
+                for (int q = 0; q < 4; q++) dg[q] = fmaf(-Cs[i * 17 + ig + 4 * q], dz, dg[q]);
+            }
+#pragma unroll
+            for (int q = 0; q < 4; q++) dGs[(ig + 4 * q) * TLD + jcol] = dg[q];
+        }
+        __syncthreads();
+
+        /* P6: dQ = dOut + dzbar W^T + dA K; dK += dA^T Q. Rows: LNl2grad
+         * backward -> dZ, dT; d eta of the last row from the update. */
+        {
+            float dq[4], dk[4];
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                int i = ig + 4 * q;
+                dq[q] = dOs[i * TLD + jcol];
+                dk[q] = dKs[i * TLD + jcol];
+            }
+#pragma unroll 4
+            for (int j = 0; j < D; j++) {
+                float w = Ws[jcol * WLD + j];
+#pragma unroll
+                for (int q = 0; q < 4; q++) dq[q] = fmaf(dZb[(ig + 4 * q) * TLD + j], w, dq[q]);
+            }
+#pragma unroll 4
+            for (int m = 0; m < KB; m++) {
+                float kk = Ks[m * TLD + jcol], qq = Qs[m * TLD + jcol];
+#pragma unroll
+                for (int q = 0; q < 4; q++) {
+                    int i = ig + 4 * q;
+                    dq[q] = fmaf(dAs[i * 17 + m], kk, dq[q]);
+                    dk[q] = fmaf(dAs[m * 17 + i], qq, dk[q]);
+                }
+            }
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                int i = ig + 4 * q;
+                dQs[i * TLD + jcol] = dq[q];
+                dKs[i * TLD + jcol] = dk[q];
+            }
+        }
+        for (int i = warp; i < KB; i += NW) {
+            const float sig = sigs[i], rs = 1.f / sig, mm = mrow[i];
+            float dG[CPL], zh[CPL], s1 = 0.f, s2 = 0.f, s5 = 0.f;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                dG[u] = c < D ? dGs[i * TLD + c] : 0.f;
+                zh[u] = c < D ? Zh[i * TLD + c] : 0.f;
+                float g = c < D ? Gs[i * TLD + c] : 0.f;
+                s1 += dG[u];
+                s2 += dG[u] * zh[u];
+                s5 += (c < D ? Ms[i * TLD + c] : 0.f) * g;
+            }
+            float mdG = warp_sum(s1) / D, mdGz = warp_sum(s2) / D, sdGG_part = 0.f;
+            s5 = warp_sum(s5);
+            if (lane == 0) detaL[i] = -s5;
+            float dgy[CPL], dzh[CPL], s6 = 0.f;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                float gy = c < D ? GYs[i * TLD + c] : 0.f;
+                float g = c < D ? Gs[i * TLD + c] : 0.f;
+                dgy[u] = c < D ? (dG[u] - mdG - zh[u] * mdGz) * rs : 0.f;
+                dzh[u] = -(mm * dG[u] + mdGz * gy) * rs + g_r[u] * g_r[u] * dgy[u];
+                sdGG_part += dG[u] * g;
+                s6 += dzh[u] * zh[u];
+                float tgt = c < D ? Vs[i * TLD + c] - Ks[i * TLD + c] : 0.f;
+                dg_acc[u] += dgy[u] * (g_r[u] * zh[u] + be_r[u] - tgt + g_r[u] * zh[u]);
+                db_acc[u] += g_r[u] * dgy[u];
+            }
+            float dsig = (-warp_sum(sdGG_part) - warp_sum(s6)) * rs;
+            float dc[CPL], s7 = 0.f;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                dc[u] = c < D ? dzh[u] * rs + dsig * zh[u] / D : 0.f;
+                s7 += dc[u];
+            }
+            float mdc = warp_sum(s7) / D;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                if (c < D) {
+                    dZs[i * TLD + c] = dc[u] - mdc;
+                    dTs[i * TLD + c] = -g_r[u] * dgy[u];
+                }
+            }
+        }
+        __syncthreads();
+
+        /* P7: dK += -dT + dZ W^T; dW += Q^T dzbar + K^T dZ; db; dlr, dtau; write out */
+        {
+            float dk[4];
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                int i = ig + 4 * q;
+                dk[q] = dKs[i * TLD + jcol] - dTs[i * TLD + jcol];
+            }
+#pragma unroll 4
+            for (int j = 0; j < D; j++) {
+                float w = Ws[jcol * WLD + j];
+#pragma unroll
+                for (int q = 0; q < 4; q++) dk[q] = fmaf(dZs[(ig + 4 * q) * TLD + j], w, dk[q]);
+            }
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                int i = ig + 4 * q;
+                if (i < r) {
+                    size_t g = ((size_t)b * T + t0 + i) * C + h * D + jcol;
+                    a.dXK[g] = dk[q];
+                    a.dXQ[g] = dQs[i * TLD + jcol];
+                    a.dXV[g] = dTs[i * TLD + jcol];
+                }
+            }
+            float dzb[KB], dz[KB], sb = 0.f;
+#pragma unroll
+            for (int i = 0; i < KB; i++) {
+                dzb[i] = dZb[i * TLD + jcol];
+                dz[i] = dZs[i * TLD + jcol];
+                sb += dzb[i] + dz[i];
+            }
+            for (int k = ig; k < D; k += 4) {
+                float acc = 0.f;
+#pragma unroll
+                for (int i = 0; i < KB; i++)
+                    acc = fmaf(Qs[i * TLD + k], dzb[i], fmaf(Ks[i * TLD + k], dz[i], acc));
+                dWs[k * WLD + jcol] += acc;
+            }
+            if (ig == 0) dbs[jcol] += sb;
+        }
+        if (tid < KB) {
+            /* d lr_j = sum_i deta_ij tau_i (+ last-row update term) */
+            int j = tid;
+            float s = 0.f;
+            for (int i = 0; i < KB; i++) s = fmaf(dEs[i * 17 + j], taus[i], s);
+            s = fmaf(detaL[j], tl, s);
+            if (j < r) a.dlr[((size_t)b * T + t0 + j) * a.H + h] = s;
+            /* d tau_i = sum_j deta_ij lr_j */
+            int i = tid;
+            float st2 = 0.f;
+            for (int m = 0; m < KB; m++) st2 = fmaf(dEs[i * 17 + m], lrs[m], st2);
+            if (i == r - 1)
+                for (int m = 0; m < KB; m++) st2 = fmaf(detaL[m], lrs[m], st2);
+            if (i < r) dtau_acc += st2;
+        }
+    }
+    __syncthreads();
+    /* dW0, db0, dgamma, dbeta, dtau: one atomic per element per block */
+    for (int x = tid; x < D * D; x += NT) atomicAdd(&a.dW0[(size_t)h * D * D + x], dWs[(x / D) * WLD + x % D]);
+    for (int x = tid; x < D; x += NT) { atomicAdd(&a.db0[h * D + x], dbs[x]); red[x] = 0.f; red[D + x] = 0.f; }
+    __syncthreads();
+#pragma unroll
+    for (int u = 0; u < CPL; u++) {
+        int c = lane + 32 * u;
+        if (c < D) { atomicAdd(&red[c], dg_acc[u]); atomicAdd(&red[D + c], db_acc[u]); }
+    }
+    if (tid < KB) atomicAdd(&a.dtau[tid], dtau_acc);
+    __syncthreads();
+    for (int x = tid; x < D; x += NT) {
+        atomicAdd(&a.dgamma[h * D + x], red[x]);
+        atomicAdd(&a.dbeta[h * D + x], red[D + x]);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+
+template <int D> static size_t fwd_smem() { return sizeof(float) * (D * D + D + 5 * KB * (D + 1) + KB * 17 + 2 * KB); }
+template <int D> static size_t bwd_smem()
+{
+    return sizeof(float) * (2 * D * (D + 1) + 2 * D + 15 * KB * (D + 1) + 5 * KB * 17 + 5 * KB + 2 * D);
+}
+
+template <int D> static cudaError_t launch_fwd(const ttt_inner_args *a, cudaStream_t s)
+{
+    size_t sm = fwd_smem<D>();
+    cudaError_t e = cudaFuncSetAttribute(inner_fwd<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+    if (e != cudaSuccess) return e;
+    inner_fwd<D><<<a->B * a->H, 4 * D, sm, s>>>(*a);
+    return cudaGetLastError();
+}
+
+template <int D> static cudaError_t launch_bwd(const ttt_inner_args *a, cudaStream_t s)
+{
+    size_t sm = bwd_smem<D>();
+    cudaError_t e = cudaFuncSetAttribute(inner_bwd<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+    if (e != cudaSuccess) return e;
+    inner_bwd<D><<<a->B * a->H, 4 * D, sm, s>>>(*a);
+    return cudaGetLastError();
+}
+
+int ttt_inner_linear_supported(int D) { return D == 16 || D == 32 || D == 64 || D == 96; }
+
+cudaError_t ttt_inner_linear_forward(const ttt_inner_args *a, cudaStream_t s)
+{
+    switch (a->D) {
+    case 16: return launch_fwd<16>(a, s);
+    case 32: return launch_fwd<32>(a, s);
+    case 64: return launch_fwd<64>(a, s);
+    case 96: return launch_fwd<96>(a, s);
+    }
+    return cudaErrorInvalidValue;
+}
+
+cudaError_t ttt_inner_linear_backward(const ttt_inner_args *a, cudaStream_t s)
+{
+    switch (a->D) {
+    case 16: return launch_bwd<16>(a, s);
+    case 32: return launch_bwd<32>(a, s);
+    case 64: return launch_bwd<64>(a, s);
+    case 96: return launch_bwd<96>(a, s);
+    }
+    return cudaErrorInvalidValue;
+}

@@ -1,0 +1,572 @@
+/* ttt_layer_gpu.cu - the whole TTT-Linear layer on the GPU (lib/ttt_cuda.h):
+ * projections with cuBLAS (fp32, or bf16 inputs with fp32 accumulation),
+ * optional share_qk convs, RoPE, lr gate, the fused inner loop
+ * (ttt_inner_linear.cu), post-norm, optional gelu gate and o_proj, forward
+ * and backward (spec sections 2, 6, 8.2-8.3). */
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern "C" {
+#include "err.h"
+}
+#include "ttt_cuda.h"
+#include "ttt_cuda_internal.cuh"
+
+#define K16 TTT_CUDA_K
+
+struct ttt_cuda {
+    int dev;
+    cudaStream_t s;
+    cublasHandle_t blas;
+    __nv_bfloat16 *slot[3];       /* bf16 GEMM operands */
+    size_t slot_cap[3];
+    float *ws;                    /* backward scratch */
+    size_t ws_cap;
+    float *rope_tab;              /* [16][D/2][2] cos, sin */
+    int rope_D;
+    double rope_theta;
+};
+
+#define CK(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) \
+    return ttt_seterr("cuda: %s: %s (%s:%d)", #call, cudaGetErrorString(e_), __FILE__, __LINE__); } while (0)
+#define CB(call) do { cublasStatus_t e_ = (call); if (e_ != CUBLAS_STATUS_SUCCESS) \
+    return ttt_seterr("cublas: %s: status %d (%s:%d)", #call, (int)e_, __FILE__, __LINE__); } while (0)
+
+/* ---------------------------------------------------------------- basics */
+
+extern "C" int ttt_cuda_device_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) { cudaGetLastError(); return 0; }
+    return n;
+}
+
+extern "C" void ttt_cuda_device_name(int dev, char *buf, size_t n)
+{
+    cudaDeviceProp p;
+    if (n == 0) return;
+    buf[0] = 0;
+    if (cudaGetDeviceProperties(&p, dev) == cudaSuccess) snprintf(buf, n, "%s", p.name);
+}
+
+extern "C" ttt_cuda *ttt_cuda_open(int dev)
+{
+    int n = ttt_cuda_device_count();
+    if (dev < 0 || dev >= n) { ttt_seterr("cuda: device %d not present (%d found)", dev, n); return NULL; }
+    ttt_cuda *g = (ttt_cuda *)calloc(1, sizeof *g);
+    if (!g) { ttt_seterr("cuda: out of memory"); return NULL; }
+    g->dev = dev;
+    cudaError_t e = cudaSetDevice(dev);
+    if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&g->s, cudaStreamNonBlocking);
+    if (e != cudaSuccess) { ttt_seterr("cuda: device %d: %s", dev, cudaGetErrorString(e)); free(g); return NULL; }
+    if (cublasCreate(&g->blas) != CUBLAS_STATUS_SUCCESS) {
+        ttt_seterr("cublas: cannot create a handle on device %d", dev);
+        cudaStreamDestroy(g->s); free(g); return NULL;
+    }
+    cublasSetStream(g->blas, g->s);
+    cublasSetMathMode(g->blas, CUBLAS_DEFAULT_MATH);   /* no TF32 in fp32 mode */
+    return g;
+}
+
+extern "C" void ttt_cuda_close(ttt_cuda *g)
+{
+    if (!g) return;
+    cudaStreamSynchronize(g->s);
+    for (int i = 0; i < 3; i++) cudaFree(g->slot[i]);
+    cudaFree(g->ws);
+    cudaFree(g->rope_tab);
+    cublasDestroy(g->blas);
+    cudaStreamDestroy(g->s);
+    free(g);
+}
+
+extern "C" int ttt_cuda_sync(ttt_cuda *g) { CK(cudaStreamSynchronize(g->s)); CK(cudaGetLastError()); return 0; }
+
+extern "C" float *ttt_cuda_alloc(size_t n)
+{
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, (n ? n : 1) * sizeof(float));
+    if (e == cudaSuccess) e = cudaMemset(p, 0, (n ? n : 1) * sizeof(float));
+    if (e != cudaSuccess) {
+        ttt_seterr("cuda: cannot allocate %zu floats: %s", n, cudaGetErrorString(e));
+        cudaFree(p);
+        return NULL;
+    }
+    return (float *)p;
+}
+extern "C" void ttt_cuda_free(void *p) { cudaFree(p); }
+extern "C" int ttt_cuda_upload(float *d, const float *s, size_t n) { CK(cudaMemcpy(d, s, n * 4, cudaMemcpyHostToDevice)); return 0; }
+extern "C" int ttt_cuda_download(float *d, const float *s, size_t n) { CK(cudaMemcpy(d, s, n * 4, cudaMemcpyDeviceToHost)); return 0; }
+extern "C" int ttt_cuda_zero(float *p, size_t n) { CK(cudaMemset(p, 0, n * 4)); return 0; }
+
+static int grow(void **p, size_t *cap, size_t bytes)
+{
+    if (*cap >= bytes) return 0;
+    cudaFree(*p);
+    *p = NULL; *cap = 0;
+    CK(cudaMalloc(p, bytes));
+    *cap = bytes;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- GEMM */
+
+__global__ void k_to_bf16(const float *x, __nv_bfloat16 *y, size_t n)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
+    for (; i < n; i += st) y[i] = __float2bfloat16(x[i]);
+}
+
+static unsigned nblk(size_t n, int t = 256)
+{
+    size_t b = (n + t - 1) / t;
+    return (unsigned)(b > 65536 ? 65536 : (b ? b : 1));
+}
+
+/* GEMM operand: the fp32 pointer itself, or its bf16 copy in a slot. */
+static int operand(ttt_cuda *g, int mode, int slot, const float *p, size_t n, const void **out)
+{
+    if (mode != TTT_CUDA_BF16) { *out = p; return 0; }
+    if (grow((void **)&g->slot[slot], &g->slot_cap[slot], n * sizeof(__nv_bfloat16))) return -1;
+    k_to_bf16<<<nblk(n), 256, 0, g->s>>>(p, g->slot[slot], n);
+    *out = g->slot[slot];
+    return 0;
+}
+
+/* Row-major C[M,N] = op(A) op(B) + beta C with A [M,K] (ta=0) or [K,M] (ta=1),
+ * B [K,N] (tb=0) or [N,K] (tb=1); A, B already operands of `mode`. */
+static int gemm_raw(ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K,
+                    const void *A, const void *B, float *C, float beta)
+{
+    const float one = 1.f;
+    cudaDataType_t t = mode == TTT_CUDA_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    CB(cublasGemmEx(g->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &one,
+                    B, t, tb ? K : N, A, t, ta ? M : K, &beta, C, CUDA_R_32F, N,
+                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return 0;
+}
+
+/* Same, converting fp32 inputs as needed; slotA/slotB name the bf16 slots
+ * (-1: the pointer is already an operand of `mode`). */
+static int gemm(ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K,
+                const void *A, int slotA, const void *B, int slotB, float *C, float beta)
+{
+    if (slotA >= 0 && operand(g, mode, slotA, (const float *)A, (size_t)M * K, &A)) return -1;
+    if (slotB >= 0 && operand(g, mode, slotB, (const float *)B, (size_t)K * N, &B)) return -1;
+    return gemm_raw(g, mode, ta, tb, M, N, K, A, B, C, beta);
+}
+
+/* ---------------------------------------------------------------- small kernels */
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* lr = base_lr * sigmoid(a + bias[h]) / D, in place on a [rows, H] */
+__global__ void k_lr_gate(float *a, const float *bias, int H, size_t n, float scale)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
+    for (; i < n; i += st) a[i] = scale / (1.f + expf(-(a[i] + bias[i % H])));
+}
+
+/* da = dlr * lr * (1 - sigmoid), sigmoid = lr / scale; in place on dlr */
+__global__ void k_lr_gate_bwd(float *dlr, const float *lr, size_t n, float inv_scale)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
+    for (; i < n; i += st) dlr[i] = dlr[i] * lr[i] * (1.f - lr[i] * inv_scale);
+}
+
+/* RoPE (interleaved pairs, position t mod 16), sign -1 rotates back (backward). */
+__global__ void k_rope(float *x, const float *tab, int T, int C, int D, size_t npairs, float sign)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
+    const int hp = C / 2, dp = D / 2;
+    for (; i < npairs; i += st) {
+        size_t row = i / hp;
+        int pc = (int)(i % hp), pi = pc % dp, p = (int)(row % T) % K16;
+        float c = tab[(p * dp + pi) * 2], s = sign * tab[(p * dp + pi) * 2 + 1];
+        float *v = x + row * C + 2 * pc;
+        float a = v[0], b = v[1];
+        v[0] = a * c - b * s;
+        v[1] = a * s + b * c;
+    }
+}
+
+/* causal depthwise conv over time: y[t,c] = bias[c] + sum_j w[c,j] x[t-(k-1)+j, c] */
+__global__ void k_conv(float *y, const float *x, const float *w, const float *bias, int T, int C, int k, size_t n)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
+    for (; i < n; i += st) {
+        int c = (int)(i % C);
+        size_t row = i / C;
+        int t = (int)(row % T);
+        float acc = bias[c];
+        for (int j = 0; j < k; j++) {
+            int tt = t - (k - 1) + j;
+            if (tt >= 0) acc = fmaf(w[c * k + j], x[(row - t + tt) * C + c], acc);
+        }
+        y[i] = acc;
+    }
+}
+
+/* dx[t,c] (+)= sum_j w[c,j] dy[t+(k-1)-j, c] */
+__global__ void k_conv_bwd_x(float *dx, const float *dy, const float *w, int T, int C, int k, size_t n, int accum)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
+    for (; i < n; i += st) {
+        int c = (int)(i % C);
+        size_t row = i / C;
+        int t = (int)(row % T);
+        float acc = 0.f;
+        for (int j = 0; j < k; j++) {
+            int tt = t + (k - 1) - j;
+            if (tt < T) acc = fmaf(w[c * k + j], dy[(row - t + tt) * C + c], acc);
+        }
+        dx[i] = accum ? dx[i] + acc : acc;
+    }
+}
+
+#define COL_CHUNK 256
+/* dw[c,j] += sum_rows dy[t,c] x[t-(k-1)+j,c]; db[c] += sum dy. One thread per
+ * column per chunk of rows, one atomic per value per chunk. */
+__global__ void k_conv_bwd_w(float *dw, float *db, const float *dy, const float *x, int rows, int T, int C, int k)
+{
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    int r0 = blockIdx.y * COL_CHUNK, r1 = min(rows, r0 + COL_CHUNK);
+    float aw[8] = {0, 0, 0, 0, 0, 0, 0, 0}, ab = 0.f;
+    for (int r = r0; r < r1; r++) {
+        float d = dy[(size_t)r * C + c];
+        int t = r % T;
+        ab += d;
+        for (int j = 0; j < k; j++) {
+            int tt = t - (k - 1) + j;
+            if (tt >= 0) aw[j] = fmaf(d, x[(size_t)(r - t + tt) * C + c], aw[j]);
+        }
+    }
+    for (int j = 0; j < k; j++) atomicAdd(&dw[c * k + j], aw[j]);
+    atomicAdd(&db[c], ab);
+}
+
+/* out[c] += sum over rows of x[r,c] */
+__global__ void k_colsum(float *out, const float *x, int rows, int C)
+{
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    int r0 = blockIdx.y * COL_CHUNK, r1 = min(rows, r0 + COL_CHUNK);
+    float a = 0.f;
+    for (int r = r0; r < r1; r++) a += x[(size_t)r * C + c];
+    atomicAdd(&out[c], a);
+}
+
+/* row LayerNorm over C (eps 1e-6): y = w*zhat + b; one warp per row */
+__global__ void k_ln_fwd(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b, int rows, int C)
+{
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    const float *xr = x + (size_t)row * C;
+    float s = 0.f;
+    for (int c = lane; c < C; c += 32) s += xr[c];
+    float mu = warp_sum(s) / C, s2 = 0.f;
+    for (int c = lane; c < C; c += 32) { float d = xr[c] - mu; s2 += d * d; }
+    float rs = rsqrtf(warp_sum(s2) / C + 1e-6f);
+    for (int c = lane; c < C; c += 32) y[(size_t)row * C + c] = w[c] * (xr[c] - mu) * rs + b[c];
+    if (lane == 0) { mean[row] = mu; rstd[row] = rs; }
+}
+
+__global__ void k_ln_bwd(float *dx, const float *dy, const float *x, const float *mean, const float *rstd,
+                         const float *w, int rows, int C)
+{
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    const float *xr = x + (size_t)row * C, *dr = dy + (size_t)row * C;
+    float mu = mean[row], rs = rstd[row], s1 = 0.f, s2 = 0.f;
+    for (int c = lane; c < C; c += 32) {
+        float dz = w[c] * dr[c], zh = (xr[c] - mu) * rs;
+        s1 += dz; s2 += dz * zh;
+    }
+    s1 = warp_sum(s1) / C; s2 = warp_sum(s2) / C;
+    for (int c = lane; c < C; c += 32) {
+        float dz = w[c] * dr[c], zh = (xr[c] - mu) * rs;
+        dx[(size_t)row * C + c] = (dz - s1 - zh * s2) * rs;
+    }
+}
+
+/* dw[c] += sum dy*zhat, db[c] += sum dy */
+__global__ void k_ln_bwd_params(float *dw, float *db, const float *dy, const float *x, const float *mean,
+                                const float *rstd, int rows, int C)
+{
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    int r0 = blockIdx.y * COL_CHUNK, r1 = min(rows, r0 + COL_CHUNK);
+    float aw = 0.f, ab = 0.f;
+    for (int r = r0; r < r1; r++) {
+        float d = dy[(size_t)r * C + c];
+        aw += d * (x[(size_t)r * C + c] - mean[r]) * rstd[r];
+        ab += d;
+    }
+    atomicAdd(&dw[c], aw);
+    atomicAdd(&db[c], ab);
+}
+
+__device__ __forceinline__ float gelu_tanh(float x, float *deriv)
+{
+    const float k0 = 0.7978845608028654f, k1 = 0.044715f;
+    float u = k0 * (x + k1 * x * x * x), t = tanhf(u);
+    if (deriv) *deriv = 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * k0 * (1.f + 3.f * k1 * x * x);
+    return 0.5f * x * (1.f + t);
+}
+
+__global__ void k_gate(float *o, const float *gpre, const float *y, size_t n)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
+    for (; i < n; i += st) o[i] = gelu_tanh(gpre[i], NULL) * y[i];
+}
+
+/* dO -> dY (in place) and dgpre */
+__global__ void k_gate_bwd(float *dO, float *dg, const float *gpre, const float *y, size_t n)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
+    for (; i < n; i += st) {
+        float d, ge = gelu_tanh(gpre[i], &d), g = dO[i];
+        dg[i] = g * y[i] * d;
+        dO[i] = g * ge;
+    }
+}
+
+__global__ void k_token_grad(float *gtok, const float *dtau, const float *tok)
+{
+    int i = threadIdx.x;
+    if (i < K16 && 1.f / (i + 1) + tok[i] > 0.f) gtok[i] += dtau[i];
+}
+
+/* ---------------------------------------------------------------- layout */
+
+struct acts_layout {
+    size_t XQ, XK, XV, Zin, Y, lr, mean, rstd, U, gpre, O, states, total;
+};
+
+static acts_layout layout(const ttt_layer_config *c, int B, int T)
+{
+    acts_layout L;
+    size_t btc = (size_t)B * T * c->C, bt = (size_t)B * T, o = 0;
+    L.XQ = o; o += btc;
+    L.XK = o; o += btc;
+    L.XV = o; o += btc;
+    L.Zin = o; o += btc;
+    L.Y = o; o += btc;
+    L.lr = o; o += bt * c->H;
+    L.mean = o; o += bt;
+    L.rstd = o; o += bt;
+    L.U = c->share_qk ? o : (size_t)-1; if (c->share_qk) o += btc;
+    L.gpre = c->use_gate ? o : (size_t)-1; if (c->use_gate) o += btc;
+    L.O = c->use_gate ? o : (size_t)-1; if (c->use_gate) o += btc;
+    o = (o + 63) & ~(size_t)63;
+    L.states = o; o += ttt_inner_states_size(B, c->H, c->D, T);
+    L.total = o;
+    return L;
+}
+
+extern "C" int ttt_cuda_layer_check(const ttt_layer_config *c)
+{
+    if (c->kind != 0) return ttt_seterr("cuda layer: only TTT-Linear is implemented on the GPU");
+    if (c->K != K16) return ttt_seterr("cuda layer: mini-batch size %d (the kernels need 16)", c->K);
+    if (c->H * c->D != c->C) return ttt_seterr("cuda layer: heads*head_dim %d*%d != channels %d", c->H, c->D, c->C);
+    if (!ttt_inner_linear_supported(c->D)) return ttt_seterr("cuda layer: head dim %d (supported: 16, 32, 64, 96)", c->D);
+    if (c->share_qk && (c->conv_kernel < 1 || c->conv_kernel > 8))
+        return ttt_seterr("cuda layer: conv kernel %d (supported: 1..8)", c->conv_kernel);
+    return 0;
+}
+
+extern "C" size_t ttt_cuda_layer_acts_size(const ttt_layer_config *c, int B, int T) { return layout(c, B, T).total; }
+
+extern "C" const float *ttt_cuda_layer_inter(const ttt_layer_config *c, const float *acts, const char *name, int B, int T)
+{
+    acts_layout L = layout(c, B, T);
+    size_t o = (size_t)-1;
+    if (!strcmp(name, "XQ_rope")) o = L.XQ;
+    else if (!strcmp(name, "XK_rope")) o = L.XK;
+    else if (!strcmp(name, "v_proj_out")) o = L.XV;
+    else if (!strcmp(name, "ttt_lr_eta")) o = L.lr;
+    else if (!strcmp(name, "ttt_out_pre_post_norm")) o = L.Zin;
+    else if (!strcmp(name, "post_norm_out")) o = L.Y;
+    else if (!strcmp(name, "o_proj_in")) o = c->use_gate ? L.O : L.Y;
+    else if (!strcmp(name, "g_proj_out")) o = L.gpre;
+    else if (!strcmp(name, "q_proj_out") && c->share_qk) o = L.U;
+    else if (!strcmp(name, "states")) o = L.states;
+    return o == (size_t)-1 ? NULL : acts + o;
+}
+
+static int rope_table(ttt_cuda *g, int D, double theta)
+{
+    if (g->rope_tab && g->rope_D == D && g->rope_theta == theta) return 0;
+    size_t n = (size_t)K16 * (D / 2) * 2;
+    float *h = (float *)malloc(n * sizeof(float));
+    if (!h) return ttt_seterr("cuda: out of memory");
+    for (int p = 0; p < K16; p++)
+        for (int i = 0; i < D / 2; i++) {
+            double a = p * pow(theta, -2.0 * i / D);
+            h[(p * (D / 2) + i) * 2] = (float)cos(a);
+            h[(p * (D / 2) + i) * 2 + 1] = (float)sin(a);
+        }
+    cudaFree(g->rope_tab);
+    g->rope_tab = NULL;
+    cudaError_t e = cudaMalloc(&g->rope_tab, n * sizeof(float));
+    if (e == cudaSuccess) e = cudaMemcpy(g->rope_tab, h, n * sizeof(float), cudaMemcpyHostToDevice);
+    free(h);
+    if (e != cudaSuccess) return ttt_seterr("cuda: rope table: %s", cudaGetErrorString(e));
+    g->rope_D = D;
+    g->rope_theta = theta;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- forward */
+
+extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_config *c, float *out,
+                                      float *acts, const float *x, const ttt_cuda_params *p, int B, int T)
+{
+    if (ttt_cuda_layer_check(c)) return -1;
+    if (B < 1 || T < 1) return ttt_seterr("cuda layer: empty batch (B=%d T=%d)", B, T);
+    CK(cudaSetDevice(g->dev));
+    const int C = c->C, H = c->H, D = c->D, BT = B * T;
+    const size_t btc = (size_t)BT * C, bt = (size_t)BT;
+    acts_layout L = layout(c, B, T);
+    float *XQ = acts + L.XQ, *XK = acts + L.XK, *XV = acts + L.XV, *lr = acts + L.lr;
+    if (rope_table(g, D, c->rope_theta)) return -1;
+
+    const void *xin;
+    if (operand(g, mode, 0, x, btc, &xin)) return -1;
+    if (c->share_qk) {
+        float *U = acts + L.U;
+        if (gemm(g, mode, 0, 1, BT, C, C, xin, -1, p->q_proj, 1, U, 0.f)) return -1;
+        k_conv<<<nblk(btc), 256, 0, g->s>>>(XQ, U, p->conv_q_w, p->conv_q_b, T, C, c->conv_kernel, btc);
+        k_conv<<<nblk(btc), 256, 0, g->s>>>(XK, U, p->conv_k_w, p->conv_k_b, T, C, c->conv_kernel, btc);
+    } else {
+        if (gemm(g, mode, 0, 1, BT, C, C, xin, -1, p->q_proj, 1, XQ, 0.f)) return -1;
+        if (gemm(g, mode, 0, 1, BT, C, C, xin, -1, p->k_proj, 1, XK, 0.f)) return -1;
+    }
+    if (gemm(g, mode, 0, 1, BT, C, C, xin, -1, p->v_proj, 1, XV, 0.f)) return -1;
+    /* lr gate in fp32 always: K = C, N = H is tiny and feeds a sigmoid */
+    if (gemm(g, TTT_CUDA_F32, 0, 1, BT, H, C, x, -1, p->lr_w, -1, lr, 0.f)) return -1;
+    k_lr_gate<<<nblk(bt * H), 256, 0, g->s>>>(lr, p->lr_b, H, bt * H, (float)(c->base_lr / D));
+    k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(XQ, g->rope_tab, T, C, D, btc / 2, 1.f);
+    k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(XK, g->rope_tab, T, C, D, btc / 2, 1.f);
+    CK(cudaGetLastError());
+
+    ttt_inner_args a;
+    memset(&a, 0, sizeof a);
+    a.B = B; a.T = T; a.H = H; a.D = D;
+    a.XQ = XQ; a.XK = XK; a.XV = XV; a.lr = lr;
+    a.token_idx = p->token_idx; a.gamma = p->ttt_norm_w; a.beta = p->ttt_norm_b;
+    a.W0 = p->W1; a.b0 = p->b1;
+    a.Z = acts + L.Zin; a.states = acts + L.states;
+    CK(ttt_inner_linear_forward(&a, g->s));
+
+    float *Y = acts + L.Y;
+    k_ln_fwd<<<(BT + 7) / 8, 256, 0, g->s>>>(Y, acts + L.mean, acts + L.rstd, acts + L.Zin,
+                                             p->post_norm_w, p->post_norm_b, BT, C);
+    const float *O = Y;
+    if (c->use_gate) {
+        if (gemm(g, mode, 0, 1, BT, C, C, xin, -1, p->g_proj, 1, acts + L.gpre, 0.f)) return -1;
+        k_gate<<<nblk(btc), 256, 0, g->s>>>(acts + L.O, acts + L.gpre, Y, btc);
+        O = acts + L.O;
+    }
+    if (gemm(g, mode, 0, 1, BT, C, C, O, 2, p->o_proj, 1, out, 0.f)) return -1;
+    CK(cudaGetLastError());
+    return 0;
+}
+
+/* ---------------------------------------------------------------- backward */
+
+extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_config *c, float *dx,
+                                       const ttt_cuda_params *gr, const float *dout, const float *acts,
+                                       const float *x, const ttt_cuda_params *p, int B, int T)
+{
+    if (ttt_cuda_layer_check(c)) return -1;
+    CK(cudaSetDevice(g->dev));
+    const int C = c->C, H = c->H, D = c->D, BT = B * T;
+    const size_t btc = (size_t)BT * C, bt = (size_t)BT;
+    acts_layout L = layout(c, B, T);
+    if (rope_table(g, D, c->rope_theta)) return -1;
+
+    /* scratch: dO, dZin, dXQ, dXK, dXV, (dU), dlr, dtau */
+    size_t need = btc * (c->share_qk ? 6 : 5) + bt * H + 64;
+    if (grow((void **)&g->ws, &g->ws_cap, need * sizeof(float))) return -1;
+    float *dO = g->ws, *dZin = dO + btc, *dXQ = dZin + btc, *dXK = dXQ + btc, *dXV = dXK + btc;
+    float *dU = c->share_qk ? dXV + btc : NULL;
+    float *dlr = dXV + btc * (c->share_qk ? 2 : 1), *dtau = dlr + bt * H;
+    CK(cudaMemsetAsync(dx, 0, btc * sizeof(float), g->s));
+    CK(cudaMemsetAsync(dtau, 0, K16 * sizeof(float), g->s));
+
+    const dim3 colgrid((C + 127) / 128, (BT + COL_CHUNK - 1) / COL_CHUNK);
+    const void *xin, *din;
+    if (operand(g, mode, 0, x, btc, &xin)) return -1;
+    const float *Y = acts + L.Y, *O = c->use_gate ? acts + L.O : Y;
+
+    /* o_proj */
+    if (operand(g, mode, 2, dout, btc, &din)) return -1;
+    if (gemm(g, mode, 0, 0, BT, C, C, din, -1, p->o_proj, 1, dO, 0.f)) return -1;
+    if (gemm(g, mode, 1, 0, C, C, BT, din, -1, O, 1, gr->o_proj, 1.f)) return -1;
+    /* gate: dO -> dY, dgpre (in dZin for now) */
+    if (c->use_gate) {
+        k_gate_bwd<<<nblk(btc), 256, 0, g->s>>>(dO, dZin, acts + L.gpre, Y, btc);
+        if (gemm(g, mode, 1, 0, C, C, BT, dZin, 2, xin, -1, gr->g_proj, 1.f)) return -1;
+        if (gemm(g, mode, 0, 0, BT, C, C, dZin, 2, p->g_proj, 1, dx, 1.f)) return -1;
+    }
+    /* post-norm */
+    k_ln_bwd_params<<<colgrid, 128, 0, g->s>>>(gr->post_norm_w, gr->post_norm_b, dO, acts + L.Zin,
+                                               acts + L.mean, acts + L.rstd, BT, C);
+    k_ln_bwd<<<(BT + 7) / 8, 256, 0, g->s>>>(dZin, dO, acts + L.Zin, acts + L.mean, acts + L.rstd,
+                                             p->post_norm_w, BT, C);
+    CK(cudaGetLastError());
+
+    /* inner loop */
+    ttt_inner_args a;
+    memset(&a, 0, sizeof a);
+    a.B = B; a.T = T; a.H = H; a.D = D;
+    a.XQ = acts + L.XQ; a.XK = acts + L.XK; a.XV = acts + L.XV; a.lr = acts + L.lr;
+    a.token_idx = p->token_idx; a.gamma = p->ttt_norm_w; a.beta = p->ttt_norm_b;
+    a.W0 = p->W1; a.b0 = p->b1;
+    a.states = (float *)(acts + L.states);
+    a.dZ = dZin; a.dXQ = dXQ; a.dXK = dXK; a.dXV = dXV; a.dlr = dlr; a.dtau = dtau;
+    a.dgamma = gr->ttt_norm_w; a.dbeta = gr->ttt_norm_b; a.dW0 = gr->W1; a.db0 = gr->b1;
+    CK(ttt_inner_linear_backward(&a, g->s));
+
+    k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(dXQ, g->rope_tab, T, C, D, btc / 2, -1.f);
+    k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(dXK, g->rope_tab, T, C, D, btc / 2, -1.f);
+    k_token_grad<<<1, 32, 0, g->s>>>(gr->token_idx, dtau, p->token_idx);
+
+    /* lr gate (fp32) */
+    k_lr_gate_bwd<<<nblk(bt * H), 256, 0, g->s>>>(dlr, acts + L.lr, bt * H, (float)(D / c->base_lr));
+    k_colsum<<<dim3(1, (BT + COL_CHUNK - 1) / COL_CHUNK), 128, 0, g->s>>>(gr->lr_b, dlr, BT, H);
+    if (gemm(g, TTT_CUDA_F32, 1, 0, H, C, BT, dlr, -1, x, -1, gr->lr_w, 1.f)) return -1;
+    if (gemm(g, TTT_CUDA_F32, 0, 0, BT, C, H, dlr, -1, p->lr_w, -1, dx, 1.f)) return -1;
+
+    /* projections */
+    if (c->share_qk) {
+        int k = c->conv_kernel;
+        const float *U = acts + L.U;
+        k_conv_bwd_x<<<nblk(btc), 256, 0, g->s>>>(dU, dXQ, p->conv_q_w, T, C, k, btc, 0);
+        k_conv_bwd_x<<<nblk(btc), 256, 0, g->s>>>(dU, dXK, p->conv_k_w, T, C, k, btc, 1);
+        k_conv_bwd_w<<<colgrid, 128, 0, g->s>>>(gr->conv_q_w, gr->conv_q_b, dXQ, U, BT, T, C, k);
+        k_conv_bwd_w<<<colgrid, 128, 0, g->s>>>(gr->conv_k_w, gr->conv_k_b, dXK, U, BT, T, C, k);
+        if (gemm(g, mode, 1, 0, C, C, BT, dU, 2, xin, -1, gr->q_proj, 1.f)) return -1;
+        if (gemm(g, mode, 0, 0, BT, C, C, dU, 2, p->q_proj, 1, dx, 1.f)) return -1;
+    } else {
+        if (gemm(g, mode, 1, 0, C, C, BT, dXQ, 2, xin, -1, gr->q_proj, 1.f)) return -1;
+        if (gemm(g, mode, 0, 0, BT, C, C, dXQ, 2, p->q_proj, 1, dx, 1.f)) return -1;
+        if (gemm(g, mode, 1, 0, C, C, BT, dXK, 2, xin, -1, gr->k_proj, 1.f)) return -1;
+        if (gemm(g, mode, 0, 0, BT, C, C, dXK, 2, p->k_proj, 1, dx, 1.f)) return -1;
+    }
+    if (gemm(g, mode, 1, 0, C, C, BT, dXV, 2, xin, -1, gr->v_proj, 1.f)) return -1;
+    if (gemm(g, mode, 0, 0, BT, C, C, dXV, 2, p->v_proj, 1, dx, 1.f)) return -1;
+    CK(cudaGetLastError());
+    return 0;
+}

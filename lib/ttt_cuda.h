@@ -1,0 +1,85 @@
+/* ttt_cuda.h - C API of the CUDA backend (lib/cuda/): a whole TTT-Linear
+ * layer forward and backward on the GPU, mirroring ttt_layer_forward /
+ * ttt_layer_backward (lib/layers/ttt_layer.h) with device pointers.
+ *
+ * Compiled only when the build found nvcc (the Makefile then defines
+ * TTT_HAVE_CUDA for C code); guard every use with #ifdef TTT_HAVE_CUDA.
+ *
+ * All tensors are float32 device pointers, in the same layouts as the CPU
+ * layer (x/out [B,T,C] token-major, nn.Linear weights [out,in], per-head
+ * TTT tensors [H,...]). The precision mode picks how the projections run:
+ *   TTT_CUDA_F32   fp32 cuBLAS GEMMs (no TF32): matches the CPU layer ~1e-5
+ *   TTT_CUDA_BF16  GEMM inputs rounded to bf16, fp32 accumulation/outputs
+ * The fused inner loop keeps fp32 state and fp32 arithmetic in both modes.
+ * Errors: -1 / NULL with ttt_seterr (a message naming the CUDA call).
+ */
+#ifndef TTT_CUDA_H
+#define TTT_CUDA_H
+
+#include <stddef.h>
+#include "layers/ttt_layer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { TTT_CUDA_F32 = 0, TTT_CUDA_BF16 = 1 };
+
+typedef struct ttt_cuda ttt_cuda;   /* device, stream, cuBLAS handle, scratch */
+
+/* Number of usable CUDA devices (0 when there is no driver or no GPU). */
+int ttt_cuda_device_count(void);
+/* Name of device `dev` into buf ("" on failure). */
+void ttt_cuda_device_name(int dev, char *buf, size_t n);
+
+ttt_cuda *ttt_cuda_open(int dev);            /* NULL + message on failure */
+void ttt_cuda_close(ttt_cuda *g);
+int ttt_cuda_sync(ttt_cuda *g);              /* waits for the stream; 0 / -1 */
+
+/* Device memory helpers (float counts). */
+float *ttt_cuda_alloc(size_t n);             /* zeroed; NULL + message */
+void ttt_cuda_free(void *p);
+int ttt_cuda_upload(float *dst, const float *src, size_t n);
+int ttt_cuda_download(float *dst, const float *src, size_t n);
+int ttt_cuda_zero(float *p, size_t n);
+
+/* Layer parameters (or gradients) as device pointers; names as in
+ * ttt_layer_params. NULL where the configuration has no such tensor. */
+typedef struct {
+    float *q_proj, *k_proj, *v_proj, *o_proj, *g_proj;
+    float *conv_q_w, *conv_q_b, *conv_k_w, *conv_k_b;
+    float *lr_w, *lr_b;
+    float *token_idx;
+    float *ttt_norm_w, *ttt_norm_b;
+    float *W1, *b1;
+    float *post_norm_w, *post_norm_b;
+} ttt_cuda_params;
+
+/* Checks that the GPU layer supports the configuration (TTT-Linear, K = 16,
+ * head dim 16/32/64/96, conv_kernel <= 8). 0 or -1 with a message. */
+int ttt_cuda_layer_check(const ttt_layer_config *c);
+
+/* Floats of the device activation buffer one forward keeps for backward. */
+size_t ttt_cuda_layer_acts_size(const ttt_layer_config *c, int B, int T);
+
+/* out [B,T,C] = TTTLayer(x); acts sized by ttt_cuda_layer_acts_size. */
+int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_config *c, float *out,
+                           float *acts, const float *x, const ttt_cuda_params *p, int B, int T);
+
+/* dx (=) and parameter gradients (+=) from dout; acts/x as the forward left them. */
+int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_config *c, float *dx,
+                            const ttt_cuda_params *grad, const float *dout, const float *acts,
+                            const float *x, const ttt_cuda_params *p, int B, int T);
+
+/* Device views of named intermediates in acts: "XQ_rope" "XK_rope" (token-
+ * major [B,T,C], not [B,H,T,D]), "v_proj_out", "ttt_lr_eta" [B,T,H],
+ * "ttt_out_pre_post_norm", "post_norm_out", "o_proj_in", "states"
+ * ([B,H,nmb+1,D*D+D]); NULL if absent. */
+const float *ttt_cuda_layer_inter(const ttt_layer_config *c, const float *acts, const char *name,
+                                  int B, int T);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
