@@ -27,7 +27,14 @@ static int each_line(FILE *f, const char *name, const char *field,
         while (k < (size_t)n && strchr(" \t\r\n", line[k])) k++;
         if (k == (size_t)n) continue;
         json *j = json_parse(line, (size_t)n);
-        if (!j) { rc = ttt_preferr("%s: line %llu", name, lineno); break; }
+        if (!j) {
+            /* the parser saw one line: "line 1, column C: what" */
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", ttt_errmsg());   /* not into the buffer we format from */
+            const char *col = strstr(msg, "column ");
+            rc = col ? ttt_seterr("%s: line %llu, %s", name, lineno, col) : ttt_preferr("%s: line %llu", name, lineno);
+            break;
+        }
         const json *v = json_get(j, field);
         if (j->type != JSON_OBJ || !v || v->type != JSON_STR) {
             rc = ttt_seterr("%s: line %llu: %s", name, lineno,
