@@ -15,6 +15,7 @@
 #include "shard.h"        /* ttt_dataset */
 #include "svgplot.h"      /* ttt_svgplot_write */
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -65,6 +66,17 @@ static void progress(void *ud, uint64_t done, uint64_t total)
     fprintf(stderr, "\r%s: %s: %" PRIu64 "/%" PRIu64 " tokens (%.0f%%)", cli_prog(), name, done, total,
             total ? 100.0 * done / total : 100.0);
     fflush(stderr);
+}
+
+/* EPIPE ends quietly (status 0); another write error is reported once
+ * (cli_check_stdout's exit would flush the same buffer again). */
+static void check_out(void)
+{
+    fflush(stdout);
+    if (!ferror(stdout)) return;
+    if (errno == EPIPE) _exit(0);
+    fprintf(stderr, "%s: write error on standard output: %s\n", cli_prog(), strerror(errno));
+    _exit(1);
 }
 
 static void print_num(double v, const char *fmt)
@@ -211,7 +223,7 @@ int main(int argc, char **argv)
                 }
         }
     }
-    cli_check_stdout();
+    check_out();
     if (plot) write_plot(plot, mr, nmodels);
     for (int i = 0; i < nmodels; i++) ttt_eval_result_free(&mr[i].r);
     free(mr);

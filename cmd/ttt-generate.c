@@ -16,6 +16,7 @@
 #include "state.h"        /* ttt_state_save, ttt_state_load */
 #include "tokenizer.h"    /* ttt_tokenizer_* */
 
+#include <errno.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
@@ -77,6 +78,18 @@ static char *default_tokenizer(const char *model)
     return path;
 }
 
+/* Stdout check after writing: EPIPE ends quietly (status 0), another error
+ * is reported once and ends with status 1. (cli_check_stdout's cli_die
+ * would run the at-exit flush of the same buffer and print twice.) */
+static void check_out(void)
+{
+    if (!ferror(stdout)) return;
+    if (errno == EPIPE) _exit(0);
+    fprintf(stderr, "%s: write error on standard output: %s\n", cli_prog(), strerror(errno));
+    ttt_atomic_abort_all();
+    _exit(1);
+}
+
 /* ---- output with --stop: bytes that might begin the stop string are held
  * back until they are known not to. ---- */
 typedef struct {
@@ -93,7 +106,7 @@ static int emit(out_state *o, const char *p, size_t n)
     if (!o->slen) {
         fwrite(p, 1, n, stdout);
         if (o->tty) fflush(stdout);
-        cli_check_stdout();
+        check_out();
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
@@ -107,7 +120,7 @@ static int emit(out_state *o, const char *p, size_t n)
         o->nheld -= k;
     }
     if (o->tty) fflush(stdout);
-    cli_check_stdout();
+    check_out();
     return 0;
 }
 
@@ -115,7 +128,7 @@ static void flush_held(out_state *o)
 {
     fwrite(o->held, 1, o->nheld, stdout);
     o->nheld = 0;
-    cli_check_stdout();
+    check_out();
 }
 
 static double now(void)
@@ -266,7 +279,7 @@ int main(int argc, char **argv)
     }
     if (!stopped) flush_held(&o);
     fflush(stdout);
-    cli_check_stdout();
+    check_out();
     double t2 = now();
 
     if (state_out && ttt_state_save(state_out, m, s, &smp.rng, last, logits) < 0) cli_die_lib();
