@@ -7,6 +7,7 @@
 #include "../lib/bpe_train.h"   /* ttt_bpe_* */
 #include "../lib/err.h"         /* ttt_errmsg */
 #include "../lib/io.h"          /* ttt_atomic_* */
+#include "../lib/shard.h"       /* ttt_shard_open, ttt_shard_doc, ttt_shard_read */
 #include "../lib/tok_docs.h"    /* ttt_docs_each */
 #include "../lib/tokenizer.h"   /* ttt_tokenizer_* */
 #include "../lib/tokstream.h"   /* ttt_tokstream_* */
@@ -178,47 +179,99 @@ static int cmd_encode(const args *a, char **files, int nfiles)
 
 /* ---- decode ---- */
 
+typedef struct {
+    const ttt_tokenizer *tok;
+    const char *name;
+    int keep;
+    char *out;
+    size_t ocap;
+} dec_ctx;
+
+/* Writes one document's text; checks its length against the stored count. */
+static void decode_doc(dec_ctx *d, uint64_t doc, const uint32_t *ids, size_t n, uint64_t nbytes)
+{
+    size_t olen = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!d->keep && ttt_tokenizer_is_special(d->tok, ids[i])) continue;
+        if (ttt_tokenizer_decode(d->tok, ids + i, 1, &d->out, &olen, &d->ocap))
+            cli_die("%s: document %" PRIu64 ": %s", d->name, doc, ttt_errmsg());
+    }
+    if (!d->keep && olen != nbytes)
+        cli_die("%s: document %" PRIu64 ": decodes to %zu bytes, the file says %" PRIu64, d->name, doc, olen, nbytes);
+    fwrite(d->out, 1, olen, stdout);
+    cli_check_stdout();
+}
+
+static void check_same_tokenizer(const char *name, uint64_t hash, uint32_t vocab, const char *tpath, const ttt_tokenizer *tok)
+{
+    if (hash == ttt_tokenizer_hash(tok) && vocab == ttt_tokenizer_vocab_size(tok)) return;
+    cli_die("%s: made with another tokenizer (hash %016" PRIx64 ", vocabulary %u) than %s (hash %016" PRIx64 ", vocabulary %u)",
+            name, hash, vocab, tpath, ttt_tokenizer_hash(tok), ttt_tokenizer_vocab_size(tok));
+}
+
+static void decode_shard(dec_ctx *d, const char *tpath)
+{
+    ttt_shard *sh = ttt_shard_open(d->name);
+    if (!sh) cli_die_lib();
+    const ttt_shard_info *info = ttt_shard_get_info(sh);
+    check_same_tokenizer(d->name, info->tok_hash, info->vocab, tpath, d->tok);
+    uint32_t *ids = NULL;
+    size_t cap = 0;
+    for (uint64_t i = 0; i < info->ndocs; i++) {
+        uint64_t start, ntok, nbytes;
+        if (ttt_shard_doc(sh, i, &start, &ntok, &nbytes)) cli_die_lib();
+        if (ntok > cap) {
+            free(ids);
+            if (ntok > SIZE_MAX / sizeof *ids || !(ids = malloc(ntok * sizeof *ids))) cli_die("%s: out of memory", d->name);
+            cap = ntok;
+        }
+        if (ttt_shard_read(sh, start, ntok, ids)) cli_die_lib();
+        decode_doc(d, i, ids, ntok, nbytes);
+    }
+    free(ids);
+    ttt_shard_close(sh);
+}
+
 static int cmd_decode(const args *a, char **files, int nfiles)
 {
     if (!a->tokenizer) cli_usage_error("decode needs a tokenizer (-t FILE)");
-    if (nfiles > 1) cli_usage_error("decode reads one token stream (got %d operands)", nfiles);
+    if (nfiles > 1) cli_usage_error("decode reads one token stream or shard (got %d operands)", nfiles);
     ttt_tokenizer *tok = ttt_tokenizer_load(a->tokenizer);
     if (!tok) cli_die_lib();
     const char *path = files[0];
     int is_stdin = !strcmp(path, "-");
-    const char *name = is_stdin ? "<stdin>" : path;
+    dec_ctx d = { .tok = tok, .name = is_stdin ? "<stdin>" : path, .keep = a->keep };
     FILE *f = is_stdin ? stdin : fopen(path, "rb");
     if (!f) cli_die("%s: %s", path, strerror(errno));
-    ttt_tokstream_reader r;
-    if (ttt_tokstream_open(&r, f, name)) cli_die_lib();
-    if (r.hdr.tok_hash != ttt_tokenizer_hash(tok) || r.hdr.vocab != ttt_tokenizer_vocab_size(tok)) {
-        fprintf(stderr, "%s: %s: made with another tokenizer (hash %016" PRIx64 ", vocabulary %u) than %s (hash %016" PRIx64 ", vocabulary %u)\n",
-                cli_prog(), name, r.hdr.tok_hash, r.hdr.vocab, a->tokenizer, ttt_tokenizer_hash(tok), ttt_tokenizer_vocab_size(tok));
-        exit(1);
-    }
     static char obuf[1 << 20];
     setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
-    uint32_t *ids = NULL, n;
-    size_t cap = 0, olen, ocap = 0;
-    uint64_t nbytes;
-    char *out = NULL;
-    int rc;
-    while ((rc = ttt_tokstream_next(&r, &ids, &n, &cap, &nbytes)) == 1) {
-        olen = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            if (!a->keep && ttt_tokenizer_is_special(tok, ids[i])) continue;
-            if (ttt_tokenizer_decode(tok, ids + i, 1, &out, &olen, &ocap))
-                cli_die("%s: document %" PRIu64 ": %s", name, r.docs, ttt_errmsg());
+    /* a shard (random-access file) or a token stream (a pipe is fine) */
+    int c0 = getc(f);
+    if (c0 != EOF) ungetc(c0, f);
+    if (!is_stdin && c0 == 0x89) {
+        char head[8] = { 0 };
+        size_t got = fread(head, 1, sizeof head, f);
+        if (got >= 7 && !memcmp(head, "\x89TTTSHD", 7)) {
+            fclose(f);
+            decode_shard(&d, a->tokenizer);
+            goto done;
         }
-        if (!a->keep && olen != nbytes)
-            cli_die("%s: document %" PRIu64 ": decodes to %zu bytes, the stream says %" PRIu64, name, r.docs, olen, nbytes);
-        fwrite(out, 1, olen, stdout);
-        cli_check_stdout();
+        rewind(f);
     }
+    ttt_tokstream_reader r;
+    if (ttt_tokstream_open(&r, f, d.name)) cli_die_lib();
+    check_same_tokenizer(d.name, r.hdr.tok_hash, r.hdr.vocab, a->tokenizer, tok);
+    uint32_t *ids = NULL, n;
+    size_t cap = 0;
+    uint64_t nbytes;
+    int rc;
+    while ((rc = ttt_tokstream_next(&r, &ids, &n, &cap, &nbytes)) == 1)
+        decode_doc(&d, r.docs, ids, n, nbytes);
     if (rc < 0) { fflush(stdout); cli_check_stdout(); cli_die_lib(); }
     if (!is_stdin) fclose(f);
     free(ids);
-    free(out);
+done:
+    free(d.out);
     ttt_tokenizer_free(tok);
     return 0;
 }

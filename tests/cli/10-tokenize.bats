@@ -187,3 +187,15 @@ fixture() {
   ttt-tokenize encode --text -t tok.json corpus/doc*.txt u1.txt > ours.ids
   cmp hf.ids ours.ids
 }
+
+@test "decode reads a shard written by ttt-pack" {
+  fixture
+  ttt-tokenize encode -t tok.json corpus/doc1.txt corpus/odd.bin corpus/empty.txt | ttt-pack -q -o sh - ||
+    skip_or_fail "ttt-pack cannot pack the stream"
+  ttt-tokenize decode -t tok.json sh-train-000000.tok > sh.out
+  cat corpus/doc1.txt corpus/odd.bin | cmp - sh.out
+  ttt-tokenize train -v 300 corpus/doc1.txt > other.json
+  run ttt-tokenize decode -t other.json sh-train-000000.tok
+  assert_status 1
+  assert_match "another tokenizer"
+}
