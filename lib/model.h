@@ -108,6 +108,9 @@ int ttt_decode_prefill(ttt_model *m, ttt_decode *s, const int32_t *ids, int P, r
 /* One token per sequence [B]; logits [B,V]. */
 int ttt_decode_step(ttt_model *m, ttt_decode *s, const int32_t *ids, real *logits);
 long ttt_decode_position(const ttt_decode *s);
+/* Sets the position, for restoring a saved state: the caller then overwrites
+ * every state tensor (ttt_decode_tensor views are writable). 0 or -1. */
+int ttt_decode_set_position(ttt_decode *s, long pos);
 /* Named state tensors, reference cache names without the "cache.<when>."
  * prefix: "layer0.W1_states", "layer0.W1_grad", "layer0.conv_pre_conv",
  * "layer0.conv_ttt_conv_q", ... with their shape. NULL if absent. */

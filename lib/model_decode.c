@@ -76,6 +76,13 @@ oom:
 
 long ttt_decode_position(const ttt_decode *s) { return s->pos; }
 
+int ttt_decode_set_position(ttt_decode *s, long pos)
+{
+    if (pos < 0) return ttt_seterr("decode: negative position %ld", pos);
+    s->pos = pos;
+    return 0;
+}
+
 static int ensure_chunk(ttt_decode *s, int P)
 {
     if (P <= s->cap) return 0;

@@ -124,7 +124,7 @@ static int32_t *load_ids(const refvec_case *c, int B, int L)
 int refcheck_model(const refvec_case *c, refvec_tally *tl)
 {
     int B, L;
-    if (meta_int(c, "B", &B) || meta_int(c, "L", &L))
+    if (meta_int(c, "B", &B) || (meta_int(c, "L", &L) && meta_int(c, "L_total", &L)))
         return ttt_seterr("meta.txt: needs B and L");
     ttt_model *m = load_model(c);
     if (!m) return -1;
@@ -190,7 +190,8 @@ static void check_cache(refvec_tally *tl, const refvec_case *c, const ttt_decode
 int refcheck_decode(const refvec_case *c, refvec_tally *tl)
 {
     int B, L, P;
-    if (meta_int(c, "B", &B) || meta_int(c, "L_total", &L) || meta_int(c, "prefill_len_P", &P))
+    if (meta_int(c, "B", &B) || (meta_int(c, "L_total", &L) && meta_int(c, "L", &L)) ||
+        meta_int(c, "prefill_len_P", &P))
         return ttt_seterr("meta.txt: needs B, L_total and prefill_len_P");
     if (P > L) return ttt_seterr("meta.txt: prefill_len_P %d > L_total %d", P, L);
     ttt_model *m = load_model(c);
