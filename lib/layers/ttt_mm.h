@@ -20,6 +20,7 @@ static inline void mm_nn(real *restrict C, int ldc, const real *restrict A, int 
         for (int k = 0; k < K; k++) {
             real a = alpha * A[(size_t)i * lda + k];
             const real *b = B + (size_t)k * ldb;
+            _Pragma("omp simd")
             for (int j = 0; j < N; j++) c[j] += a * b[j];
         }
     }
@@ -34,6 +35,7 @@ static inline void mm_nt(real *restrict C, int ldc, const real *restrict A, int 
         for (int j = 0; j < N; j++) {
             const real *b = B + (size_t)j * ldb;
             real s = 0;
+            _Pragma("omp simd reduction(+:s)")
             for (int k = 0; k < K; k++) s += a[k] * b[k];
             C[(size_t)i * ldc + j] = (acc ? C[(size_t)i * ldc + j] : 0) + alpha * s;
         }
@@ -51,6 +53,7 @@ static inline void mm_tn(real *restrict C, int ldc, const real *restrict A, int 
         for (int i = 0; i < M; i++) {
             real a = alpha * A[(size_t)k * lda + i];
             real *c = C + (size_t)i * ldc;
+            _Pragma("omp simd")
             for (int j = 0; j < N; j++) c[j] += a * b[j];
         }
     }
@@ -62,6 +65,7 @@ static inline void mm_colsum(real *restrict y, const real *restrict A, int lda, 
 {
     if (!acc) memset(y, 0, sizeof(real) * N);
     for (int i = 0; i < M; i++)
+        _Pragma("omp simd")
         for (int j = 0; j < N; j++) y[j] += alpha * A[(size_t)i * lda + j];
 }
 
