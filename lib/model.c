@@ -342,6 +342,7 @@ int ttt_model_forward(ttt_model *m, const int32_t *ids, const int32_t *targets, 
     int C = c->hidden_size, V = c->vocab_size, I = c->intermediate_size, k = c->conv_kernel;
     double eps = c->rms_norm_eps;
     m->fwd_ok = 0;
+    m->bwd_done = 0;
     if (B <= 0 || T <= 0 || (double)B * T > 2147483647.0)
         return ttt_seterr("forward: bad batch shape B=%d T=%d", B, T);
     int N = B * T;
@@ -403,6 +404,11 @@ int ttt_model_backward(ttt_model *m)
     const ttt_config *c = &m->cfg;
     if (!m->fwd_ok || !m->has_targets)
         return ttt_seterr("backward: no forward with targets to differentiate");
+    /* The TTT layers reuse their saved activations during the backward, so
+     * each forward can be differentiated once. */
+    if (m->bwd_done)
+        return ttt_seterr("backward: the last forward was already differentiated; run a forward first");
+    m->bwd_done = 1;
     int B = m->B, T = m->T, N = B * T, C = c->hidden_size, V = c->vocab_size;
     int I = c->intermediate_size, k = c->conv_kernel;
     size_t NC = (size_t)N * C;

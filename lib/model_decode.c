@@ -23,6 +23,7 @@ struct ttt_decode {
     ttt_layer_config lc;
     int B;
     long pos;
+    int broken;          /* a failed call left the layers at different positions */
     real *preconv;       /* [L][B,C,k], NULL without pre_conv */
     real **state;        /* [L] ttt layer states */
     size_t state_size;
@@ -148,6 +149,8 @@ static int run_chunk(ttt_model *m, ttt_decode *s, const int32_t *ids, int P, int
     int B = s->B, C = c->hidden_size, V = c->vocab_size, I = c->intermediate_size, k = c->conv_kernel;
     int N = B * P;
     double eps = c->rms_norm_eps;
+    if (s->broken)
+        return ttt_seterr("decode: the state is unusable after an earlier failure; start a new one");
     for (int n = 0; n < N; n++)
         if (ids[n] < 0 || ids[n] >= V)
             return ttt_seterr("decode: token id %d is outside the vocabulary (size %d)", (int)ids[n], V);
@@ -168,8 +171,10 @@ static int run_chunk(ttt_model *m, ttt_decode *s, const int32_t *ids, int P, int
         rmsnorm_forward(s->x, NULL, s->h, p->seq_norm, N, C, eps);
         if (step)
             ttt_layer_step(&s->lc, s->y, s->state[l], s->x, &p->ttt, B, s->pos);
-        else if (ttt_layer_prefill(&s->lc, s->y, s->state[l], s->x, &p->ttt, B, P, s->pos))
-            return -1;   /* NOTE: earlier layers have advanced; the state is unusable */
+        else if (ttt_layer_prefill(&s->lc, s->y, s->state[l], s->x, &p->ttt, B, P, s->pos)) {
+            s->broken = 1;   /* earlier layers have advanced: the state is unusable */
+            return -1;
+        }
         add_to(s->h, s->y, NC);
         rmsnorm_forward(s->x, NULL, s->h, p->ffn_norm, N, C, eps);
         swiglu_forward(s->y, s->sw, s->x, p->gate_proj, p->up_proj, p->down_proj, N, C, I);

@@ -44,7 +44,7 @@ struct ttt_model {
     /* activations of the last forward */
     real *acts;
     size_t acts_cap;            /* reals */
-    int B, T, fwd_ok, has_targets;
+    int B, T, fwd_ok, has_targets, bwd_done;
     long count;                 /* valid targets */
     int32_t *ids, *targets;     /* copies [N] */
     size_t ids_cap;

@@ -1,8 +1,16 @@
-/* xent.c - cross-entropy forward/backward (see xent.h). Softmax sums in double. */
+/* xent.c - cross-entropy forward/backward (see xent.h). The exponentials are
+ * taken in the precision of `real` (the vocabulary-wide exp is the cost
+ * here), their sums in double. */
 #include "xent.h"
 
 #include <math.h>
 #include <string.h>
+
+#ifdef TTT_F64
+#define EXPR exp
+#else
+#define EXPR expf
+#endif
 
 double xent_forward(real *losses, real *lse, const real *logits, const int32_t *targets,
                     int N, int V, long *count)
@@ -15,7 +23,7 @@ double xent_forward(real *losses, real *lse, const real *logits, const int32_t *
         real mx = l[0];
         for (int v = 1; v < V; v++) if (l[v] > mx) mx = l[v];
         double s = 0;
-        for (int v = 0; v < V; v++) s += exp((double)(l[v] - mx));
+        for (int v = 0; v < V; v++) s += EXPR(l[v] - mx);
         double z = mx + log(s);
         lse[n] = (real)z;
         int t = targets ? targets[n] : -1;
@@ -44,8 +52,8 @@ void xent_backward(real *dlogits, const real *logits, const real *lse, const int
             memset(d, 0, sizeof(real) * V);
             continue;
         }
-        double z = lse[n];
-        for (int v = 0; v < V; v++) d[v] = (real)(scale * exp((double)l[v] - z));
-        d[t] -= (real)scale;
+        real z = lse[n], sc = (real)scale;
+        for (int v = 0; v < V; v++) d[v] = sc * EXPR(l[v] - z);
+        d[t] -= sc;
     }
 }

@@ -272,9 +272,10 @@ static void test_model_fd(int kind, int mamba)
         }
     }
     CHECK(bad == 0);
-    /* gradients accumulate */
+    /* gradients accumulate; one backward per forward */
     model_loss(m, ids, tg, B, T);
     CHECK(ttt_model_backward(m) == 0);
+    CHECK(ttt_model_backward(m) == -1 && strstr(ttt_errmsg(), "already"));
     CHECK_CLOSE(g[7], 2 * grad[7], 1e-12, 1e-9);
     /* per-token losses: mean over valid targets is the loss */
     double loss = model_loss(m, ids, tg, B, T), s = 0;
