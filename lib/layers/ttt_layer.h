@@ -49,7 +49,9 @@ size_t ttt_layer_acts_size(const ttt_layer_config *c, int B, int T);
 void ttt_layer_forward(const ttt_layer_config *c, real *out, real *acts,
                        const real *x, const ttt_layer_params *p, int B, int T);
 
-/* dx [B,T,C] (=), g (+=) from dout [B,T,C]; acts/x as left by the forward. */
+/* dx [B,T,C] (=), g (+=) from dout [B,T,C]; acts/x as left by the forward.
+ * Uses the fast-weight state area of acts as its running gradient: one
+ * backward per forward. */
 void ttt_layer_backward(const ttt_layer_config *c, real *dx, const ttt_layer_params *g,
                         const real *dout, real *acts, const real *x,
                         const ttt_layer_params *p, int B, int T);
