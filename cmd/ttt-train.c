@@ -255,6 +255,22 @@ static double metrics_truncate(const char *path, long long step)
     return elapsed;
 }
 
+/* A RUNDIR this process created is removed again if it exits before the
+ * first checkpoint, so a failed start leaves nothing behind. */
+static const char *created_dir;
+
+static void remove_created_dir(void)
+{
+    if (!created_dir || ttt_ckpt_is_run(created_dir)) return;
+    static const char *const files[] = { "lock", "run.json", "config.json", "metrics.jsonl", "tokenizer.json" };
+    char p[PATH_MAX];
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(p, sizeof p, "%s/%s", created_dir, files[i]);
+        unlink(p);
+    }
+    rmdir(created_dir);
+}
+
 static int take_lock(const char *rundir)
 {
     char path[PATH_MAX];
@@ -430,7 +446,10 @@ int main(int argc, char **argv)
     struct stat sb;
     if (resume) {
         if (stat(rundir, &sb) != 0 || !S_ISDIR(sb.st_mode)) cli_die("%s: no such run directory", rundir);
-    } else if (mkdir(rundir, 0755) != 0 && errno != EEXIST) {
+    } else if (mkdir(rundir, 0755) == 0) {
+        created_dir = rundir;
+        atexit(remove_created_dir);
+    } else if (errno != EEXIST) {
         cli_die("%s: cannot create: %s", rundir, strerror(errno));
     } else if (stat(rundir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
         cli_die("%s: exists and is not a directory", rundir);
