@@ -83,15 +83,17 @@ const ttt_tensor *ttt_model_find(const ttt_model *m, const char *name);
 void ttt_model_init(ttt_model *m, uint64_t seed);
 
 /* Forward over ids [B,T]. With targets [B,T] (entries < 0 ignored) the mean
- * cross-entropy over valid targets goes to *loss. Keeps what the backward
- * needs. Returns 0 or -1 (out of memory). */
+ * cross-entropy over valid targets goes to *loss (0 if none is valid).
+ * Keeps what the backward needs. Returns 0 or -1 (id or target outside the
+ * vocabulary, bad shape, out of memory). */
 int ttt_model_forward(ttt_model *m, const int32_t *ids, const int32_t *targets, int B, int T, double *loss);
 /* Logits of the last forward, [B,T,V]. */
 const real *ttt_model_logits(const ttt_model *m);
 /* Per-token losses of the last forward with targets, [B,T] (0 where ignored). */
 const real *ttt_model_token_losses(const ttt_model *m);
 void ttt_model_zero_grad(ttt_model *m);
-/* Backward of the mean loss of the last forward; gradients accumulate. */
+/* Backward of the mean loss of the last forward; gradients accumulate.
+ * Once per forward (the TTT layers reuse their saved activations). */
 int ttt_model_backward(ttt_model *m);
 
 /* Named intermediates of the last forward for the reference checks, e.g.
