@@ -595,7 +595,6 @@ int main(int argc, char **argv)
     real *params = ttt_model_params(m), *grads = ttt_model_grads(m);
     size_t np = ttt_model_num_params(m);
     double t0 = now_s(), rate = 0;
-    long long start_step = st.step;
     if (st.step >= o.steps) {
         if (cli_verbosity >= 1)
             cli_warn("%s: the run is complete at step %lld (give --steps to extend it)", rundir, st.step);
@@ -666,7 +665,6 @@ int main(int argc, char **argv)
                     st.step, rundir);
         return 130;
     }
-    (void)start_step;
     ttt_dataset_close(train);
     if (val) ttt_dataset_close(val);
     ttt_model_free(m);
