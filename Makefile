@@ -181,3 +181,6 @@ FORCE:
 deps:
 	bash .ci/deps
 .PHONY: deps
+
+# Opt-in fragments owned by their areas (fuzzing, sanitizers, ...).
+-include tests/fuzz/fuzz.mk
