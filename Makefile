@@ -41,6 +41,19 @@ else
 HAVE_BLAS := no (pure C fallback)
 endif
 
+# MPI (data-parallel training): optional, detected through mpicc; NO_MPI=1 turns it off.
+ifneq ($(NO_MPI),1)
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
+endif
+ifneq ($(MPI_LIBS),)
+override CFLAGS += -DTTT_HAVE_MPI $(MPI_CFLAGS)
+LDLIBS += $(MPI_LIBS)
+HAVE_MPI := yes
+else
+HAVE_MPI := no
+endif
+
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA_ARCH ?= 90
 CUDA_SRC := $(wildcard lib/cuda/*.cu)
@@ -76,8 +89,8 @@ all: $(BINS) tests/refcheck tests/refcheck-f32
 
 build/config.h: FORCE
 	@mkdir -p build
-	@printf '#define TTT_BUILD_CONFIG \\\n  "cuda: %s\\n" \\\n  "openmp: %s\\n" \\\n  "blas: %s\\n" \\\n  "zlib: " ZLIB_VERSION "\\n" \\\n  "xxhash: %d.%d.%d\\n"\n#include <zlib.h>\n#include <xxhash.h>\n#define TTT_XXH_VERSION XXH_VERSION_MAJOR, XXH_VERSION_MINOR, XXH_VERSION_RELEASE\n' \
-	  "$(HAVE_CUDA)" "$(HAVE_OMP)" "$(HAVE_BLAS)" > $@.tmp
+	@printf '#define TTT_BUILD_CONFIG \\\n  "cuda: %s\\n" \\\n  "openmp: %s\\n" \\\n  "mpi: %s\\n" \\\n  "blas: %s\\n" \\\n  "zlib: " ZLIB_VERSION "\\n" \\\n  "xxhash: " TTT_STR(XXH_VERSION_MAJOR) "." TTT_STR(XXH_VERSION_MINOR) "." TTT_STR(XXH_VERSION_RELEASE) "\\n"\n#define TTT_STR2(x) #x\n#define TTT_STR(x) TTT_STR2(x)\n#include <zlib.h>\n#include <xxhash.h>\n' \
+	  "$(HAVE_CUDA)" "$(HAVE_OMP)" "$(HAVE_MPI)" "$(HAVE_BLAS)" > $@.tmp
 	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
 
 build/f32/%.o: %.c build/config.h
@@ -136,7 +149,7 @@ check-ref: tests/refcheck tests/refcheck-f32
 	else echo "check-ref: $(REFVECTORS) not found, skipped"; fi
 
 check-cli: all
-	TTT_BIN_DIR=$(CURDIR)/build bats tests/cli
+	OMP_WAIT_POLICY=passive TTT_BIN_DIR=$(CURDIR)/build bats tests/cli
 
 check: check-unit check-ref check-cli
 test: check
@@ -169,6 +182,7 @@ config:
 	@echo "openmp: $(HAVE_OMP)"
 	@echo "blas:   $(HAVE_BLAS)"
 	@echo "cuda:   $(HAVE_CUDA)"
+	@echo "mpi:    $(HAVE_MPI)"
 
 clean:
 	rm -rf build tests/refcheck tests/refcheck-f32
