@@ -120,7 +120,7 @@ small_shard() {
   printf '\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03' > a.gz
   printf '\x28\xb5\x2f\xfd\x00\x00\x00\x00' > a.zst
   printf 'GGUF\x03\x00\x00\x00\x00\x00\x00\x00' > a.gguf
-  printf '\xd8\xc5\x34\x01\x01\x00\x00\x00' > a.bin   # llm.c 20240520
+  printf '\x88\xd8\x34\x01\x01\x00\x00\x00' > a.bin   # llm.c 20240520
   for x in a.gz:gzip a.zst:zstd a.gguf:GGUF a.bin:llm.c; do
     run ttt-inspect "${x%%:*}"
     assert_status 1
