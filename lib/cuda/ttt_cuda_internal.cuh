@@ -28,7 +28,12 @@ struct ttt_inner_args {
     float *dtau;                    /* [K] (+=), gradient of the clamped factor tau */
     float *dgamma, *dbeta;          /* [H,D] (+=) */
     float *dW0, *db0;               /* [H,D,D], [H,D] (+=) */
+    int rpt;                        /* tuning: rows per thread 2 or 4 (0 = default) */
 };
+
+/* Default rows per thread (threads per block = 16/rpt * D), from the kernel lab. */
+#define TTT_INNER_RPT_FWD 2
+#define TTT_INNER_RPT_BWD 2
 
 __host__ __device__ static inline int ttt_inner_nmb(int T) { return (T + TTT_CUDA_K - 1) / TTT_CUDA_K; }
 static inline size_t ttt_inner_states_size(int B, int H, int D, int T)

@@ -8,10 +8,13 @@
  * reverse, recomputes each one from its stored start state and carries
  * dS' = (dW', db') in shared memory.
  *
- * Threads: 4*D. "Grid" phases give thread t the column j = t % D and the four
- * rows i = t/D + 4q (register blocking: each W element read once serves four
- * rows); "row" phases give each warp whole rows (LayerNorm-type reductions
- * with shuffles). Tiles are always 16 rows: the rows past a partial
+ * Threads: (16/RPT)*D, RPT = rows per thread (2 for D <= 64, else 4; the
+ * kernel lab tests/kernels/inner_linear_lab.cu times both). "Grid" phases
+ * give thread t the column j = t % D and the RPT rows i = t/D + (16/RPT)q
+ * (register blocking: each W element read once serves RPT rows); "row" phases
+ * give each warp whole rows (LayerNorm-type reductions with shuffles). The
+ * next mini-batch's Q/K/V(/dZ)/lr are prefetched into registers while the
+ * current one computes. Tiles are always 16 rows: the rows past a partial
  * mini-batch are zero and get lr = 0, so they contribute nothing.
  *
  * Arithmetic is plain fp32 FMA (CUDA cores), not tensor cores: the fp32 mode
@@ -38,10 +41,10 @@ __device__ __forceinline__ float tau_of(const float *off, int i)
 /* forward                                                                   */
 /* ------------------------------------------------------------------------ */
 
-template <int D>
-__global__ void __launch_bounds__(4 * D) inner_fwd(ttt_inner_args a)
+template <int D, int RPT>
+__global__ void __launch_bounds__(KB / RPT * D) inner_fwd(ttt_inner_args a)
 {
-    constexpr int NT = 4 * D, TLD = D + 1, NW = NT / 32, CPL = (D + 31) / 32;
+    constexpr int RG = KB / RPT, NT = RG * D, TLD = D + 1, NW = NT / 32, CPL = (D + 31) / 32;
     extern __shared__ float sm[];
     float *Ws = sm;                 /* [D][D] */
     float *bs = Ws + D * D;         /* [D] */
@@ -72,45 +75,55 @@ __global__ void __launch_bounds__(4 * D) inner_fwd(ttt_inner_args a)
     }
     __syncthreads();
 
+    float pq[RPT], pk[RPT], pv[RPT], plr = 0.f;
+#define PREFETCH(nn) do { const int t0_ = (nn) * KB, r_ = min(KB, T - t0_);                       \
+        _Pragma("unroll") for (int u = 0; u < RPT; u++) {                                       \
+            int x = tid + u * NT, i = x / D, c = x % D;                                         \
+            size_t g = ((size_t)b * T + t0_ + i) * C + h * D + c;                               \
+            pq[u] = i < r_ ? a.XQ[g] : 0.f; pk[u] = i < r_ ? a.XK[g] : 0.f;                     \
+            pv[u] = i < r_ ? a.XV[g] : 0.f;                                                     \
+        }                                                                                       \
+        if (tid < KB) plr = tid < r_ ? a.lr[((size_t)b * T + t0_ + tid) * a.H + h] : 0.f;       \
+    } while (0)
+    PREFETCH(0);
+
     for (int n = 0; n < nmb; n++) {
         const int t0 = n * KB, r = min(KB, T - t0);
         /* P0: save the start state, load the tiles */
         float *stn = st + (size_t)n * (D * D + D);
         for (int x = tid; x < D * D; x += NT) stn[x] = Ws[x];
         for (int x = tid; x < D; x += NT) stn[D * D + x] = bs[x];
-        for (int x = tid; x < KB * D; x += NT) {
-            int i = x / D, c = x % D;
-            float q = 0.f, k = 0.f, v = 0.f;
-            if (i < r) {
-                size_t g = ((size_t)b * T + t0 + i) * C + h * D + c;
-                q = a.XQ[g]; k = a.XK[g]; v = a.XV[g];
-            }
-            Qs[i * TLD + c] = q; Ks[i * TLD + c] = k; Vs[i * TLD + c] = v;
+#pragma unroll
+        for (int u = 0; u < RPT; u++) {
+            int x = tid + u * NT, i = x / D, c = x % D;
+            Qs[i * TLD + c] = pq[u]; Ks[i * TLD + c] = pk[u]; Vs[i * TLD + c] = pv[u];
         }
         if (tid < KB) {
-            lrs[tid] = tid < r ? a.lr[((size_t)b * T + t0 + tid) * a.H + h] : 0.f;
+            lrs[tid] = plr;
             taus[tid] = tau_of(a.token_idx, tid);
         }
         __syncthreads();
+        /* prefetch the next mini-batch into registers while this one computes */
+        if (n + 1 < nmb) PREFETCH(n + 1);
 
         /* P1: Z = K W + b, Y = Q W + b; coefficients eta*(tril(QK^T)+1) */
         {
-            float z[4], y[4];
+            float z[RPT], y[RPT];
 #pragma unroll
-            for (int q = 0; q < 4; q++) z[q] = y[q] = bs[jcol];
+            for (int q = 0; q < RPT; q++) z[q] = y[q] = bs[jcol];
 #pragma unroll 8
             for (int k = 0; k < D; k++) {
                 float w = Ws[k * D + jcol];
 #pragma unroll
-                for (int q = 0; q < 4; q++) {
-                    int i = ig + 4 * q;
+                for (int q = 0; q < RPT; q++) {
+                    int i = ig + RG * q;
                     z[q] = fmaf(Ks[i * TLD + k], w, z[q]);
                     y[q] = fmaf(Qs[i * TLD + k], w, y[q]);
                 }
             }
 #pragma unroll
-            for (int q = 0; q < 4; q++) {
-                int i = ig + 4 * q;
+            for (int q = 0; q < RPT; q++) {
+                int i = ig + RG * q;
                 Zs[i * TLD + jcol] = z[q];
                 Ys[i * TLD + jcol] = y[q];
             }
@@ -165,17 +178,17 @@ __global__ void __launch_bounds__(4 * D) inner_fwd(ttt_inner_args a)
 
         /* P3: zbar = Y - (eta*(A+1)) G; W -= K^T diag(e) G; b -= e^T G */
         {
-            float y[4];
+            float y[RPT];
 #pragma unroll
-            for (int q = 0; q < 4; q++) y[q] = Ys[(ig + 4 * q) * TLD + jcol];
+            for (int q = 0; q < RPT; q++) y[q] = Ys[(ig + RG * q) * TLD + jcol];
 #pragma unroll 4
             for (int m = 0; m < KB; m++) {
                 float g = Zs[m * TLD + jcol];
 #pragma unroll
-                for (int q = 0; q < 4; q++) y[q] = fmaf(-Cs[(ig + 4 * q) * 17 + m], g, y[q]);
+                for (int q = 0; q < RPT; q++) y[q] = fmaf(-Cs[(ig + RG * q) * 17 + m], g, y[q]);
             }
 #pragma unroll
-            for (int q = 0; q < 4; q++) Ys[(ig + 4 * q) * TLD + jcol] = y[q];
+            for (int q = 0; q < RPT; q++) Ys[(ig + RG * q) * TLD + jcol] = y[q];
 
             const float tl = taus[r - 1];
             float eg[KB], sb = 0.f;
@@ -184,7 +197,7 @@ __global__ void __launch_bounds__(4 * D) inner_fwd(ttt_inner_args a)
                 eg[i] = tl * lrs[i] * Zs[i * TLD + jcol];
                 sb += eg[i];
             }
-            for (int k = ig; k < D; k += 4) {
+            for (int k = ig; k < D; k += RG) {
                 float acc = 0.f;
 #pragma unroll
                 for (int i = 0; i < KB; i++) acc = fmaf(Ks[i * TLD + k], eg[i], acc);
@@ -220,6 +233,7 @@ __global__ void __launch_bounds__(4 * D) inner_fwd(ttt_inner_args a)
         }
         __syncthreads();
     }
+#undef PREFETCH
     float *stn = st + (size_t)nmb * (D * D + D);
     for (int x = tid; x < D * D; x += NT) stn[x] = Ws[x];
     for (int x = tid; x < D; x += NT) stn[D * D + x] = bs[x];
@@ -229,10 +243,10 @@ __global__ void __launch_bounds__(4 * D) inner_fwd(ttt_inner_args a)
 /* backward (spec 8.3, TTT-Linear)                                           */
 /* ------------------------------------------------------------------------ */
 
-template <int D>
-__global__ void __launch_bounds__(4 * D) inner_bwd(ttt_inner_args a)
+template <int D, int RPT>
+__global__ void __launch_bounds__(KB / RPT * D) inner_bwd(ttt_inner_args a)
 {
-    constexpr int NT = 4 * D, TLD = D + 1, WLD = D + 1, NW = NT / 32, CPL = (D + 31) / 32;
+    constexpr int RG = KB / RPT, NT = RG * D, TLD = D + 1, WLD = D + 1, NW = NT / 32, CPL = (D + 31) / 32;
     constexpr int TS = KB * TLD, SS = KB * 17;
     extern __shared__ float sm[];
     float *Ws = sm;                  /* [D][WLD] state S_n */
@@ -272,6 +286,18 @@ __global__ void __launch_bounds__(4 * D) inner_bwd(ttt_inner_args a)
     }
     float dtau_acc = 0.f;   /* thread tid < 16 owns dtau[tid] */
 
+    float pq[RPT], pk[RPT], pv[RPT], pd[RPT], plr = 0.f;
+#define PREFETCH(nn) do { const int t0_ = (nn) * KB, r_ = min(KB, T - t0_);                       \
+        _Pragma("unroll") for (int u = 0; u < RPT; u++) {                                       \
+            int x = tid + u * NT, i = x / D, c = x % D;                                         \
+            size_t g = ((size_t)b * T + t0_ + i) * C + h * D + c;                               \
+            pq[u] = i < r_ ? a.XQ[g] : 0.f; pk[u] = i < r_ ? a.XK[g] : 0.f;                     \
+            pv[u] = i < r_ ? a.XV[g] : 0.f; pd[u] = i < r_ ? a.dZ[g] : 0.f;                     \
+        }                                                                                       \
+        if (tid < KB) plr = tid < r_ ? a.lr[((size_t)b * T + t0_ + tid) * a.H + h] : 0.f;       \
+    } while (0)
+    PREFETCH(nmb - 1);
+
     for (int n = nmb - 1; n >= 0; n--) {
         const int t0 = n * KB, r = min(KB, T - t0);
         __syncthreads();
@@ -279,33 +305,30 @@ __global__ void __launch_bounds__(4 * D) inner_bwd(ttt_inner_args a)
         const float *stn = st + (size_t)n * (D * D + D);
         for (int x = tid; x < D * D; x += NT) Ws[(x / D) * WLD + x % D] = stn[x];
         for (int x = tid; x < D; x += NT) bs[x] = stn[D * D + x];
-        for (int x = tid; x < KB * D; x += NT) {
-            int i = x / D, c = x % D;
-            float q = 0.f, k = 0.f, v = 0.f, d = 0.f;
-            if (i < r) {
-                size_t g = ((size_t)b * T + t0 + i) * C + h * D + c;
-                q = a.XQ[g]; k = a.XK[g]; v = a.XV[g]; d = a.dZ[g];
-            }
-            Qs[i * TLD + c] = q; Ks[i * TLD + c] = k; Vs[i * TLD + c] = v; dOs[i * TLD + c] = d;
+#pragma unroll
+        for (int u = 0; u < RPT; u++) {
+            int x = tid + u * NT, i = x / D, c = x % D;
+            Qs[i * TLD + c] = pq[u]; Ks[i * TLD + c] = pk[u]; Vs[i * TLD + c] = pv[u]; dOs[i * TLD + c] = pd[u];
         }
         if (tid < KB) {
-            lrs[tid] = tid < r ? a.lr[((size_t)b * T + t0 + tid) * a.H + h] : 0.f;
+            lrs[tid] = plr;
             taus[tid] = tau_of(a.token_idx, tid);
         }
         __syncthreads();
+        if (n > 0) PREFETCH(n - 1);
         const float tl = taus[r - 1];
 
         /* P1: Z, Y = QW+b, M = K dW' + db'; A, eta, coefficients */
         {
-            float z[4], y[4], m[4];
+            float z[RPT], y[RPT], m[RPT];
 #pragma unroll
-            for (int q = 0; q < 4; q++) { z[q] = y[q] = bs[jcol]; m[q] = dbs[jcol]; }
+            for (int q = 0; q < RPT; q++) { z[q] = y[q] = bs[jcol]; m[q] = dbs[jcol]; }
 #pragma unroll 4
             for (int k = 0; k < D; k++) {
                 float w = Ws[k * WLD + jcol], dw = dWs[k * WLD + jcol];
 #pragma unroll
-                for (int q = 0; q < 4; q++) {
-                    int i = ig + 4 * q;
+                for (int q = 0; q < RPT; q++) {
+                    int i = ig + RG * q;
                     float kk = Ks[i * TLD + k];
                     z[q] = fmaf(kk, w, z[q]);
                     m[q] = fmaf(kk, dw, m[q]);
@@ -313,8 +336,8 @@ __global__ void __launch_bounds__(4 * D) inner_bwd(ttt_inner_args a)
                 }
             }
 #pragma unroll
-            for (int q = 0; q < 4; q++) {
-                int i = ig + 4 * q;
+            for (int q = 0; q < RPT; q++) {
+                int i = ig + RG * q;
                 Zh[i * TLD + jcol] = z[q];
                 Ys[i * TLD + jcol] = y[q];
                 Ms[i * TLD + jcol] = m[q];
@@ -374,17 +397,17 @@ __global__ void __launch_bounds__(4 * D) inner_bwd(ttt_inner_args a)
 
         /* P3: zbar = Y - C G */
         {
-            float y[4];
+            float y[RPT];
 #pragma unroll
-            for (int q = 0; q < 4; q++) y[q] = Ys[(ig + 4 * q) * TLD + jcol];
+            for (int q = 0; q < RPT; q++) y[q] = Ys[(ig + RG * q) * TLD + jcol];
 #pragma unroll 4
             for (int m = 0; m < KB; m++) {
                 float g = Gs[m * TLD + jcol];
 #pragma unroll
-                for (int q = 0; q < 4; q++) y[q] = fmaf(-Cs[(ig + 4 * q) * 17 + m], g, y[q]);
+                for (int q = 0; q < RPT; q++) y[q] = fmaf(-Cs[(ig + RG * q) * 17 + m], g, y[q]);
             }
 #pragma unroll
-            for (int q = 0; q < 4; q++) Ys[(ig + 4 * q) * TLD + jcol] = y[q];
+            for (int q = 0; q < RPT; q++) Ys[(ig + RG * q) * TLD + jcol] = y[q];
         }
         __syncthreads();
 
@@ -441,42 +464,44 @@ __global__ void __launch_bounds__(4 * D) inner_bwd(ttt_inner_args a)
         }
         {
             /* thread: column k = jcol of dK, rows ig+4q */
-            float acc[4] = {0.f, 0.f, 0.f, 0.f};
+            float acc[RPT];
+#pragma unroll
+            for (int q = 0; q < RPT; q++) acc[q] = 0.f;
 #pragma unroll 4
             for (int j = 0; j < D; j++) {
                 float dw = dWs[jcol * WLD + j];
 #pragma unroll
-                for (int q = 0; q < 4; q++) acc[q] = fmaf(Gs[(ig + 4 * q) * TLD + j], dw, acc[q]);
+                for (int q = 0; q < RPT; q++) acc[q] = fmaf(Gs[(ig + RG * q) * TLD + j], dw, acc[q]);
             }
 #pragma unroll
-            for (int q = 0; q < 4; q++) {
-                int i = ig + 4 * q;
+            for (int q = 0; q < RPT; q++) {
+                int i = ig + RG * q;
                 dKs[i * TLD + jcol] = -tl * lrs[i] * acc[q];
             }
-            float dg[4];
+            float dg[RPT];
 #pragma unroll
-            for (int q = 0; q < 4; q++) {
-                int m = ig + 4 * q;
+            for (int q = 0; q < RPT; q++) {
+                int m = ig + RG * q;
                 dg[q] = -tl * lrs[m] * Ms[m * TLD + jcol];
             }
 #pragma unroll 4
             for (int i = 0; i < KB; i++) {
                 float dz = dZb[i * TLD + jcol];
 #pragma unroll
-                for (int q = 0; q < 4; q++) dg[q] = fmaf(-Cs[i * 17 + ig + 4 * q], dz, dg[q]);
+                for (int q = 0; q < RPT; q++) dg[q] = fmaf(-Cs[i * 17 + ig + RG * q], dz, dg[q]);
             }
 #pragma unroll
-            for (int q = 0; q < 4; q++) dGs[(ig + 4 * q) * TLD + jcol] = dg[q];
+            for (int q = 0; q < RPT; q++) dGs[(ig + RG * q) * TLD + jcol] = dg[q];
         }
         __syncthreads();
 
         /* P6: dQ = dOut + dzbar W^T + dA K; dK += dA^T Q. Rows: LNl2grad
          * backward -> dZ, dT; d eta of the last row from the update. */
         {
-            float dq[4], dk[4];
+            float dq[RPT], dk[RPT];
 #pragma unroll
-            for (int q = 0; q < 4; q++) {
-                int i = ig + 4 * q;
+            for (int q = 0; q < RPT; q++) {
+                int i = ig + RG * q;
                 dq[q] = dOs[i * TLD + jcol];
                 dk[q] = dKs[i * TLD + jcol];
             }
@@ -484,21 +509,21 @@ __global__ void __launch_bounds__(4 * D) inner_bwd(ttt_inner_args a)
             for (int j = 0; j < D; j++) {
                 float w = Ws[jcol * WLD + j];
 #pragma unroll
-                for (int q = 0; q < 4; q++) dq[q] = fmaf(dZb[(ig + 4 * q) * TLD + j], w, dq[q]);
+                for (int q = 0; q < RPT; q++) dq[q] = fmaf(dZb[(ig + RG * q) * TLD + j], w, dq[q]);
             }
 #pragma unroll 4
             for (int m = 0; m < KB; m++) {
                 float kk = Ks[m * TLD + jcol], qq = Qs[m * TLD + jcol];
 #pragma unroll
-                for (int q = 0; q < 4; q++) {
-                    int i = ig + 4 * q;
+                for (int q = 0; q < RPT; q++) {
+                    int i = ig + RG * q;
                     dq[q] = fmaf(dAs[i * 17 + m], kk, dq[q]);
                     dk[q] = fmaf(dAs[m * 17 + i], qq, dk[q]);
                 }
             }
 #pragma unroll
-            for (int q = 0; q < 4; q++) {
-                int i = ig + 4 * q;
+            for (int q = 0; q < RPT; q++) {
+                int i = ig + RG * q;
                 dQs[i * TLD + jcol] = dq[q];
                 dKs[i * TLD + jcol] = dk[q];
             }
@@ -555,21 +580,21 @@ __global__ void __launch_bounds__(4 * D) inner_bwd(ttt_inner_args a)
 
         /* P7: dK += -dT + dZ W^T; dW += Q^T dzbar + K^T dZ; db; dlr, dtau; write out */
         {
-            float dk[4];
+            float dk[RPT];
 #pragma unroll
-            for (int q = 0; q < 4; q++) {
-                int i = ig + 4 * q;
+            for (int q = 0; q < RPT; q++) {
+                int i = ig + RG * q;
                 dk[q] = dKs[i * TLD + jcol] - dTs[i * TLD + jcol];
             }
 #pragma unroll 4
             for (int j = 0; j < D; j++) {
                 float w = Ws[jcol * WLD + j];
 #pragma unroll
-                for (int q = 0; q < 4; q++) dk[q] = fmaf(dZs[(ig + 4 * q) * TLD + j], w, dk[q]);
+                for (int q = 0; q < RPT; q++) dk[q] = fmaf(dZs[(ig + RG * q) * TLD + j], w, dk[q]);
             }
 #pragma unroll
-            for (int q = 0; q < 4; q++) {
-                int i = ig + 4 * q;
+            for (int q = 0; q < RPT; q++) {
+                int i = ig + RG * q;
                 if (i < r) {
                     size_t g = ((size_t)b * T + t0 + i) * C + h * D + jcol;
                     a.dXK[g] = dk[q];
@@ -584,7 +609,7 @@ __global__ void __launch_bounds__(4 * D) inner_bwd(ttt_inner_args a)
                 dz[i] = dZs[i * TLD + jcol];
                 sb += dzb[i] + dz[i];
             }
-            for (int k = ig; k < D; k += 4) {
+            for (int k = ig; k < D; k += RG) {
                 float acc = 0.f;
 #pragma unroll
                 for (int i = 0; i < KB; i++)
@@ -609,6 +634,7 @@ __global__ void __launch_bounds__(4 * D) inner_bwd(ttt_inner_args a)
             if (i < r) dtau_acc += st2;
         }
     }
+#undef PREFETCH
     __syncthreads();
     /* dW0, db0, dgamma, dbeta, dtau: one atomic per element per block */
     for (int x = tid; x < D * D; x += NT) atomicAdd(&a.dW0[(size_t)h * D * D + x], dWs[(x / D) * WLD + x % D]);
@@ -635,44 +661,45 @@ template <int D> static size_t bwd_smem()
     return sizeof(float) * (2 * D * (D + 1) + 2 * D + 15 * KB * (D + 1) + 5 * KB * 17 + 5 * KB + 2 * D);
 }
 
-template <int D> static cudaError_t launch_fwd(const ttt_inner_args *a, cudaStream_t s)
+template <int D, int RPT> static cudaError_t launch_fwd(const ttt_inner_args *a, cudaStream_t s)
 {
     size_t sm = fwd_smem<D>();
-    cudaError_t e = cudaFuncSetAttribute(inner_fwd<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+    cudaError_t e = cudaFuncSetAttribute(inner_fwd<D, RPT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
     if (e != cudaSuccess) return e;
-    inner_fwd<D><<<a->B * a->H, 4 * D, sm, s>>>(*a);
+    inner_fwd<D, RPT><<<a->B * a->H, KB / RPT * D, sm, s>>>(*a);
     return cudaGetLastError();
 }
 
-template <int D> static cudaError_t launch_bwd(const ttt_inner_args *a, cudaStream_t s)
+template <int D, int RPT> static cudaError_t launch_bwd(const ttt_inner_args *a, cudaStream_t s)
 {
     size_t sm = bwd_smem<D>();
-    cudaError_t e = cudaFuncSetAttribute(inner_bwd<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+    cudaError_t e = cudaFuncSetAttribute(inner_bwd<D, RPT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
     if (e != cudaSuccess) return e;
-    inner_bwd<D><<<a->B * a->H, 4 * D, sm, s>>>(*a);
+    inner_bwd<D, RPT><<<a->B * a->H, KB / RPT * D, sm, s>>>(*a);
     return cudaGetLastError();
 }
 
 int ttt_inner_linear_supported(int D) { return D == 16 || D == 32 || D == 64 || D == 96; }
 
-cudaError_t ttt_inner_linear_forward(const ttt_inner_args *a, cudaStream_t s)
+/* Rows per thread: 4 (4*D threads) everywhere; 2 (8*D threads) for D <= 64
+ * when asked (rpt = 2). The kernel lab times both. */
+static int pick_rpt(const ttt_inner_args *a, int fwd)
 {
-    switch (a->D) {
-    case 16: return launch_fwd<16>(a, s);
-    case 32: return launch_fwd<32>(a, s);
-    case 64: return launch_fwd<64>(a, s);
-    case 96: return launch_fwd<96>(a, s);
-    }
-    return cudaErrorInvalidValue;
+    int r = a->rpt ? a->rpt : (fwd ? TTT_INNER_RPT_FWD : TTT_INNER_RPT_BWD);
+    return (r == 2 && a->D <= 64) ? 2 : 4;
 }
 
-cudaError_t ttt_inner_linear_backward(const ttt_inner_args *a, cudaStream_t s)
-{
-    switch (a->D) {
-    case 16: return launch_bwd<16>(a, s);
-    case 32: return launch_bwd<32>(a, s);
-    case 64: return launch_bwd<64>(a, s);
-    case 96: return launch_bwd<96>(a, s);
-    }
+#define DISPATCH(fn, fwd)                                                          \
+    switch (a->D * 10 + pick_rpt(a, fwd)) {                                        \
+    case 164: return fn<16, 4>(a, s);                                              \
+    case 162: return fn<16, 2>(a, s);                                              \
+    case 324: return fn<32, 4>(a, s);                                              \
+    case 322: return fn<32, 2>(a, s);                                              \
+    case 644: return fn<64, 4>(a, s);                                              \
+    case 642: return fn<64, 2>(a, s);                                              \
+    case 964: return fn<96, 4>(a, s);                                              \
+    }                                                                              \
     return cudaErrorInvalidValue;
-}
+
+cudaError_t ttt_inner_linear_forward(const ttt_inner_args *a, cudaStream_t s) { DISPATCH(launch_fwd, 1) }
+cudaError_t ttt_inner_linear_backward(const ttt_inner_args *a, cudaStream_t s) { DISPATCH(launch_bwd, 0) }

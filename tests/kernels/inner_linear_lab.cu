@@ -1,0 +1,222 @@
+/* inner_linear_lab.cu - kernel lab for the fused TTT-Linear inner loop
+ * (lib/cuda/ttt_inner_linear.cu): checks the forward against an independent
+ * float64 CPU reference written in the *primal* form (spec section 4: per
+ * token W_i = S_n - tau_i sum_{j<=i} lr_j k_j^T g_j, not the dual form the
+ * kernel uses), including a partial last mini-batch, for head dims 16/32/64/96
+ * and both block sizes (rows per thread 4 and 2, i.e. 4*D or 8*D threads),
+ * then times forward and backward and reports Mtok/s, GFLOP/s and GB/s.
+ *
+ * Build and run (not part of `make`; needs a GPU):
+ *   nvcc -O3 -arch=sm_90 -std=c++17 -Ilib tests/kernels/inner_linear_lab.cu \
+ *        lib/cuda/ttt_inner_linear.cu -o build/inner_linear_lab
+ *   ./build/inner_linear_lab [B*H] [T]          (default 96 blocks, T = 2048)
+ */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <vector>
+
+#include "cuda/ttt_cuda_internal.cuh"
+
+#define CKE(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { \
+    fprintf(stderr, "inner_linear_lab: %s: %s\n", #x, cudaGetErrorString(e_)); exit(1); } } while (0)
+
+static unsigned long long rs = 88172645463325252ull;
+static float urand() { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; return (float)((rs >> 11) * (1.0 / 9007199254740992.0)); }
+static std::vector<float> rnd(size_t n, float lo, float hi)
+{
+    std::vector<float> v(n);
+    for (auto &x : v) x = lo + (hi - lo) * urand();
+    return v;
+}
+static float *dev(const std::vector<float> &v)
+{
+    float *d;
+    CKE(cudaMalloc(&d, v.size() * 4));
+    CKE(cudaMemcpy(d, v.data(), v.size() * 4, cudaMemcpyHostToDevice));
+    return d;
+}
+static float *dzero(size_t n)
+{
+    float *d;
+    CKE(cudaMalloc(&d, n * 4));
+    CKE(cudaMemset(d, 0, n * 4));
+    return d;
+}
+
+/* row LN pieces in double */
+static void ln_stats(const double *z, int D, double *mu, double *sig)
+{
+    double m = 0, v = 0;
+    for (int c = 0; c < D; c++) m += z[c];
+    m /= D;
+    for (int c = 0; c < D; c++) v += (z[c] - m) * (z[c] - m);
+    *mu = m;
+    *sig = sqrt(v / D + 1e-6);
+}
+
+/* primal-form reference for one (b,h): out [T,D], final W,b */
+static void ref_primal(int T, int H, int D, int b, int h, const float *XQ, const float *XK, const float *XV,
+                       const float *lr, const float *tok, const float *gam, const float *bet, const float *W0,
+                       const float *b0, double *out, double *Wf, double *bf)
+{
+    const int C = H * D;
+    std::vector<double> W(D * D), bb(D), G(16 * D), Wi(D * D), bi(D), z(D);
+    for (int x = 0; x < D * D; x++) W[x] = W0[(size_t)h * D * D + x];
+    for (int x = 0; x < D; x++) bb[x] = b0[h * D + x];
+    auto row = [&](const float *X, int t, int c) { return (double)X[((size_t)b * T + t) * C + h * D + c]; };
+    for (int t0 = 0; t0 < T; t0 += 16) {
+        int r = T - t0 < 16 ? T - t0 : 16;
+        /* gradients at S_n */
+        for (int j = 0; j < r; j++) {
+            for (int c = 0; c < D; c++) {
+                double s = bb[c];
+                for (int k = 0; k < D; k++) s += row(XK, t0 + j, k) * W[k * D + c];
+                z[c] = s;
+            }
+            double mu, sig;
+            ln_stats(z.data(), D, &mu, &sig);
+            std::vector<double> zh(D), gy(D);
+            double mg = 0, mgz = 0;
+            for (int c = 0; c < D; c++) {
+                zh[c] = (z[c] - mu) / sig;
+                double y = gam[h * D + c] * zh[c] + bet[h * D + c];
+                gy[c] = gam[h * D + c] * (y - (row(XV, t0 + j, c) - row(XK, t0 + j, c)));
+                mg += gy[c]; mgz += gy[c] * zh[c];
+            }
+            mg /= D; mgz /= D;
+            for (int c = 0; c < D; c++) G[j * D + c] = (gy[c] - mg - zh[c] * mgz) / sig;
+        }
+        for (int i = 0; i < r; i++) {
+            double tau = fmax(1.0 / (i + 1) + tok[i], 0.0);
+            Wi = W; bi = bb;
+            for (int j = 0; j <= i; j++) {
+                double l = tau * lr[((size_t)b * T + t0 + j) * H + h];
+                for (int k = 0; k < D; k++) {
+                    double kk = row(XK, t0 + j, k) * l;
+                    for (int c = 0; c < D; c++) Wi[k * D + c] -= kk * G[j * D + c];
+                }
+                for (int c = 0; c < D; c++) bi[c] -= l * G[j * D + c];
+            }
+            for (int c = 0; c < D; c++) {
+                double s = bi[c];
+                for (int k = 0; k < D; k++) s += row(XQ, t0 + i, k) * Wi[k * D + c];
+                z[c] = s;
+            }
+            double mu, sig;
+            ln_stats(z.data(), D, &mu, &sig);
+            for (int c = 0; c < D; c++)
+                out[(size_t)(t0 + i) * D + c] = row(XQ, t0 + i, c) + gam[h * D + c] * (z[c] - mu) / sig + bet[h * D + c];
+            if (i == r - 1) { W = Wi; bb = bi; }
+        }
+    }
+    for (int x = 0; x < D * D; x++) Wf[x] = W[x];
+    for (int x = 0; x < D; x++) bf[x] = bb[x];
+}
+
+static int run(int D, int BH, int T, int timing)
+{
+    const int H = D == 16 ? 4 : 12 > BH ? BH : 12;
+    const int B = (BH + H - 1) / H, C = H * D, nmb = ttt_inner_nmb(T);
+    const size_t btc = (size_t)B * T * C;
+    auto XQ = rnd(btc, -1, 1), XK = rnd(btc, -1, 1), XV = rnd(btc, -1, 1), dZ = rnd(btc, -1, 1);
+    auto lr = rnd((size_t)B * T * H, 0.3f / D, 3.f / D), tok = rnd(16, -0.03f, 0.03f);
+    auto gam = rnd((size_t)H * D, 0.8f, 1.2f), bet = rnd((size_t)H * D, -0.1f, 0.1f);
+    float ws = 0.8f / sqrtf((float)D);
+    auto W0 = rnd((size_t)H * D * D, -ws, ws), b0 = rnd((size_t)H * D, -0.1f, 0.1f);
+    ttt_inner_args a;
+    memset(&a, 0, sizeof a);
+    a.B = B; a.T = T; a.H = H; a.D = D;
+    a.XQ = dev(XQ); a.XK = dev(XK); a.XV = dev(XV); a.lr = dev(lr); a.token_idx = dev(tok);
+    a.gamma = dev(gam); a.beta = dev(bet); a.W0 = dev(W0); a.b0 = dev(b0);
+    a.Z = dzero(btc);
+    size_t nst = ttt_inner_states_size(B, H, D, T);
+    a.states = dzero(nst);
+    a.dZ = dev(dZ); a.dXQ = dzero(btc); a.dXK = dzero(btc); a.dXV = dzero(btc);
+    a.dlr = dzero((size_t)B * T * H); a.dtau = dzero(16);
+    a.dgamma = dzero((size_t)H * D); a.dbeta = dzero((size_t)H * D);
+    a.dW0 = dzero((size_t)H * D * D); a.db0 = dzero((size_t)H * D);
+
+    int fails = 0;
+    for (int rpt = 4; rpt >= 2; rpt -= 2) {
+        if (rpt == 2 && D > 64) continue;
+        a.rpt = rpt;
+        CKE(ttt_inner_linear_forward(&a, 0));
+        CKE(cudaDeviceSynchronize());
+        /* check two (b,h) pairs: the first and the last */
+        std::vector<float> Z(btc), st(nst);
+        CKE(cudaMemcpy(Z.data(), a.Z, btc * 4, cudaMemcpyDeviceToHost));
+        CKE(cudaMemcpy(st.data(), a.states, nst * 4, cudaMemcpyDeviceToHost));
+        double worst = 0, worstW = 0;
+        int pairs[2] = {0, B * H - 1};
+        for (int pi = 0; pi < 2; pi++) {
+            int b = pairs[pi] / H, h = pairs[pi] % H;
+            std::vector<double> out((size_t)T * D), Wf(D * D), bf(D);
+            ref_primal(T, H, D, b, h, XQ.data(), XK.data(), XV.data(), lr.data(), tok.data(), gam.data(),
+                       bet.data(), W0.data(), b0.data(), out.data(), Wf.data(), bf.data());
+            double m = 0, r = 1e-30;
+            for (int t = 0; t < T; t++)
+                for (int c = 0; c < D; c++) {
+                    double g = Z[((size_t)b * T + t) * C + h * D + c], o = out[(size_t)t * D + c];
+                    m = fmax(m, fabs(g - o)); r = fmax(r, fabs(o));
+                }
+            worst = fmax(worst, m / r);
+            const float *sf = st.data() + ((size_t)pairs[pi] * (nmb + 1) + nmb) * (D * D + D);
+            m = 0; r = 1e-30;
+            for (int x = 0; x < D * D; x++) { m = fmax(m, fabs(sf[x] - Wf[x])); r = fmax(r, fabs(Wf[x])); }
+            worstW = fmax(worstW, m / r);
+        }
+        int ok = worst < 1e-4 && worstW < 1e-4;
+        fails += !ok;
+        printf("D=%-3d threads=%-4d B*H=%-4d T=%-6d check vs fp64 primal: out %.2e  final W %.2e  %s\n", D,
+               16 / rpt * D, B * H, T, worst, worstW, ok ? "ok" : "FAIL");
+        if (!timing) continue;
+        cudaEvent_t e0, e1;
+        cudaEventCreate(&e0); cudaEventCreate(&e1);
+        const int it = 5;
+        float msf, msb;
+        cudaEventRecord(e0);
+        for (int i = 0; i < it; i++) CKE(ttt_inner_linear_forward(&a, 0));
+        cudaEventRecord(e1);
+        CKE(cudaEventSynchronize(e1));
+        cudaEventElapsedTime(&msf, e0, e1);
+        msf /= it;
+        CKE(ttt_inner_linear_backward(&a, 0));
+        cudaEventRecord(e0);
+        for (int i = 0; i < it; i++) CKE(ttt_inner_linear_backward(&a, 0));
+        cudaEventRecord(e1);
+        CKE(cudaEventSynchronize(e1));
+        cudaEventElapsedTime(&msb, e0, e1);
+        msb /= it;
+        double tok_ = (double)B * T, r = 16, d = D, per_mb = (double)B * H * nmb;
+        double ff = per_mb * (6 * r * d * d + 6 * r * r * d), fb = per_mb * (16 * r * d * d + 12 * r * r * d);
+        double bytes_f = 4.0 * (4 * btc + (double)B * H * (nmb + 1) * (d * d + d));
+        double bytes_b = 4.0 * (8 * btc + (double)B * H * (nmb + 1) * (d * d + d));
+        printf("   fwd %8.3f ms %8.2f Mtok/s %7.1f GFLOP/s %7.1f GB/s | bwd %8.3f ms %8.2f Mtok/s %7.1f GFLOP/s %7.1f GB/s\n",
+               msf, tok_ / msf / 1e3, ff / msf / 1e6, bytes_f / msf / 1e6, msb, tok_ / msb / 1e3, fb / msb / 1e6,
+               bytes_b / msb / 1e6);
+    }
+    const float *ptrs[] = {a.XQ, a.XK, a.XV, a.lr, a.token_idx, a.gamma, a.beta, a.W0, a.b0, a.Z, a.states, a.dZ,
+                           a.dXQ, a.dXK, a.dXV, a.dlr, a.dtau, a.dgamma, a.dbeta, a.dW0, a.db0};
+    for (auto p : ptrs) cudaFree((void *)p);
+    return fails;
+}
+
+int main(int argc, char **argv)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) { printf("inner_linear_lab: skipped: no GPU\n"); return 0; }
+    int BH = argc > 1 ? atoi(argv[1]) : 96, T = argc > 2 ? atoi(argv[2]) : 2048;
+    if (BH < 1 || T < 1) { fprintf(stderr, "usage: inner_linear_lab [B*H] [T]\n"); return 2; }
+    int fails = 0;
+    fails += run(16, 8, 45, 0);      /* refvector-like: partial last mini-batch */
+    fails += run(32, 24, 200, 0);
+    fails += run(96, 32, 1000, 0);
+    fails += run(64, BH, T - 7, 0);  /* benchmark width, partial last mini-batch */
+    fails += run(64, BH, T, 1);
+    fails += run(96, BH, T, 1);
+    printf("inner_linear_lab: %s\n", fails ? "FAIL" : "all checks ok");
+    return fails ? 1 : 0;
+}
