@@ -198,3 +198,8 @@ deps:
 
 # Opt-in fragments owned by their areas (fuzzing, sanitizers, ...).
 -include tests/fuzz/fuzz.mk
+
+# The README's first command: the whole job end to end on the King James Bible.
+demo: all
+	bash examples/demo.sh
+.PHONY: demo
