@@ -9,10 +9,17 @@
  * moments and the step are checkpointed, and nothing else carries state
  * from step to step, so an interrupted run that resumes reaches the same
  * bits as an uninterrupted one (same thread count, CPU).
+ *
+ * Data parallel (lib/dist.h): under mpirun/srun every rank draws the whole
+ * global batch from the same generator and trains on its slice of it, the
+ * gradients are averaged in place, and the identical update keeps every
+ * rank's parameters bit-equal (checked at each checkpoint). Rank 0 alone
+ * writes RUNDIR; every rank reads it on --resume.
  */
 #include "cli.h"
 
 #include "checkpoint.h"    /* ttt_ckpt_*, ttt_opt_state */
+#include "dist.h"          /* ttt_dist_* */
 #include "err.h"           /* ttt_errmsg */
 #include "io.h"            /* ttt_atomic_*, ttt_read_file */
 #include "json.h"          /* json_parse */
@@ -21,7 +28,7 @@
 #include "rng.h"           /* ttt_rng */
 #include "shard.h"         /* ttt_dataset_* */
 #include "tokenizer.h"     /* ttt_tokenizer_load, ttt_tokenizer_hash */
-#include "train_data.h"    /* ttt_train_sample, ttt_train_window, ttt_unigram_entropy */
+#include "train_data.h"    /* ttt_train_draw/read/slice, ttt_train_window, ttt_unigram_entropy */
 #include "train_sched.h"   /* ttt_lr_schedule */
 
 #include <errno.h>
@@ -37,6 +44,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -94,7 +102,8 @@ static const cli_program prog = {
     opts,
     "With --resume only --steps, --tokens, --eval-every, --save-every, --stop-after,\n"
     "--threads, --device, -q and -v may be given; the rest comes from RUNDIR/run.json.\n"
-    "Exit status 130: interrupted, checkpoint saved.",
+    "Exit status 130: interrupted, checkpoint saved.\n"
+    "Data parallel: mpirun -np N ttt-train ... (or srun --mpi=pmix); --batch is the global batch.",
 };
 
 /* Everything that defines a run; stored in run.json. */
@@ -346,21 +355,38 @@ static void fmt_eta(char *buf, size_t n, double s)
     else snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
 }
 
-/* Mean loss over the validation windows, in micro-batches of mb. */
+/* Mean loss over the validation windows, in micro-batches of mb; each
+ * rank takes a contiguous share of the windows. */
 static double validate(ttt_model *m, ttt_dataset *val, uint64_t nwin, int mb, int T, uint32_t vocab,
                        int32_t *ids, int32_t *tg, uint32_t *scratch)
 {
     double sum = 0;
-    for (uint64_t w = 0; w < nwin;) {
+    uint64_t r = (uint64_t)ttt_dist_rank(), N = (uint64_t)ttt_dist_size();
+    uint64_t end = nwin * (r + 1) / N;
+    for (uint64_t w = nwin * r / N; w < end;) {
         int b = 0;
-        for (; b < mb && w < nwin; b++, w++)
+        for (; b < mb && w < end; b++, w++)
             if (ttt_train_window(val, w, T, vocab, ids + (size_t)b * T, tg + (size_t)b * T, scratch) < 0)
                 cli_die("validation data: %s", ttt_errmsg());
         double loss;
         if (ttt_model_forward(m, ids, tg, b, T, &loss) < 0) cli_die_lib();
         sum += loss * b;
     }
+    if (ttt_dist_allreduce_sum(&sum, 1) < 0) cli_die_lib();
     return sum / (double)nwin;
+}
+
+/* Data parallel: the ranks apply identical updates to identical
+ * parameters, so their bits must agree; a difference (a rank on other
+ * hardware or with another BLAS) would silently fork the model. */
+static void check_in_sync(ttt_model *m, long long step)
+{
+    uint64_t h = XXH3_64bits(ttt_model_params(m), ttt_model_num_params(m) * sizeof(real));
+    int same = ttt_dist_same_u64(h);
+    if (same < 0) cli_die_lib();
+    if (!same)
+        cli_die("rank %d: the ranks' parameters differ at step %lld (ranks need the same CPU type, libraries and "
+                "--threads)", ttt_dist_rank(), step);
 }
 
 /* ---- main ---- */
@@ -433,6 +459,11 @@ int main(int argc, char **argv)
         rundir = out;
         if (o.batch % o.accum) cli_usage_error("--batch %d is not a multiple of --accum %d", o.batch, o.accum);
     }
+    /* After option parsing, so usage errors exit 2 on every rank before MPI
+     * starts; from here on a failing rank takes the job down (dist.h). */
+    if (ttt_dist_init() < 0) cli_die_lib();
+    const int root = ttt_dist_rank() == 0, nranks = ttt_dist_size();
+    if (!root) cli_verbosity = 0;   /* rank 0 reports; errors still print everywhere */
     if (threads) {
 #ifdef _OPENMP
         omp_set_num_threads(threads);
@@ -444,7 +475,9 @@ int main(int argc, char **argv)
 
     /* ---- the run directory ---- */
     struct stat sb;
-    if (resume) {
+    if (!root) {
+        /* rank 0 owns RUNDIR */
+    } else if (resume) {
         if (stat(rundir, &sb) != 0 || !S_ISDIR(sb.st_mode)) cli_die("%s: no such run directory", rundir);
     } else if (mkdir(rundir, 0755) == 0) {
         created_dir = rundir;
@@ -454,8 +487,11 @@ int main(int argc, char **argv)
     } else if (stat(rundir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
         cli_die("%s: exists and is not a directory", rundir);
     }
-    take_lock(rundir);
-    if (ttt_ckpt_recover(rundir) < 0) cli_die_lib();
+    if (root) {
+        take_lock(rundir);
+        if (ttt_ckpt_recover(rundir) < 0) cli_die_lib();
+    }
+    if (ttt_dist_barrier() < 0) cli_die_lib();   /* the others read RUNDIR once it is recovered */
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/run.json", rundir);
     if (resume) {
@@ -496,7 +532,7 @@ int main(int argc, char **argv)
             cli_die("%s: tokenizer hash %016" PRIx64 " differs from the training shards' (%016" PRIx64 ")", o.val,
                     ttt_dataset_info(val)->tok_hash, tok_hash);
     }
-    if (tokenizer) {
+    if (tokenizer && root) {
         ttt_tokenizer *tk = ttt_tokenizer_load(tokenizer);
         if (!tk) cli_die_lib();
         uint64_t h = ttt_tokenizer_hash(tk);
@@ -529,7 +565,7 @@ int main(int argc, char **argv)
         if (!st.m || !st.v) cli_die("out of memory (%zu parameters)", np);
         if (ttt_ckpt_load_optimizer(rundir, m, &st, step) < 0) cli_die_lib();
         snprintf(path, sizeof path, "%s/metrics.jsonl", rundir);
-        elapsed0 = metrics_truncate(path, st.step);
+        if (root) elapsed0 = metrics_truncate(path, st.step);
     } else {
         if (!o.ctx) {
             ttt_config pc;
@@ -550,22 +586,29 @@ int main(int argc, char **argv)
         st.tokenizer_hash = tok_hash;
         ttt_rng_seed(&st.rng, o.seed ^ 0x5851f42d4c957f2dull);   /* a stream apart from the init's */
         o.train_tokens = ttt_dataset_tokens(train);
-        if (ttt_unigram_entropy(train, 50000000, info->vocab, &o.unigram_loss) < 0) cli_die_lib();
+        if (root && ttt_unigram_entropy(train, 50000000, info->vocab, &o.unigram_loss) < 0) cli_die_lib();
         /* config.json, run.json, an empty metrics.jsonl */
         char *buf = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&buf, &len);
         if (!f || ttt_config_write_json(&cfg, f) < 0 || fclose(f) != 0) cli_die("out of memory");
-        snprintf(path, sizeof path, "%s/config.json", rundir);
-        write_file_atomic(path, buf, len);
+        if (root) {
+            snprintf(path, sizeof path, "%s/config.json", rundir);
+            write_file_atomic(path, buf, len);
+            snprintf(path, sizeof path, "%s/metrics.jsonl", rundir);
+            write_file_atomic(path, "", 0);
+        }
         free(buf);
-        snprintf(path, sizeof path, "%s/metrics.jsonl", rundir);
-        write_file_atomic(path, "", 0);
     }
     const ttt_config *cfg = ttt_model_config(m);
     uint32_t vocab = (uint32_t)cfg->vocab_size;
     if (info->vocab > vocab) cli_die("%s: shards' vocabulary %u exceeds the model's %u", o.data, info->vocab, vocab);
-    const int T = o.ctx, MB = o.batch / o.accum;
+    /* Usage, but known only now (resume: run.json; any run: the rank count). */
+    if (o.batch % ((long long)nranks * o.accum))
+        cli_usage_error("--batch %d is not a multiple of %d ranks x --accum %d", o.batch, nranks, o.accum);
+    const int T = o.ctx, MB = o.batch / nranks / o.accum;   /* windows per rank per micro-batch */
+    int first, mine;   /* this rank's slice of each step's global batch */
+    ttt_train_slice(o.batch, ttt_dist_rank(), nranks, &first, &mine);
     if (ttt_dataset_tokens(train) < (uint64_t)T + 1)
         cli_die("%s: %" PRIu64 " tokens, fewer than one window of --ctx %d + 1", o.data, ttt_dataset_tokens(train), T);
     uint64_t nval = 0;
@@ -577,14 +620,15 @@ int main(int argc, char **argv)
     if (o.warmup >= o.steps && !resume) cli_usage_error("--warmup must be less than --steps");
     char *rj = run_json(&o);
     snprintf(path, sizeof path, "%s/run.json", rundir);
-    write_file_atomic(path, rj, strlen(rj));
+    if (root) write_file_atomic(path, rj, strlen(rj));
 
     int32_t *ids = malloc((size_t)MB * T * sizeof *ids), *tg = malloc((size_t)MB * T * sizeof *tg);
     uint32_t *scratch = malloc(((size_t)T + 1) * sizeof *scratch);
-    if (!ids || !tg || !scratch) cli_die("out of memory");
+    uint64_t *starts = malloc((size_t)o.batch * sizeof *starts);
+    if (!ids || !tg || !scratch || !starts) cli_die("out of memory");
     snprintf(path, sizeof path, "%s/metrics.jsonl", rundir);
-    FILE *metrics = fopen(path, "a");
-    if (!metrics) cli_die("%s: %s", path, strerror(errno));
+    FILE *metrics = root ? fopen(path, "a") : NULL;
+    if (root && !metrics) cli_die("%s: %s", path, strerror(errno));
 
     /* ---- the loop ---- */
     install_signals();
@@ -598,20 +642,36 @@ int main(int argc, char **argv)
     if (st.step >= o.steps) {
         if (cli_verbosity >= 1)
             cli_warn("%s: the run is complete at step %lld (give --steps to extend it)", rundir, st.step);
+        ttt_dist_finalize();
         return 0;
     }
+    if (nranks > 1) check_in_sync(m, st.step);
+    int signalled = 0;   /* stopped by a signal (on any rank) */
     while (st.step < o.steps) {
         double ts = now_s();
         ttt_model_zero_grad(m);
         double loss = 0;
+        /* Every rank draws the whole global batch, so the generator stays
+         * in step everywhere and equals a 1-rank run's. */
+        if (ttt_train_draw(train, &st.rng, o.batch, T, starts) < 0) cli_die("%s: %s", o.data, ttt_errmsg());
         for (int a = 0; a < o.accum; a++) {
-            if (ttt_train_sample(train, &st.rng, MB, T, vocab, ids, tg, scratch) < 0)
+            if (ttt_train_read(train, starts + first + (size_t)a * MB, MB, T, vocab, ids, tg, scratch) < 0)
                 cli_die("%s: %s", o.data, ttt_errmsg());
             double l;
             if (ttt_model_forward(m, ids, tg, MB, T, &l) < 0 || ttt_model_backward(m) < 0) cli_die_lib();
             loss += l;
         }
         loss /= o.accum;
+        int stop_signal = 0;
+        if (nranks > 1) {
+            /* Rank means of equally many tokens: their mean is the global
+             * mean. The stop flag rides along, so a signal on any rank stops
+             * every rank after the same step. */
+            double red[2] = { loss, interrupted ? 1 : 0 };
+            if (ttt_dist_allreduce_mean(grads, np) < 0 || ttt_dist_allreduce_sum(red, 2) < 0) cli_die_lib();
+            loss = red[0] / nranks;
+            stop_signal = red[1] > 0;
+        }
         if (!isfinite(loss))
             cli_die("step %lld: the loss is %g; the last checkpoint in %s is intact (try a lower --lr)", st.step + 1, loss, rundir);
         /* The gradients hold the sum of the micro-batch means. */
@@ -629,13 +689,17 @@ int main(int argc, char **argv)
         double vloss = NAN;
         if (val && ((o.eval_every && st.step % o.eval_every == 0) || last))
             vloss = validate(m, val, nval, MB, T, vocab, ids, tg, scratch);
-        fprintf(metrics, "{\"step\":%lld,\"loss\":%.9g,", st.step, loss);
-        if (!isnan(vloss)) fprintf(metrics, "\"val_loss\":%.9g,", vloss);
-        fprintf(metrics, "\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens\":%" PRIu64 ",\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f}\n",
-                lr, gnorm, st.tokens_seen, r, elapsed0 + (now_s() - t0));
-        if (fflush(metrics) != 0 || ferror(metrics)) cli_die("%s: write error: %s", path, strerror(errno));
+        if (root) {
+            fprintf(metrics, "{\"step\":%lld,\"loss\":%.9g,", st.step, loss);
+            if (!isnan(vloss)) fprintf(metrics, "\"val_loss\":%.9g,", vloss);
+            fprintf(metrics, "\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens\":%" PRIu64 ",\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f}\n",
+                    lr, gnorm, st.tokens_seen, r, elapsed0 + (now_s() - t0));
+            if (fflush(metrics) != 0 || ferror(metrics)) cli_die("%s: write error: %s", path, strerror(errno));
+        }
 
-        int stop = interrupted || (stop_after && st.step >= stop_after);
+        if (nranks == 1) stop_signal = interrupted != 0;
+        signalled |= stop_signal;
+        int stop = stop_signal || (stop_after && st.step >= stop_after);
         int save = last || stop || (o.save_every && st.step % o.save_every == 0);
         if (tty) {
             char eta[32];
@@ -644,7 +708,8 @@ int main(int argc, char **argv)
                     rate, eta);
         }
         if (save) {
-            if (ttt_ckpt_save(rundir, m, &st, rj) < 0) cli_die_lib();
+            if (nranks > 1) check_in_sync(m, st.step);
+            if (root && ttt_ckpt_save(rundir, m, &st, rj) < 0) cli_die_lib();
         }
         if (!isnan(vloss) || save) {
             char vl[48] = "";
@@ -658,8 +723,9 @@ int main(int argc, char **argv)
         if (stop) break;
     }
     if (tty) fputc('\n', stderr);
-    fclose(metrics);
-    if (interrupted) {
+    if (metrics) fclose(metrics);
+    ttt_dist_finalize();   /* waits for rank 0's last checkpoint */
+    if (signalled) {
         if (cli_verbosity >= 1)
             fprintf(stderr, "%s: interrupted at step %lld; checkpoint saved, continue with --resume %s\n", cli_prog(),
                     st.step, rundir);
@@ -668,6 +734,6 @@ int main(int argc, char **argv)
     ttt_dataset_close(train);
     if (val) ttt_dataset_close(val);
     ttt_model_free(m);
-    free(st.m); free(st.v); free(ids); free(tg); free(scratch); free(rj);
+    free(st.m); free(st.v); free(ids); free(tg); free(scratch); free(starts); free(rj);
     return 0;
 }

@@ -33,6 +33,25 @@ int ttt_train_sample(ttt_dataset *d, ttt_rng *r, int B, int T, uint32_t vocab,
     return 0;
 }
 
+int ttt_train_draw(const ttt_dataset *d, ttt_rng *r, int B, int T, uint64_t *starts)
+{
+    uint64_t n = ttt_dataset_tokens(d);
+    if (n < (uint64_t)T + 1)
+        return ttt_seterr("dataset has %llu tokens, a window needs %d", (unsigned long long)n, T + 1);
+    for (int b = 0; b < B; b++) starts[b] = ttt_rng_below(r, n - (uint64_t)T);
+    return 0;
+}
+
+int ttt_train_read(ttt_dataset *d, const uint64_t *starts, int n, int T, uint32_t vocab,
+                   int32_t *ids, int32_t *targets, uint32_t *scratch)
+{
+    for (int b = 0; b < n; b++) {
+        if (ttt_dataset_read(d, starts[b], (size_t)T + 1, scratch) < 0) return -1;
+        if (split(scratch, T, vocab, starts[b], ids + (size_t)b * T, targets + (size_t)b * T) < 0) return -1;
+    }
+    return 0;
+}
+
 uint64_t ttt_train_num_windows(const ttt_dataset *d, int T)
 {
     uint64_t n = ttt_dataset_tokens(d);

@@ -1,0 +1,180 @@
+/* dist.c - MPI start-up and collectives for data-parallel training
+ * (dist.h). Without TTT_HAVE_MPI every function is the size-1 no-op. */
+#include "dist.h"
+#include "err.h"   /* ttt_seterr */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef TTT_HAVE_MPI
+#include <mpi.h>
+#endif
+
+/* Chunk of the gradient all-reduce: MPI counts are int, and chunks bound
+ * the temporary buffers MPI allocates for large in-place reductions. */
+#define DIST_CHUNK ((size_t)1 << 24)
+
+static int g_rank = 0, g_size = 1;
+static int g_active;      /* MPI initialised by us and not yet finalised */
+
+static long env_long(const char *name)
+{
+    const char *s = getenv(name);
+    if (!s || !*s) return -1;
+    char *end;
+    long v = strtol(s, &end, 10);
+    return *end ? -1 : v;
+}
+
+/* Tasks the launcher says it started (-1: unknown). */
+static long launched_size(void)
+{
+    static const char *const vars[] = { "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS" };
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        long v = env_long(vars[i]);
+        if (v > 0) return v;
+    }
+    return -1;
+}
+
+int ttt_dist_built(void)
+{
+#ifdef TTT_HAVE_MPI
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* Open MPI's mpirun, MPICH/Intel MPI hydra and Slurm's PMI-2 set PMI_RANK
+ * or OMPI_*, PMIx launchers (srun --mpi=pmix, prterun) PMIX_RANK. */
+int ttt_dist_launched(void)
+{
+    return getenv("OMPI_COMM_WORLD_RANK") || getenv("PMI_RANK") || getenv("PMIX_RANK");
+}
+
+#ifdef TTT_HAVE_MPI
+static MPI_Datatype real_type(void) { return sizeof(real) == sizeof(double) ? MPI_DOUBLE : MPI_FLOAT; }
+
+static int mpi_fail(const char *what, int rc)
+{
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof msg, "error %d", rc);
+    return ttt_seterr("rank %d: %s: %s", g_rank, what, msg);
+}
+
+/* A process that exits while MPI is active did not reach the normal end:
+ * take the job down instead of leaving the other ranks in a collective. */
+static void abort_at_exit(int status, void *arg)
+{
+    if (g_active) MPI_Abort(MPI_COMM_WORLD, status ? status : 1);
+}
+#endif
+
+int ttt_dist_init(void)
+{
+    long n = launched_size();
+    if (!ttt_dist_launched()) {
+        /* srun -n N without an MPI plugin starts N unrelated copies. */
+        if (getenv("SLURM_PROCID") && n > 1)
+            return ttt_seterr("srun started %ld tasks without an MPI process interface; use srun --mpi=pmix "
+                              "(or pmi2), or run a single task", n);
+        g_rank = 0, g_size = 1;
+        return 0;
+    }
+#ifdef TTT_HAVE_MPI
+    if (g_active) return 0;
+    int provided, rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    if (rc != MPI_SUCCESS) return ttt_seterr("MPI_Init_thread failed (error %d)", rc);
+    g_active = 1;
+    on_exit(abort_at_exit, NULL);   /* glibc: sees the exit status, which MPI_Abort passes on */
+    /* Errors come back as return codes (reported by the caller), not as
+     * MPI's default abort with its own message. */
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    return 0;
+#else
+    if (n > 1)
+        return ttt_seterr("started by an MPI launcher as one of %ld tasks, but this build has no MPI support "
+                          "(rebuild with Open MPI or MPICH installed)", n);
+    g_rank = 0, g_size = 1;
+    return 0;
+#endif
+}
+
+void ttt_dist_finalize(void)
+{
+#ifdef TTT_HAVE_MPI
+    if (!g_active) return;
+    g_active = 0;
+    MPI_Finalize();
+#endif
+}
+
+int ttt_dist_rank(void) { return g_rank; }
+int ttt_dist_size(void) { return g_size; }
+
+int ttt_dist_allreduce_mean(real *buf, size_t n)
+{
+    if (g_size == 1) return 0;
+#ifdef TTT_HAVE_MPI
+    const real inv = (real)1 / (real)g_size;
+    for (size_t lo = 0; lo < n; lo += DIST_CHUNK) {
+        size_t k = n - lo < DIST_CHUNK ? n - lo : DIST_CHUNK;
+        int rc = MPI_Allreduce(MPI_IN_PLACE, buf + lo, (int)k, real_type(), MPI_SUM, MPI_COMM_WORLD);
+        if (rc != MPI_SUCCESS) return mpi_fail("gradient all-reduce", rc);
+        /* while the chunk is still in cache */
+        for (size_t i = lo; i < lo + k; i++) buf[i] *= inv;
+    }
+#endif
+    return 0;
+}
+
+int ttt_dist_allreduce_sum(double *v, int n)
+{
+    if (g_size == 1) return 0;
+#ifdef TTT_HAVE_MPI
+    int rc = MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) return mpi_fail("all-reduce", rc);
+#endif
+    return 0;
+}
+
+int ttt_dist_bcast(void *buf, size_t n, int root)
+{
+    if (g_size == 1) return 0;
+#ifdef TTT_HAVE_MPI
+    for (size_t lo = 0; lo < n; lo += (size_t)1 << 30) {
+        size_t k = n - lo < ((size_t)1 << 30) ? n - lo : (size_t)1 << 30;
+        int rc = MPI_Bcast((char *)buf + lo, (int)k, MPI_BYTE, root, MPI_COMM_WORLD);
+        if (rc != MPI_SUCCESS) return mpi_fail("broadcast", rc);
+    }
+#endif
+    return 0;
+}
+
+int ttt_dist_barrier(void)
+{
+    if (g_size == 1) return 0;
+#ifdef TTT_HAVE_MPI
+    int rc = MPI_Barrier(MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) return mpi_fail("barrier", rc);
+#endif
+    return 0;
+}
+
+int ttt_dist_same_u64(uint64_t x)
+{
+    if (g_size == 1) return 1;
+#ifdef TTT_HAVE_MPI
+    /* equal everywhere iff the bitwise AND equals the bitwise OR */
+    uint64_t v[2] = { x, ~x };
+    int rc = MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_UINT64_T, MPI_BAND, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) return mpi_fail("consistency check", rc);
+    return v[0] == ~v[1];
+#endif
+    return 1;
+}

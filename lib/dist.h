@@ -1,0 +1,70 @@
+/* dist.h - the thin layer over MPI for data-parallel training: start-up,
+ * rank and size, the gradient all-reduce, broadcasts, a barrier.
+ *
+ * When MPI is initialised: only when the process was started by an MPI
+ * launcher (mpirun/mpiexec of Open MPI, MPICH or Intel MPI, or srun with a
+ * PMI/PMIx plugin), detected from the environment the launcher sets. A
+ * plain `ttt-train` of an MPI build therefore never touches MPI (no
+ * singleton start-up, no orted, no network probing) and behaves exactly like
+ * a build without it. Builds without TTT_HAVE_MPI have size 1 and every
+ * collective is a no-op.
+ *
+ * Errors: once initialised, a process that exits without
+ * ttt_dist_finalize() (cli_die after a data error on any rank) aborts the
+ * whole job with MPI_Abort from an atexit handler, so the other ranks never
+ * hang in a collective waiting for it.
+ *
+ * Threads: MPI is initialised with MPI_THREAD_FUNNELED; only the thread
+ * that called ttt_dist_init may call the functions below (OpenMP regions
+ * inside the model never do).
+ *
+ * libttt style: 0 or -1 with ttt_seterr; nothing here prints or exits
+ * except the abort described above.
+ */
+#ifndef TTT_DIST_H
+#define TTT_DIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "real.h"
+
+/* 1 if this build has MPI support (TTT_HAVE_MPI). */
+int ttt_dist_built(void);
+
+/* 1 if the environment says an MPI launcher started this process. */
+int ttt_dist_launched(void);
+
+/* Initialises MPI if ttt_dist_launched() (and the build has MPI); otherwise
+ * sets rank 0 of 1. Call once, after option parsing (MPI is given no argv).
+ * Fails if a launcher started several tasks but this build cannot join
+ * them (no MPI support, or srun without an MPI plugin). 0 or -1. */
+int ttt_dist_init(void);
+
+/* Finalises MPI (after a barrier-free exit path: MPI_Finalize itself waits
+ * for the other ranks). Safe to call when not initialised, and twice. */
+void ttt_dist_finalize(void);
+
+int ttt_dist_rank(void);
+int ttt_dist_size(void);
+
+/* In-place average over the ranks of buf[n] (the gradient arena): an
+ * MPI_SUM all-reduce in the arena's precision (float in libttt, double in
+ * libttt64) in chunks of at most 2^24 elements, each chunk scaled by 1/size
+ * right after its reduction. Every rank ends with the same bits. */
+int ttt_dist_allreduce_mean(real *buf, size_t n);
+
+/* In-place sum over the ranks of v[n] doubles (losses, counters, flags). */
+int ttt_dist_allreduce_sum(double *v, int n);
+
+/* Broadcasts n bytes from root to every rank (chunked, any size). */
+int ttt_dist_bcast(void *buf, size_t n, int root);
+
+int ttt_dist_barrier(void);
+
+/* 1 if x is the same on every rank, else 0 (a collective: every rank gets
+ * the same answer); -1 on an MPI failure. For consistency checks such as a
+ * hash of the parameters. */
+int ttt_dist_same_u64(uint64_t x);
+
+#endif
