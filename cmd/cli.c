@@ -219,6 +219,9 @@ void cli_check_stdout(void)
 {
     if (ferror(stdout)) {
         if (errno == EPIPE) _exit(0);
-        cli_die("write error on standard output: %s", strerror(errno));
+        /* _exit, not exit: the at-exit check would report the same error again */
+        fprintf(stderr, "%s: write error on standard output: %s\n", cli_prog(), strerror(errno));
+        ttt_atomic_abort_all();
+        _exit(1);
     }
 }
