@@ -1,0 +1,92 @@
+# tests/fuzz/fuzz.mk - fuzzing and sanitizer targets (included by the Makefile).
+#
+#   make fuzz-build     libFuzzer targets in build/fuzz/ (clang, ASan + UBSan)
+#   make fuzz-seeds     seed corpora from real files (tests/fuzz/mkseeds.sh)
+#   make fuzz-smoke     replay tests/regress/, then fuzz each target FUZZ_SMOKE_TIME s
+#   make fuzz           the same for FUZZ_TIME s per target (new inputs kept in build/fuzz/corpus/)
+#   make check-asan     the whole test suite against -fsanitize=address,undefined builds
+#   make check-valgrind tests/valgrind.sh (memcheck over an end-to-end pipeline)
+#
+# The targets run one at a time: the machine is shared.
+
+FUZZ_CC      ?= clang
+FUZZ_SMOKE_TIME ?= 15
+FUZZ_TIME    ?= 180
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -g -O1 -std=gnu11 $(FUZZ_SAN) -Ilib -Icmd -Ibuild -Itests/fuzz
+FUZZ_LDLIBS  := -lz -lxxhash -lpcre2-8 -lm -lpthread
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/%)
+FUZZ_LIBOBJ  := $(LIB_SRC:%.c=build/fuzz/obj/%.o)
+# libFuzzer flags shared by every run: a slow or huge input is a finding too.
+FUZZ_RUNFLAGS := -rss_limit_mb=2048 -timeout=20 -print_final_stats=1
+
+build/fuzz/obj/%.o: %.c build/config.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+build/fuzz/libttt-fuzz.a: $(FUZZ_LIBOBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+# fuzz_cli_num tests cmd/cli.c itself: its exit() is wrapped (see the target).
+build/fuzz/fuzz_cli_num: build/fuzz/obj/tests/fuzz/fuzz_cli_num.o build/fuzz/obj/cmd/cli.o build/fuzz/libttt-fuzz.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Wl,--wrap=exit -o $@ $^ $(FUZZ_LDLIBS)
+
+build/fuzz/fuzz_%: build/fuzz/obj/tests/fuzz/fuzz_%.o build/fuzz/libttt-fuzz.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(FUZZ_LDLIBS)
+
+build/fuzz/obj/tests/fuzz/%.o: tests/fuzz/fuzz_common.h
+
+fuzz-build: $(FUZZ_BINS)
+
+build/fuzz/seeds/.done: $(BINS) tests/fuzz/mkseeds.sh
+	tests/fuzz/mkseeds.sh build build/fuzz/seeds
+	@touch $@
+fuzz-seeds: build/fuzz/seeds/.done
+
+# One target: replay every regression file (each must run clean), then fuzz
+# over the seeds for $(1) seconds. New inputs go to build/fuzz/corpus/NAME.
+define fuzz_run
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t build/fuzz/seeds/$$t tests/fuzz/seeds/$$t tests/regress/$$t build/fuzz/crashes/$$t; \
+	  if ls tests/regress/$$t/* >/dev/null 2>&1; then \
+	    echo "== $$t: replaying tests/regress/$$t"; \
+	    build/fuzz/$$t $(FUZZ_RUNFLAGS) tests/regress/$$t/* 2>build/fuzz/$$t.replay.log \
+	      || { tail -40 build/fuzz/$$t.replay.log; echo "fuzz: $$t: a regression input fails"; exit 1; }; \
+	  fi; \
+	  echo "== $$t: fuzzing $(1) s"; \
+	  build/fuzz/$$t $(FUZZ_RUNFLAGS) -max_total_time=$(1) -artifact_prefix=build/fuzz/crashes/$$t/ \
+	    build/fuzz/corpus/$$t build/fuzz/seeds/$$t tests/fuzz/seeds/$$t tests/regress/$$t \
+	    >build/fuzz/$$t.log 2>&1 \
+	    || { tail -60 build/fuzz/$$t.log; echo "fuzz: $$t: crash, input kept in build/fuzz/crashes/$$t/"; exit 1; }; \
+	  grep -E '^#[0-9]+ +(DONE|INITED)' build/fuzz/$$t.log | tail -1; \
+	  grep -E 'stat::(number_of_executed_units|average_exec_per_sec)' build/fuzz/$$t.log | tr '\n' ' '; echo; \
+	done
+endef
+
+fuzz-smoke: fuzz-build fuzz-seeds
+	$(call fuzz_run,$(FUZZ_SMOKE_TIME))
+
+fuzz: fuzz-build fuzz-seeds
+	$(call fuzz_run,$(FUZZ_TIME))
+
+# ---- sanitizer build of everything ------------------------------------------
+# The Makefile hard-codes build/ as its build directory, so the tree is copied
+# (sources only) into build-asan/src and built there with the sanitizers on.
+ASAN_DIR    := build/asan
+ASAN_CFLAGS := -O1 -g $(FUZZ_SAN)
+ASAN_ENV    := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1 \
+               UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+check-asan:
+	@mkdir -p $(ASAN_DIR)
+	rsync -a --delete --exclude=/build --exclude=/.git \
+	  --exclude=/tests/refcheck --exclude=/tests/refcheck-f32 ./ $(ASAN_DIR)/
+	$(ASAN_ENV) $(MAKE) -C $(ASAN_DIR) NO_CUDA=1 CFLAGS="$(ASAN_CFLAGS)" \
+	  REFVECTORS=$(abspath $(REFVECTORS)) check
+
+check-valgrind: all
+	tests/valgrind.sh build
+
+.PHONY: fuzz fuzz-smoke fuzz-build fuzz-seeds check-asan check-valgrind
