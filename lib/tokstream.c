@@ -87,13 +87,23 @@ int ttt_tokstream_next(ttt_tokstream_reader *r, uint32_t **ids, uint32_t *n, siz
     }
     if (cnt == 0) return ttt_seterr("%s: document %llu: empty record", r->name, (unsigned long long)r->docs + 1);
     if (cnt > (1u << 30)) return ttt_seterr("%s: document %llu: implausible length %u", r->name, (unsigned long long)r->docs + 1, cnt);
-    if (*cap < cnt) {
-        uint32_t *p = realloc(*ids, (size_t)cnt * 4);
-        if (!p) return ttt_seterr("%s: out of memory", r->name);
-        *ids = p;
-        *cap = cnt;
+    /* Grow only as tokens actually arrive: a hostile count in a tiny
+     * truncated stream must not allocate gigabytes up front. */
+    got = 0;
+    while (got < cnt) {
+        size_t want = cnt - got < (1u << 20) ? cnt - got : (1u << 20);
+        if (*cap < got + want) {
+            size_t nc = got + want;
+            if (nc < cnt && nc < 2 * *cap) nc = 2 * *cap < cnt ? 2 * *cap : cnt;
+            uint32_t *p = realloc(*ids, nc * 4);
+            if (!p) return ttt_seterr("%s: out of memory", r->name);
+            *ids = p;
+            *cap = nc;
+        }
+        size_t g = fread(*ids + got, 4, want, r->f);
+        got += g;
+        if (g < want) break;
     }
-    got = fread(*ids, 4, cnt, r->f);
     if (got != cnt) return ttt_seterr("%s: document %llu: truncated (%zu of %u tokens)", r->name, (unsigned long long)r->docs + 1, got, cnt);
     for (uint32_t i = 0; i < cnt; i++)
         if ((*ids)[i] >= r->hdr.vocab)
