@@ -44,7 +44,7 @@ __device__ __forceinline__ float tau_of(const float *off, int i)
 template <int D, int RPT>
 __global__ void __launch_bounds__(KB / RPT * D) inner_fwd(ttt_inner_args a)
 {
-    constexpr int RG = KB / RPT, NT = RG * D, TLD = D + 1, NW = NT / 32, CPL = (D + 31) / 32;
+    constexpr int RG = KB / RPT, NT = RG * D, TLD = D + 4, CLD = 20, NW = NT / 32, CPL = (D + 31) / 32;
     extern __shared__ float sm[];
     float *Ws = sm;                 /* [D][D] */
     float *bs = Ws + D * D;         /* [D] */
@@ -53,8 +53,9 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_fwd(ttt_inner_args a)
     float *Vs = Ks + KB * TLD;
     float *Zs = Vs + KB * TLD;      /* Z, then G */
     float *Ys = Zs + KB * TLD;      /* QW+b, then zbar */
-    float *Cs = Ys + KB * TLD;      /* [16][17] eta*(A+1), masked */
-    float *lrs = Cs + KB * 17;      /* [16] */
+    float *Cs = Ys + KB * TLD;      /* [16][CLD] eta*(A+1), masked */
+    float *Kt = Cs + KB * CLD;      /* [D][16] K transposed (W update) */
+    float *lrs = Kt + D * KB;       /* [16] */
     float *taus = lrs + KB;         /* [16] */
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -97,6 +98,7 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_fwd(ttt_inner_args a)
         for (int u = 0; u < RPT; u++) {
             int x = tid + u * NT, i = x / D, c = x % D;
             Qs[i * TLD + c] = pq[u]; Ks[i * TLD + c] = pk[u]; Vs[i * TLD + c] = pv[u];
+            Kt[c * KB + i] = pk[u];
         }
         if (tid < KB) {
             lrs[tid] = plr;
@@ -111,14 +113,18 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_fwd(ttt_inner_args a)
             float z[RPT], y[RPT];
 #pragma unroll
             for (int q = 0; q < RPT; q++) z[q] = y[q] = bs[jcol];
-#pragma unroll 8
-            for (int k = 0; k < D; k++) {
-                float w = Ws[k * D + jcol];
+            /* float4 along k: 4 W loads + 2*RPT vector loads per 8*RPT FMAs
+             * (shared-memory bandwidth is what limits this kernel) */
+#pragma unroll 4
+            for (int k = 0; k < D; k += 4) {
+                float w0 = Ws[k * D + jcol], w1 = Ws[(k + 1) * D + jcol];
+                float w2 = Ws[(k + 2) * D + jcol], w3 = Ws[(k + 3) * D + jcol];
 #pragma unroll
                 for (int q = 0; q < RPT; q++) {
                     int i = ig + RG * q;
-                    z[q] = fmaf(Ks[i * TLD + k], w, z[q]);
-                    y[q] = fmaf(Qs[i * TLD + k], w, y[q]);
+                    float4 kk = *(const float4 *)&Ks[i * TLD + k], qq = *(const float4 *)&Qs[i * TLD + k];
+                    z[q] = fmaf(kk.x, w0, fmaf(kk.y, w1, fmaf(kk.z, w2, fmaf(kk.w, w3, z[q]))));
+                    y[q] = fmaf(qq.x, w0, fmaf(qq.y, w1, fmaf(qq.z, w2, fmaf(qq.w, w3, y[q]))));
                 }
             }
 #pragma unroll
@@ -133,10 +139,14 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_fwd(ttt_inner_args a)
             float c = 0.f;
             if (m <= i) {
                 float acc = 0.f;
-                for (int k = 0; k < D; k++) acc = fmaf(Qs[i * TLD + k], Ks[m * TLD + k], acc);
+#pragma unroll 4
+                for (int k = 0; k < D; k += 4) {
+                    float4 qq = *(const float4 *)&Qs[i * TLD + k], kk = *(const float4 *)&Ks[m * TLD + k];
+                    acc = fmaf(qq.x, kk.x, fmaf(qq.y, kk.y, fmaf(qq.z, kk.z, fmaf(qq.w, kk.w, acc))));
+                }
                 c = taus[i] * lrs[m] * (acc + 1.f);
             }
-            Cs[i * 17 + m] = c;
+            Cs[i * CLD + m] = c;
         }
         __syncthreads();
 
@@ -181,11 +191,15 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_fwd(ttt_inner_args a)
             float y[RPT];
 #pragma unroll
             for (int q = 0; q < RPT; q++) y[q] = Ys[(ig + RG * q) * TLD + jcol];
-#pragma unroll 4
-            for (int m = 0; m < KB; m++) {
-                float g = Zs[m * TLD + jcol];
 #pragma unroll
-                for (int q = 0; q < RPT; q++) y[q] = fmaf(-Cs[(ig + RG * q) * 17 + m], g, y[q]);
+            for (int m = 0; m < KB; m += 4) {
+                float g0 = Zs[m * TLD + jcol], g1 = Zs[(m + 1) * TLD + jcol];
+                float g2 = Zs[(m + 2) * TLD + jcol], g3 = Zs[(m + 3) * TLD + jcol];
+#pragma unroll
+                for (int q = 0; q < RPT; q++) {
+                    float4 cc = *(const float4 *)&Cs[(ig + RG * q) * CLD + m];
+                    y[q] = fmaf(-cc.x, g0, fmaf(-cc.y, g1, fmaf(-cc.z, g2, fmaf(-cc.w, g3, y[q]))));
+                }
             }
 #pragma unroll
             for (int q = 0; q < RPT; q++) Ys[(ig + RG * q) * TLD + jcol] = y[q];
@@ -200,7 +214,10 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_fwd(ttt_inner_args a)
             for (int k = ig; k < D; k += RG) {
                 float acc = 0.f;
 #pragma unroll
-                for (int i = 0; i < KB; i++) acc = fmaf(Ks[i * TLD + k], eg[i], acc);
+                for (int i = 0; i < KB; i += 4) {
+                    float4 kk = *(const float4 *)&Kt[k * KB + i];
+                    acc = fmaf(kk.x, eg[i], fmaf(kk.y, eg[i + 1], fmaf(kk.z, eg[i + 2], fmaf(kk.w, eg[i + 3], acc))));
+                }
                 Ws[k * D + jcol] -= acc;
             }
             if (ig == 0) bs[jcol] -= sb;
@@ -246,7 +263,7 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_fwd(ttt_inner_args a)
 template <int D, int RPT>
 __global__ void __launch_bounds__(KB / RPT * D) inner_bwd(ttt_inner_args a)
 {
-    constexpr int RG = KB / RPT, NT = RG * D, TLD = D + 1, WLD = D + 1, NW = NT / 32, CPL = (D + 31) / 32;
+    constexpr int RG = KB / RPT, NT = RG * D, TLD = D + 4, WLD = D + 1, NW = NT / 32, CPL = (D + 31) / 32;
     constexpr int TS = KB * TLD, SS = KB * 17;
     extern __shared__ float sm[];
     float *Ws = sm;                  /* [D][WLD] state S_n */
@@ -323,16 +340,18 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_bwd(ttt_inner_args a)
             float z[RPT], y[RPT], m[RPT];
 #pragma unroll
             for (int q = 0; q < RPT; q++) { z[q] = y[q] = bs[jcol]; m[q] = dbs[jcol]; }
-#pragma unroll 4
-            for (int k = 0; k < D; k++) {
-                float w = Ws[k * WLD + jcol], dw = dWs[k * WLD + jcol];
+#pragma unroll 2
+            for (int k = 0; k < D; k += 4) {
+                float w[4], dw[4];
+#pragma unroll
+                for (int kk = 0; kk < 4; kk++) { w[kk] = Ws[(k + kk) * WLD + jcol]; dw[kk] = dWs[(k + kk) * WLD + jcol]; }
 #pragma unroll
                 for (int q = 0; q < RPT; q++) {
                     int i = ig + RG * q;
-                    float kk = Ks[i * TLD + k];
-                    z[q] = fmaf(kk, w, z[q]);
-                    m[q] = fmaf(kk, dw, m[q]);
-                    y[q] = fmaf(Qs[i * TLD + k], w, y[q]);
+                    float4 k4 = *(const float4 *)&Ks[i * TLD + k], q4 = *(const float4 *)&Qs[i * TLD + k];
+                    z[q] = fmaf(k4.x, w[0], fmaf(k4.y, w[1], fmaf(k4.z, w[2], fmaf(k4.w, w[3], z[q]))));
+                    m[q] = fmaf(k4.x, dw[0], fmaf(k4.y, dw[1], fmaf(k4.z, dw[2], fmaf(k4.w, dw[3], m[q]))));
+                    y[q] = fmaf(q4.x, w[0], fmaf(q4.y, w[1], fmaf(q4.z, w[2], fmaf(q4.w, w[3], y[q]))));
                 }
             }
 #pragma unroll
@@ -347,7 +366,11 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_bwd(ttt_inner_args a)
             int i = x / KB, m = x % KB;
             float A = 0.f, e = 0.f;
             if (m <= i) {
-                for (int k = 0; k < D; k++) A = fmaf(Qs[i * TLD + k], Ks[m * TLD + k], A);
+#pragma unroll 4
+                for (int k = 0; k < D; k += 4) {
+                    float4 q4 = *(const float4 *)&Qs[i * TLD + k], k4 = *(const float4 *)&Ks[m * TLD + k];
+                    A = fmaf(q4.x, k4.x, fmaf(q4.y, k4.y, fmaf(q4.z, k4.z, fmaf(q4.w, k4.w, A))));
+                }
                 e = taus[i] * lrs[m];
             }
             As[i * 17 + m] = A; Es[i * 17 + m] = e; Cs[i * 17 + m] = e * (A + 1.f);
@@ -455,7 +478,11 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_bwd(ttt_inner_args a)
             float de = 0.f, da = 0.f;
             if (m <= i) {
                 float p = 0.f;
-                for (int j = 0; j < D; j++) p = fmaf(dZb[i * TLD + j], Gs[m * TLD + j], p);
+#pragma unroll 4
+                for (int j = 0; j < D; j += 4) {
+                    float4 d4 = *(const float4 *)&dZb[i * TLD + j], g4 = *(const float4 *)&Gs[m * TLD + j];
+                    p = fmaf(d4.x, g4.x, fmaf(d4.y, g4.y, fmaf(d4.z, g4.z, fmaf(d4.w, g4.w, p))));
+                }
                 p = -p;
                 de = p * (As[i * 17 + m] + 1.f);
                 da = p * Es[i * 17 + m];
@@ -655,10 +682,10 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_bwd(ttt_inner_args a)
 
 /* ------------------------------------------------------------------------ */
 
-template <int D> static size_t fwd_smem() { return sizeof(float) * (D * D + D + 5 * KB * (D + 1) + KB * 17 + 2 * KB); }
+template <int D> static size_t fwd_smem() { return sizeof(float) * (D * D + D + 5 * KB * (D + 4) + KB * 20 + D * KB + 2 * KB); }
 template <int D> static size_t bwd_smem()
 {
-    return sizeof(float) * (2 * D * (D + 1) + 2 * D + 15 * KB * (D + 1) + 5 * KB * 17 + 5 * KB + 2 * D);
+    return sizeof(float) * (2 * D * (D + 1) + 2 * D + 15 * KB * (D + 4) + 5 * KB * 17 + 5 * KB + 2 * D);
 }
 
 template <int D, int RPT> static cudaError_t launch_fwd(const ttt_inner_args *a, cudaStream_t s)
