@@ -62,6 +62,22 @@ static int thread_id(void)
 
 static int is_mlp(const ttt_layer_config *c) { return c->kind == TTT_MLP; }
 
+/* This thread's index and the team size inside a parallel region. */
+static void team(int *id, int *nt)
+{
+#ifdef _OPENMP
+    *id = omp_get_thread_num();
+    *nt = omp_get_num_threads();
+#else
+    *id = 0;
+    *nt = 1;
+#endif
+}
+
+/* Element-wise passes go parallel only above this many reals: a decode step
+ * (B rows) is cheaper on one thread than a fork/join. */
+#define PAR_MIN 16384
+
 /* reals of one (b,h) fast-weight block */
 static size_t state_P(const ttt_layer_config *c)
 {
@@ -195,6 +211,7 @@ static void split_heads(real *dst, const real *src, const ttt_layer_config *c, c
                         const real *sn, int rot, int B, int T, long pos0)
 {
     int H = c->H, D = c->D, C = c->C, h2 = D / 2;
+    #pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * C >= PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             for (int t = 0; t < T; t++) {
@@ -215,6 +232,7 @@ static void lr_gate(real *sig, real *lr, const ttt_layer_config *c, const real *
                     const ttt_layer_params *p, int B, int T)
 {
     int H = c->H, C = c->C;
+    #pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * C >= PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             const real *xt = x + ((size_t)b * T + t) * C;
@@ -244,12 +262,14 @@ static void output_side(const ttt_layer_config *c, real *out, real *pnout, real 
                         const ttt_layer_params *p, size_t n)
 {
     int C = c->C;
+    #pragma omp parallel for schedule(static) if (n * C >= PAR_MIN)
     for (size_t i = 0; i < n; i++)
         ln_row_forward(pnout + i * C, pmean ? pmean + i : NULL, prstd ? prstd + i : NULL,
                        tout + i * C, p->post_norm_w, p->post_norm_b, C, POST_NORM_EPS);
     const real *o_in = pnout;
     if (c->use_gate) {
         ttt_gemm(0, 1, (int)n, C, C, 1, x, C, p->g_proj, C, 0, gout, C);
+        #pragma omp parallel for schedule(static) if (n * C >= PAR_MIN)
         for (size_t i = 0; i < n * C; i++) oin[i] = gelu_tanh(gout[i]) * pnout[i];
         o_in = oin;
     }
@@ -377,6 +397,7 @@ void ttt_layer_backward(const ttt_layer_config *c, real *dx, const ttt_layer_par
     int dx_set = 0;
     if (c->use_gate) {
         /* O_in = gelu(X Wg^T) (.) Y:  dgate (in dq) = dO_in Y gelu'(.);  dY = dO_in gelu(.) */
+        #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < BTC; i++) {
             real gg = gout[i];
             dq[i] = dY[i] * pnout[i] * gelu_tanh_grad(gg);
@@ -386,10 +407,27 @@ void ttt_layer_backward(const ttt_layer_config *c, real *dx, const ttt_layer_par
         ttt_gemm(0, 0, (int)BT, C, C, 1, dq, C, p->g_proj, C, 0, dx, C);
         dx_set = 1;
     }
-    /* Y = LN_post(Zcat) */
+    /* Y = LN_post(Zcat): rows in parallel, the weight gradients by column
+     * blocks (each thread owns its columns and sums the rows in order) */
+    #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < BT; i++)
-        ln_row_backward(dZ + i * C, g->post_norm_w, g->post_norm_b, dY + i * C, tout + i * C,
+        ln_row_backward(dZ + i * C, NULL, NULL, dY + i * C, tout + i * C,
                         acts[L.pmean + i], acts[L.prstd + i], p->post_norm_w, C);
+    #pragma omp parallel
+    {
+        int id, nt;
+        team(&id, &nt);
+        int c0 = C * id / nt, c1 = C * (id + 1) / nt;
+        real *gw = g->post_norm_w, *gb = g->post_norm_b;
+        for (size_t i = 0; i < BT; i++) {
+            const real *dy = dY + i * C, *xr = tout + i * C;
+            real mu = acts[L.pmean + i], rs = acts[L.prstd + i];
+            for (int j = c0; j < c1; j++) {
+                gw[j] += dy[j] * ((xr[j] - mu) * rs);
+                gb[j] += dy[j];
+            }
+        }
+    }
 
     /* inner loop, mini-batches in reverse; the state area of the last
      * boundary becomes the running dS of each (b,h) */
@@ -436,19 +474,22 @@ void ttt_layer_backward(const ttt_layer_config *c, real *dx, const ttt_layer_par
             if ((real)(1.0 / (i + 1)) + p->token_idx[i] > 0) g->token_idx[i] += a[2 * D + i];
     }
     /* lr = c sigmoid(a), a = x.w_h + c_h:  da = dlr lr (1 - sigmoid) (laid out [B,T,H]) */
+    #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             for (int t = 0; t < T; t++) {
                 size_t i = ((size_t)b * H + h) * T + t;
-                real d = dlr[i] * lr[i] * (1 - sig[i]);
-                da[((size_t)b * T + t) * H + h] = d;
-                g->lr_b[h] += d;
+                da[((size_t)b * T + t) * H + h] = dlr[i] * lr[i] * (1 - sig[i]);
             }
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) g->lr_b[h] += da[((size_t)b * T + t) * H + h];
     ttt_gemm(1, 0, H, C, (int)BT, 1, da, H, x, C, 1, g->lr_w, C);
     ttt_gemm(0, 0, (int)BT, C, H, 1, da, H, p->lr_w, C, dx_set, dx, C);
     /* RoPE: rotate the gradient back (angle -p theta_i), merge heads into [B,T,C] */
     real *cs = acts + L.rcos, *sn = acts + L.rsin;
     int h2 = D / 2;
+    #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             for (int t = 0; t < T; t++) {
@@ -472,6 +513,7 @@ void ttt_layer_backward(const ttt_layer_config *c, real *dx, const ttt_layer_par
         const real *U = acts + L.qp;
         dwconv_backward(dU, g->conv_q_w, g->conv_q_b, dq, U, p->conv_q_w, B, T, C, c->conv_kernel);
         dwconv_backward(dU2, g->conv_k_w, g->conv_k_b, dk, U, p->conv_k_w, B, T, C, c->conv_kernel);
+        #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < BTC; i++) dU[i] += dU2[i];
         ttt_gemm(1, 0, C, C, (int)BT, 1, dU, C, x, C, 1, g->q_proj, C);
         ttt_gemm(0, 0, (int)BT, C, C, 1, dU, C, p->q_proj, C, 1, dx, C);
