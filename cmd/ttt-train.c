@@ -464,6 +464,8 @@ int main(int argc, char **argv)
     if (ttt_dist_init() < 0) cli_die_lib();
     const int root = ttt_dist_rank() == 0, nranks = ttt_dist_size();
     if (!root) cli_verbosity = 0;   /* rank 0 reports; errors still print everywhere */
+    if (!resume && o.batch % ((long long)nranks * o.accum))   /* before RUNDIR exists (resume: below) */
+        cli_usage_error("--batch %d is not a multiple of %d ranks x --accum %d", o.batch, nranks, o.accum);
     if (threads) {
 #ifdef _OPENMP
         omp_set_num_threads(threads);

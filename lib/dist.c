@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef TTT_HAVE_MPI
 #include <mpi.h>
@@ -69,7 +70,12 @@ static int mpi_fail(const char *what, int rc)
  * take the job down instead of leaving the other ranks in a collective. */
 static void abort_at_exit(int status, void *arg)
 {
-    if (g_active) MPI_Abort(MPI_COMM_WORLD, status ? status : 1);
+    if (!g_active) return;
+    /* An error every rank meets (bad data) is met by rank 0 too; let it
+     * finish its own exit handlers (removing a RUNDIR it just created)
+     * before this abort kills it. */
+    if (g_rank != 0) sleep(2);
+    MPI_Abort(MPI_COMM_WORLD, status ? status : 1);
 }
 #endif
 
