@@ -198,7 +198,7 @@ static void decode_doc(dec_ctx *d, uint64_t doc, const uint32_t *ids, size_t n, 
     }
     if (!d->keep && olen != nbytes)
         cli_die("%s: document %" PRIu64 ": decodes to %zu bytes, the file says %" PRIu64, d->name, doc, olen, nbytes);
-    fwrite(d->out, 1, olen, stdout);
+    if (olen) fwrite(d->out, 1, olen, stdout);   /* d->out is NULL until a byte was decoded */
     cli_check_stdout();
 }
 
