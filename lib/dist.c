@@ -17,7 +17,9 @@
 #define DIST_CHUNK ((size_t)1 << 24)
 
 static int g_rank = 0, g_size = 1;
+#ifdef TTT_HAVE_MPI
 static int g_active;      /* MPI initialised by us and not yet finalised */
+#endif
 
 static long env_long(const char *name)
 {
