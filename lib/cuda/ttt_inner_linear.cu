@@ -263,7 +263,7 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_fwd(ttt_inner_args a)
 template <int D, int RPT>
 __global__ void __launch_bounds__(KB / RPT * D) inner_bwd(ttt_inner_args a)
 {
-    constexpr int RG = KB / RPT, NT = RG * D, TLD = D + 4, WLD = D + 1, NW = NT / 32, CPL = (D + 31) / 32;
+    constexpr int RG = KB / RPT, NT = RG * D, TLD = D + 4, WLD = D + 4, NW = NT / 32, CPL = (D + 31) / 32;
     constexpr int TS = KB * TLD, SS = KB * 17;
     extern __shared__ float sm[];
     float *Ws = sm;                  /* [D][WLD] state S_n */
@@ -276,7 +276,8 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_bwd(ttt_inner_args a)
     float *dZb = Ys + TS;            /* d zbar */
     float *Ms = dZb + TS;            /* K dW' + db' */
     float *dGs = Ms + TS, *dZs = dGs + TS, *dTs = dZs + TS, *dQs = dTs + TS, *dKs = dQs + TS;
-    float *As = dKs + TS;            /* [16][17] tril(QK^T) */
+    float *Qt = dKs + TS, *Kt = Qt + D * KB;   /* [D][16] transposed Q, K (dW update) */
+    float *As = Kt + D * KB;         /* [16][17] tril(QK^T) */
     float *Es = As + SS;             /* eta masked */
     float *Cs = Es + SS;             /* eta*(A+1) */
     float *dEs = Cs + SS;            /* d eta */
@@ -326,6 +327,7 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_bwd(ttt_inner_args a)
         for (int u = 0; u < RPT; u++) {
             int x = tid + u * NT, i = x / D, c = x % D;
             Qs[i * TLD + c] = pq[u]; Ks[i * TLD + c] = pk[u]; Vs[i * TLD + c] = pv[u]; dOs[i * TLD + c] = pd[u];
+            Qt[c * KB + i] = pq[u]; Kt[c * KB + i] = pk[u];
         }
         if (tid < KB) {
             lrs[tid] = plr;
@@ -495,10 +497,13 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_bwd(ttt_inner_args a)
 #pragma unroll
             for (int q = 0; q < RPT; q++) acc[q] = 0.f;
 #pragma unroll 4
-            for (int j = 0; j < D; j++) {
-                float dw = dWs[jcol * WLD + j];
+            for (int j = 0; j < D; j += 4) {
+                float4 dw = *(const float4 *)&dWs[jcol * WLD + j];
 #pragma unroll
-                for (int q = 0; q < RPT; q++) acc[q] = fmaf(Gs[(ig + RG * q) * TLD + j], dw, acc[q]);
+                for (int q = 0; q < RPT; q++) {
+                    float4 g4 = *(const float4 *)&Gs[(ig + RG * q) * TLD + j];
+                    acc[q] = fmaf(g4.x, dw.x, fmaf(g4.y, dw.y, fmaf(g4.z, dw.z, fmaf(g4.w, dw.w, acc[q]))));
+                }
             }
 #pragma unroll
             for (int q = 0; q < RPT; q++) {
@@ -533,10 +538,13 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_bwd(ttt_inner_args a)
                 dk[q] = dKs[i * TLD + jcol];
             }
 #pragma unroll 4
-            for (int j = 0; j < D; j++) {
-                float w = Ws[jcol * WLD + j];
+            for (int j = 0; j < D; j += 4) {
+                float4 w = *(const float4 *)&Ws[jcol * WLD + j];
 #pragma unroll
-                for (int q = 0; q < RPT; q++) dq[q] = fmaf(dZb[(ig + RG * q) * TLD + j], w, dq[q]);
+                for (int q = 0; q < RPT; q++) {
+                    float4 d4 = *(const float4 *)&dZb[(ig + RG * q) * TLD + j];
+                    dq[q] = fmaf(d4.x, w.x, fmaf(d4.y, w.y, fmaf(d4.z, w.z, fmaf(d4.w, w.w, dq[q]))));
+                }
             }
 #pragma unroll 4
             for (int m = 0; m < KB; m++) {
@@ -614,10 +622,13 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_bwd(ttt_inner_args a)
                 dk[q] = dKs[i * TLD + jcol] - dTs[i * TLD + jcol];
             }
 #pragma unroll 4
-            for (int j = 0; j < D; j++) {
-                float w = Ws[jcol * WLD + j];
+            for (int j = 0; j < D; j += 4) {
+                float4 w = *(const float4 *)&Ws[jcol * WLD + j];
 #pragma unroll
-                for (int q = 0; q < RPT; q++) dk[q] = fmaf(dZs[(ig + RG * q) * TLD + j], w, dk[q]);
+                for (int q = 0; q < RPT; q++) {
+                    float4 d4 = *(const float4 *)&dZs[(ig + RG * q) * TLD + j];
+                    dk[q] = fmaf(d4.x, w.x, fmaf(d4.y, w.y, fmaf(d4.z, w.z, fmaf(d4.w, w.w, dk[q]))));
+                }
             }
 #pragma unroll
             for (int q = 0; q < RPT; q++) {
@@ -639,8 +650,11 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_bwd(ttt_inner_args a)
             for (int k = ig; k < D; k += RG) {
                 float acc = 0.f;
 #pragma unroll
-                for (int i = 0; i < KB; i++)
-                    acc = fmaf(Qs[i * TLD + k], dzb[i], fmaf(Ks[i * TLD + k], dz[i], acc));
+                for (int i = 0; i < KB; i += 4) {
+                    float4 q4 = *(const float4 *)&Qt[k * KB + i], k4 = *(const float4 *)&Kt[k * KB + i];
+                    acc = fmaf(q4.x, dzb[i], fmaf(q4.y, dzb[i + 1], fmaf(q4.z, dzb[i + 2], fmaf(q4.w, dzb[i + 3], acc))));
+                    acc = fmaf(k4.x, dz[i], fmaf(k4.y, dz[i + 1], fmaf(k4.z, dz[i + 2], fmaf(k4.w, dz[i + 3], acc))));
+                }
                 dWs[k * WLD + jcol] += acc;
             }
             if (ig == 0) dbs[jcol] += sb;
@@ -685,7 +699,7 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_bwd(ttt_inner_args a)
 template <int D> static size_t fwd_smem() { return sizeof(float) * (D * D + D + 5 * KB * (D + 4) + KB * 20 + D * KB + 2 * KB); }
 template <int D> static size_t bwd_smem()
 {
-    return sizeof(float) * (2 * D * (D + 1) + 2 * D + 15 * KB * (D + 4) + 5 * KB * 17 + 5 * KB + 2 * D);
+    return sizeof(float) * (2 * D * (D + 4) + 2 * D + 15 * KB * (D + 4) + 2 * D * KB + 5 * KB * 17 + 5 * KB + 2 * D);
 }
 
 template <int D, int RPT> static cudaError_t launch_fwd(const ttt_inner_args *a, cudaStream_t s)
