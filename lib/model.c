@@ -2,7 +2,9 @@
  * initialisation, forward, backward, named intermediates (spec sections 1, 8, 9).
  *
  *   h = E[ids]
- *   per block:  [pre_conv] h += DWConv(RMS_conv(h));  h += TTT(RMS_seq(h));  h += SwiGLU(RMS_ffn(h))
+ *   per block:  [pre_conv] h += DWConv(RMS_conv(h));  h += Seq(RMS_seq(h));  h += SwiGLU(RMS_ffn(h))
+ *   Seq = the TTT layer, or for the baselines causal attention with RoPE
+ *   (layers/attn.c, the Transformer) or the Mamba block (layers/mamba.c)
  *   logits = RMS_final(h) E^T;  loss = mean CE over targets >= 0
  *
  * Memory: one arena for parameters, one for gradients (same layout), one for
@@ -28,32 +30,49 @@
 
 /* ---- parameter table ---- */
 
-enum { INIT_ZERO, INIT_ONE, INIT_NORMAL, INIT_CONV };
+/* INIT_DT_W, INIT_DT_B, INIT_A_LOG: the Mamba dt_proj and A_log of
+ * mamba_simple.py (see ttt_model_init). */
+enum { INIT_ZERO, INIT_ONE, INIT_NORMAL, INIT_CONV, INIT_DT_W, INIT_DT_B, INIT_A_LOG };
 
 /* One row per tensor of a block, in the reference state_dict order:
  * X(member of block_params, name after "model.layers.{i}.", present, init, ndim, d0, d1, d2)
- * evaluated with C H D F K I k mlp sqk gate pre in scope. */
+ * evaluated with C H D F K I k mlp sqk gate pre (TTT), E S R (Mamba) and the
+ * block kind flags tt att mam in scope. The TTT rows come first, so TTT
+ * models keep the reference order; the baselines' rows follow. */
 #define TTT_BLOCK_PARAMS(X) \
-    X(ttt.token_idx,   "seq_modeling_block.learnable_token_idx",     1,    INIT_ZERO,   1, K, 0, 0) \
-    X(ttt.lr_w,        "seq_modeling_block.learnable_ttt_lr_weight", 1,    INIT_NORMAL, 3, H, 1, C) \
-    X(ttt.lr_b,        "seq_modeling_block.learnable_ttt_lr_bias",   1,    INIT_ZERO,   2, H, 1, 0) \
-    X(ttt.ttt_norm_w,  "seq_modeling_block.ttt_norm_weight",         1,    INIT_ONE,    2, H, D, 0) \
-    X(ttt.ttt_norm_b,  "seq_modeling_block.ttt_norm_bias",           1,    INIT_ZERO,   2, H, D, 0) \
-    X(ttt.W1,          "seq_modeling_block.W1",                      1,    INIT_NORMAL, 3, H, D, F) \
-    X(ttt.b1,          "seq_modeling_block.b1",                      1,    INIT_ZERO,   3, H, 1, F) \
-    X(ttt.W2,          "seq_modeling_block.W2",                      mlp,  INIT_NORMAL, 3, H, F, D) \
-    X(ttt.b2,          "seq_modeling_block.b2",                      mlp,  INIT_ZERO,   3, H, 1, D) \
-    X(ttt.q_proj,      "seq_modeling_block.q_proj.weight",           1,    INIT_NORMAL, 2, C, C, 0) \
-    X(ttt.k_proj,      "seq_modeling_block.k_proj.weight",           !sqk, INIT_NORMAL, 2, C, C, 0) \
-    X(ttt.v_proj,      "seq_modeling_block.v_proj.weight",           1,    INIT_NORMAL, 2, C, C, 0) \
-    X(ttt.o_proj,      "seq_modeling_block.o_proj.weight",           1,    INIT_NORMAL, 2, C, C, 0) \
-    X(ttt.conv_q_w,    "seq_modeling_block.conv_q.weight",           sqk,  INIT_CONV,   3, C, 1, k) \
-    X(ttt.conv_q_b,    "seq_modeling_block.conv_q.bias",             sqk,  INIT_CONV,   1, C, 0, 0) \
-    X(ttt.conv_k_w,    "seq_modeling_block.conv_k.weight",           sqk,  INIT_CONV,   3, C, 1, k) \
-    X(ttt.conv_k_b,    "seq_modeling_block.conv_k.bias",             sqk,  INIT_CONV,   1, C, 0, 0) \
-    X(ttt.g_proj,      "seq_modeling_block.g_proj.weight",           gate, INIT_NORMAL, 2, C, C, 0) \
-    X(ttt.post_norm_w, "seq_modeling_block.post_norm.weight",        1,    INIT_ONE,    1, C, 0, 0) \
-    X(ttt.post_norm_b, "seq_modeling_block.post_norm.bias",          1,    INIT_ZERO,   1, C, 0, 0) \
+    X(ttt.token_idx,   "seq_modeling_block.learnable_token_idx",     tt,    INIT_ZERO,   1, K, 0, 0) \
+    X(ttt.lr_w,        "seq_modeling_block.learnable_ttt_lr_weight", tt,    INIT_NORMAL, 3, H, 1, C) \
+    X(ttt.lr_b,        "seq_modeling_block.learnable_ttt_lr_bias",   tt,    INIT_ZERO,   2, H, 1, 0) \
+    X(ttt.ttt_norm_w,  "seq_modeling_block.ttt_norm_weight",         tt,    INIT_ONE,    2, H, D, 0) \
+    X(ttt.ttt_norm_b,  "seq_modeling_block.ttt_norm_bias",           tt,    INIT_ZERO,   2, H, D, 0) \
+    X(ttt.W1,          "seq_modeling_block.W1",                      tt,    INIT_NORMAL, 3, H, D, F) \
+    X(ttt.b1,          "seq_modeling_block.b1",                      tt,    INIT_ZERO,   3, H, 1, F) \
+    X(ttt.W2,          "seq_modeling_block.W2",                      tt && mlp,  INIT_NORMAL, 3, H, F, D) \
+    X(ttt.b2,          "seq_modeling_block.b2",                      tt && mlp,  INIT_ZERO,   3, H, 1, D) \
+    X(ttt.q_proj,      "seq_modeling_block.q_proj.weight",           tt,    INIT_NORMAL, 2, C, C, 0) \
+    X(ttt.k_proj,      "seq_modeling_block.k_proj.weight",           tt && !sqk, INIT_NORMAL, 2, C, C, 0) \
+    X(ttt.v_proj,      "seq_modeling_block.v_proj.weight",           tt,    INIT_NORMAL, 2, C, C, 0) \
+    X(ttt.o_proj,      "seq_modeling_block.o_proj.weight",           tt,    INIT_NORMAL, 2, C, C, 0) \
+    X(ttt.conv_q_w,    "seq_modeling_block.conv_q.weight",           tt && sqk,  INIT_CONV,   3, C, 1, k) \
+    X(ttt.conv_q_b,    "seq_modeling_block.conv_q.bias",             tt && sqk,  INIT_CONV,   1, C, 0, 0) \
+    X(ttt.conv_k_w,    "seq_modeling_block.conv_k.weight",           tt && sqk,  INIT_CONV,   3, C, 1, k) \
+    X(ttt.conv_k_b,    "seq_modeling_block.conv_k.bias",             tt && sqk,  INIT_CONV,   1, C, 0, 0) \
+    X(ttt.g_proj,      "seq_modeling_block.g_proj.weight",           tt && gate, INIT_NORMAL, 2, C, C, 0) \
+    X(ttt.post_norm_w, "seq_modeling_block.post_norm.weight",        tt,    INIT_ONE,    1, C, 0, 0) \
+    X(ttt.post_norm_b, "seq_modeling_block.post_norm.bias",          tt,    INIT_ZERO,   1, C, 0, 0) \
+    X(attn.q_proj,     "seq_modeling_block.q_proj.weight",           att,  INIT_NORMAL, 2, C, C, 0) \
+    X(attn.k_proj,     "seq_modeling_block.k_proj.weight",           att,  INIT_NORMAL, 2, C, C, 0) \
+    X(attn.v_proj,     "seq_modeling_block.v_proj.weight",           att,  INIT_NORMAL, 2, C, C, 0) \
+    X(attn.o_proj,     "seq_modeling_block.o_proj.weight",           att,  INIT_NORMAL, 2, C, C, 0) \
+    X(mamba.in_proj,   "seq_modeling_block.in_proj.weight",          mam,  INIT_NORMAL, 2, 2 * E, C, 0) \
+    X(mamba.conv_w,    "seq_modeling_block.conv1d.weight",           mam,  INIT_CONV,   3, E, 1, k) \
+    X(mamba.conv_b,    "seq_modeling_block.conv1d.bias",             mam,  INIT_CONV,   1, E, 0, 0) \
+    X(mamba.x_proj,    "seq_modeling_block.x_proj.weight",           mam,  INIT_NORMAL, 2, R + 2 * S, E, 0) \
+    X(mamba.dt_w,      "seq_modeling_block.dt_proj.weight",          mam,  INIT_DT_W,   2, E, R, 0) \
+    X(mamba.dt_b,      "seq_modeling_block.dt_proj.bias",            mam,  INIT_DT_B,   1, E, 0, 0) \
+    X(mamba.A_log,     "seq_modeling_block.A_log",                   mam,  INIT_A_LOG,  2, E, S, 0) \
+    X(mamba.D,         "seq_modeling_block.D",                       mam,  INIT_ONE,    1, E, 0, 0) \
+    X(mamba.out_proj,  "seq_modeling_block.out_proj.weight",         mam,  INIT_NORMAL, 2, C, E, 0) \
     X(gate_proj,       "mlp.gate_proj.weight",                       1,    INIT_NORMAL, 2, I, C, 0) \
     X(up_proj,         "mlp.up_proj.weight",                         1,    INIT_NORMAL, 2, I, C, 0) \
     X(down_proj,       "mlp.down_proj.weight",                       1,    INIT_NORMAL, 2, C, I, 0) \
@@ -86,6 +105,19 @@ void ttt_model_layer_config(const ttt_config *c, ttt_layer_config *lc)
     lc->rope_theta = c->rope_theta;
 }
 
+void ttt_model_attn_config(const ttt_config *c, attn_config *ac)
+{
+    ac->C = c->hidden_size;
+    ac->H = c->num_attention_heads;
+    ac->D = c->hidden_size / c->num_attention_heads;
+    ac->rope_theta = c->rope_theta;
+}
+
+void ttt_model_mamba_config(const ttt_config *c, mamba_config *mc)
+{
+    mamba_config_init(mc, c->hidden_size, c->conv_kernel);
+}
+
 static void set_tensor(ttt_tensor *t, size_t *off, const char *name, int ndim, int d0, int d1, int d2)
 {
     snprintf(t->name, sizeof t->name, "%s", name);
@@ -108,6 +140,11 @@ static int layout(const ttt_config *cfg, ttt_tensor *t, unsigned char *init, slo
     int I = cfg->intermediate_size, k = cfg->conv_kernel;
     int mlp = cfg->ttt_layer_type == TTT_MLP, F = mlp ? 4 * D : D;
     int sqk = cfg->share_qk, gate = cfg->use_gate, pre = cfg->pre_conv;
+    int tt = cfg->seq_modeling_block == SEQ_TTT, att = cfg->seq_modeling_block == SEQ_ATTENTION;
+    int mam = cfg->seq_modeling_block == SEQ_MAMBA;
+    mamba_config mc;
+    ttt_model_mamba_config(cfg, &mc);
+    int E = mc.E, S = mc.S, R = mc.R;
     int n = 0;
     size_t off = 0;
     ttt_tensor dummy;
@@ -162,6 +199,8 @@ ttt_model *ttt_model_build(const ttt_config *c)
     if (!m) return NULL;
     m->cfg = *c;
     ttt_model_layer_config(c, &m->lc);
+    ttt_model_attn_config(c, &m->ac);
+    ttt_model_mamba_config(c, &m->mc);
     int L = c->num_hidden_layers;
     size_t total;
     m->ntensors = layout(c, NULL, NULL, NULL, &total);
@@ -232,7 +271,11 @@ const ttt_tensor *ttt_model_find(const ttt_model *m, const char *name)
 
 /* Spec section 9 [PT]: N(0, initializer_range) for projections, embedding,
  * W1/W2 and the lr gate; PyTorch Conv1d default U(-1/sqrt(k), 1/sqrt(k)) for
- * every conv weight and bias; ones for norm scales; zeros elsewhere. */
+ * every conv weight and bias; ones for norm scales; zeros elsewhere.
+ * Mamba blocks as mamba_simple.py: dt_proj.weight U(-R^-1/2, R^-1/2),
+ * dt_proj.bias the inverse softplus of dt log-uniform in [1e-3, 0.1],
+ * A_log[e,s] = log(s+1), D = 1; their in/x/out projections N(0, range)
+ * like every other projection here. */
 void ttt_model_init(ttt_model *m, uint64_t seed)
 {
     ttt_rng r;
@@ -246,6 +289,18 @@ void ttt_model_init(ttt_model *m, uint64_t seed)
             case INIT_ZERO: p[j] = 0; break;
             case INIT_ONE: p[j] = 1; break;
             case INIT_NORMAL: p[j] = (real)(std * ttt_rng_normal(&r)); break;
+            case INIT_DT_W: {
+                double b = 1 / sqrt((double)m->mc.R);
+                p[j] = (real)(b * (2 * ttt_rng_uniform(&r) - 1));
+                break;
+            }
+            case INIT_DT_B: {
+                double dt = exp(ttt_rng_uniform(&r) * (log(0.1) - log(1e-3)) + log(1e-3));
+                if (dt < 1e-4) dt = 1e-4;
+                p[j] = (real)(dt + log(-expm1(-dt)));   /* softplus^-1(dt) */
+                break;
+            }
+            case INIT_A_LOG: p[j] = (real)log(1.0 + (double)(j % m->tensors[i].shape[1])); break;
             default: p[j] = (real)(bound * (2 * ttt_rng_uniform(&r) - 1)); break;
             }
         }
@@ -259,6 +314,15 @@ void ttt_model_zero_grad(ttt_model *m)
 }
 
 /* ---- activations ---- */
+
+static size_t seq_acts_size(const ttt_model *m, int B, int T)
+{
+    switch (m->cfg.seq_modeling_block) {
+    case SEQ_ATTENTION: return attn_acts_size(&m->ac, B, T);
+    case SEQ_MAMBA: return mamba_acts_size(&m->mc, B, T);
+    default: return ttt_layer_acts_size(&m->lc, B, T);
+    }
+}
 
 /* Carves (or, with base NULL, measures) the activation arena for B x T. */
 static size_t carve(ttt_model *m, real *base, int B, int T)
@@ -288,7 +352,7 @@ static size_t carve(ttt_model *m, real *base, int B, int T)
         TAKE(a->fn, N * C);
         TAKE(a->frstd, N);
         TAKE(a->sw, swiglu_acts_size((int)N, c->intermediate_size));
-        TAKE(a->ttt, ttt_layer_acts_size(&m->lc, B, T));
+        TAKE(a->ttt, seq_acts_size(m, B, T));
         prev = a->out;
     }
     TAKE(m->final_out, N * C);
@@ -369,7 +433,12 @@ int ttt_model_forward(ttt_model *m, const int32_t *ids, const int32_t *targets, 
             add_into(a->h1, h, a->pc, NC);
         }
         rmsnorm_forward(a->sn, a->srstd, a->h1, p->seq_norm, N, C, eps);
-        ttt_layer_forward(&m->lc, a->to, a->ttt, a->sn, &p->ttt, B, T);
+        if (c->seq_modeling_block == SEQ_ATTENTION)
+            attn_forward(&m->ac, a->to, a->ttt, a->sn, &p->attn, B, T);
+        else if (c->seq_modeling_block == SEQ_MAMBA)
+            mamba_forward(&m->mc, a->to, a->ttt, a->sn, &p->mamba, B, T);
+        else
+            ttt_layer_forward(&m->lc, a->to, a->ttt, a->sn, &p->ttt, B, T);
         add_into(a->h2, a->h1, a->to, NC);
         rmsnorm_forward(a->fn, a->frstd, a->h2, p->ffn_norm, N, C, eps);
         swiglu_forward(a->out, a->sw, a->fn, p->gate_proj, p->up_proj, p->down_proj, N, C, I);
@@ -412,7 +481,13 @@ int ttt_model_backward(ttt_model *m)
     int B = m->B, T = m->T, N = B * T, C = c->hidden_size, V = c->vocab_size;
     int I = c->intermediate_size, k = c->conv_kernel;
     size_t NC = (size_t)N * C;
-    size_t need = (size_t)N * V + 3 * NC + 2 * (size_t)N * I;
+    /* the scratch serves SwiGLU ([2,N,I]) and the baselines' sequence blocks */
+    size_t blk = 2 * (size_t)N * I;
+    if (c->seq_modeling_block == SEQ_ATTENTION && attn_scratch_size(&m->ac, B, T) > blk)
+        blk = attn_scratch_size(&m->ac, B, T);
+    if (c->seq_modeling_block == SEQ_MAMBA && mamba_scratch_size(&m->mc, B, T) > blk)
+        blk = mamba_scratch_size(&m->mc, B, T);
+    size_t need = (size_t)N * V + 3 * NC + blk;
     if (need > m->bwd_cap) {
         free(m->bwd);
         m->bwd = malloc(need * sizeof(real));
@@ -442,8 +517,13 @@ int ttt_model_backward(ttt_model *m)
                         p->gate_proj, p->up_proj, p->down_proj, scratch, N, C, I);
         rmsnorm_backward(d2, g->ffn_norm, d1, a->h2, p->ffn_norm, a->frstd, N, C);
         add_into(dh, dh, d2, NC);
-        /* h2 = h1 + TTT(RMS_seq(h1)) */
-        ttt_layer_backward(&m->lc, d1, &g->ttt, dh, a->ttt, a->sn, &p->ttt, B, T);
+        /* h2 = h1 + Seq(RMS_seq(h1)), Seq = TTT, attention or Mamba */
+        if (c->seq_modeling_block == SEQ_ATTENTION)
+            attn_backward(&m->ac, d1, &g->attn, dh, a->ttt, a->sn, &p->attn, scratch, B, T);
+        else if (c->seq_modeling_block == SEQ_MAMBA)
+            mamba_backward(&m->mc, d1, &g->mamba, dh, a->ttt, a->sn, &p->mamba, scratch, B, T);
+        else
+            ttt_layer_backward(&m->lc, d1, &g->ttt, dh, a->ttt, a->sn, &p->ttt, B, T);
         rmsnorm_backward(d2, g->seq_norm, d1, a->h1, p->seq_norm, a->srstd, N, C);
         add_into(dh, dh, d2, NC);
         /* h1 = h0 + DWConv(RMS_conv(h0)) */
@@ -471,11 +551,16 @@ const real *ttt_model_inter(const ttt_model *m, const char *name)
     const block_acts *a = &m->ba[l];
     if (strcmp(what, "pre_conv_out") == 0) return a->pc;
     if (strcmp(what, "seq_norm_out") == 0) return a->sn;
-    if (strcmp(what, "ttt_layer_out") == 0) return a->to;
+    if (strcmp(what, "ttt_layer_out") == 0 || strcmp(what, "seq_out") == 0) return a->to;
     if (strcmp(what, "out") == 0) return a->out;
     if (strcmp(what, "ffn_norm_out") == 0) return a->fn;
     /* "inter.block{i}.ttt.<name>": the layer's own intermediates */
-    if (strncmp(what, "ttt.", 4) == 0)
+    if (strncmp(what, "ttt.", 4) == 0 && m->cfg.seq_modeling_block == SEQ_TTT)
         return ttt_layer_inter(&m->lc, a->ttt, what + 4, m->B, m->T);
+    /* "inter.block{i}.attn.<name>", "inter.block{i}.mamba.<name>" */
+    if (strncmp(what, "attn.", 5) == 0 && m->cfg.seq_modeling_block == SEQ_ATTENTION)
+        return attn_inter(&m->ac, a->ttt, what + 5, m->B, m->T);
+    if (strncmp(what, "mamba.", 6) == 0 && m->cfg.seq_modeling_block == SEQ_MAMBA)
+        return mamba_inter(&m->mc, a->ttt, what + 6, m->B, m->T);
     return NULL;
 }

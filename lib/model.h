@@ -22,6 +22,10 @@
 #include "json.h"
 
 enum { TTT_LINEAR = 0, TTT_MLP = 1 };
+/* The sequence-modelling block of every layer: the TTT layer (kind from
+ * ttt_layer_type) or one of the paper's baselines. JSON "seq_modeling_block":
+ * "ttt_linear" | "ttt_mlp" | "self_attention" | "mamba". */
+enum { SEQ_TTT = 0, SEQ_ATTENTION = 1, SEQ_MAMBA = 2 };
 
 /* Field names follow the reference TTTConfig (config.json uses them). */
 typedef struct {
@@ -33,6 +37,7 @@ typedef struct {
     int mini_batch_size;        /* K = 16 */
     int conv_kernel;            /* 4 */
     int ttt_layer_type;         /* TTT_LINEAR or TTT_MLP ("linear"/"mlp" in JSON) */
+    int seq_modeling_block;     /* SEQ_TTT (0, the default), SEQ_ATTENTION, SEQ_MAMBA */
     int pre_conv, share_qk, use_gate;   /* Mamba backbone: all 1; Transformer: all 0 */
     double ttt_base_lr;
     double rope_theta;
@@ -45,6 +50,11 @@ typedef struct {
  * "tiny" (tests) and "small" (the demo). Backbone/arch flags are set for
  * TTT-Linear + Mamba backbone; callers override them. Returns 0 or -1. */
 int ttt_config_preset(ttt_config *c, const char *name);
+/* The preset's size for another sequence block: the TTT-Linear preset's
+ * shape with pre_conv/share_qk/use_gate off and intermediate_size chosen so
+ * that the parameter count matches the TTT-Linear preset's (block SEQ_TTT:
+ * exactly ttt_config_preset). 0 or -1. */
+int ttt_config_preset_for(ttt_config *c, const char *name, int block);
 /* The defaults used for fields absent from a JSON config. */
 void ttt_config_default(ttt_config *c);
 /* Starts from ttt_config_default, applies the object's fields (reference
@@ -104,8 +114,10 @@ const real *ttt_model_inter(const ttt_model *m, const char *name);
 typedef struct ttt_decode ttt_decode;
 ttt_decode *ttt_decode_new(const ttt_model *m, int B);
 void ttt_decode_free(ttt_decode *s);
-/* Prefill P tokens [B,P] from the current position (which must be a
- * multiple of K unless P == 1); logits [B,P,V] if non-NULL. */
+/* Prefill P tokens [B,P] from the current position (for TTT blocks a
+ * multiple of K unless P == 1); logits [B,P,V] if non-NULL. Attention
+ * layers keep a KV cache of at most TTT_ATTN_MAX_CONTEXT positions. */
+#define TTT_ATTN_MAX_CONTEXT 131072
 int ttt_decode_prefill(ttt_model *m, ttt_decode *s, const int32_t *ids, int P, real *logits);
 /* One token per sequence [B]; logits [B,V]. */
 int ttt_decode_step(ttt_model *m, ttt_decode *s, const int32_t *ids, real *logits);
@@ -115,7 +127,10 @@ long ttt_decode_position(const ttt_decode *s);
 int ttt_decode_set_position(ttt_decode *s, long pos);
 /* Named state tensors, reference cache names without the "cache.<when>."
  * prefix: "layer0.W1_states", "layer0.W1_grad", "layer0.conv_pre_conv",
- * "layer0.conv_ttt_conv_q", ... with their shape. NULL if absent. */
+ * "layer0.conv_ttt_conv_q", ... with their shape. NULL if absent.
+ * Attention layers: "layer0.k_cache", "layer0.v_cache" [P,B,C] (rotated
+ * keys and values of the P = position tokens so far, position-major).
+ * Mamba layers: "layer0.conv_state" [B,E,k], "layer0.ssm_state" [B,E,S]. */
 const real *ttt_decode_tensor(const ttt_decode *s, const char *name, int *ndim, int shape[4]);
 
 #endif

@@ -6,6 +6,8 @@
  * naming the field; keys of the reference/HF config that do not change the
  * math (use_cache, torch_dtype, ...) are accepted and ignored.
  * Presets: spec section 10 table, plus "tiny" (tests) and "small" (demo).
+ * ttt_config_preset_for gives the same names to the Transformer and Mamba
+ * baselines at a matched parameter count.
  */
 #include "model.h"
 #include "err.h"      /* ttt_seterr */
@@ -69,6 +71,41 @@ int ttt_config_preset(ttt_config *c, const char *name)
     return ttt_seterr("unknown model preset '%s' (expected 125m, 350m, 760m, 1b, tiny or small)", name);
 }
 
+/* The baselines at the TTT-Linear preset's size: same width, depth, heads,
+ * vocabulary and context, no pre-conv (a plain Llama block for attention;
+ * RMSNorm -> Mamba -> residual followed by the same SwiGLU MLP as the TTT
+ * blocks for Mamba), and the SwiGLU width I chosen (a multiple of 8) to
+ * bring the count closest to the TTT-Linear preset's. The count is
+ * base + 3*C*L*I, so I is solved for directly. Resulting counts
+ * (ttt_config_num_params; tests/unit/test_model_arch.c checks them):
+ *   preset   TTT-Linear (I)        Transformer (I)          Mamba (I)
+ *   tiny        103,912 (128)        104,768 (144) +0.8%      103,488 (56) -0.4%
+ *   small     5,352,784 (688)      5,359,872 (720) +0.1%    5,349,632 (488) -0.06%
+ *   125m    110,424,144 (2048)   110,414,592 (2080) -0.01%  110,322,432 (1464) -0.09%
+ *   350m    337,684,224 (2736)   337,560,576 (2768) -0.04%  337,904,640 (1968) +0.07%
+ *   760m    733,608,192 (4096)   734,012,928 (4144) +0.06%  733,644,288 (2952) +0.005%
+ *   1b    1,285,639,296 (5504) 1,285,785,600 (5544) +0.01%  1,285,294,080 (3968) -0.03%
+ * (tied embedding counted once; the spec's names are nominal sizes.)
+ * (TTT-MLP, not matched, has 8*C*D more per layer.) */
+int ttt_config_preset_for(ttt_config *c, const char *name, int block)
+{
+    if (ttt_config_preset(c, name)) return -1;
+    if (block == SEQ_TTT) return 0;
+    if (block != SEQ_ATTENTION && block != SEQ_MAMBA)
+        return ttt_seterr("unknown sequence block %d", block);
+    double target = (double)ttt_config_num_params(c);
+    ttt_config t = *c;
+    t.seq_modeling_block = block;
+    t.pre_conv = t.share_qk = t.use_gate = 0;
+    t.intermediate_size = 8;
+    double base = (double)ttt_config_num_params(&t) - 3.0 * t.hidden_size * t.num_hidden_layers * 8;
+    double per8 = 3.0 * t.hidden_size * t.num_hidden_layers * 8;
+    long k = lround((target - base) / per8);
+    t.intermediate_size = 8 * (int)(k < 1 ? 1 : k);
+    *c = t;
+    return 0;
+}
+
 /* ---- JSON ---- */
 
 enum { F_INT, F_BOOL, F_REAL };
@@ -114,6 +151,7 @@ int ttt_config_from_json(ttt_config *c, const json *j)
     ttt_config_default(c);
     if (!j || j->type != JSON_OBJ)
         return ttt_seterr("model config: expected a JSON object");
+    int seq_given = -1, type_given = 0;   /* seq_modeling_block index, ttt_layer_type seen */
     for (size_t i = 0; i < j->len; i++) {
         const char *key = j->keys[i];
         const json *v = &j->items[i];
@@ -131,6 +169,17 @@ int ttt_config_from_json(ttt_config *c, const json *j)
                 c->ttt_layer_type = TTT_MLP;
             else
                 return ttt_seterr("config field \"ttt_layer_type\": expected \"linear\" or \"mlp\"");
+            type_given = 1;
+            continue;
+        }
+        if (strcmp(key, "seq_modeling_block") == 0) {
+            static const char *const names[] = { "ttt_linear", "ttt_mlp", "self_attention", "mamba" };
+            int k = -1;
+            for (int i = 0; i < 4; i++)
+                if (v->type == JSON_STR && strcmp(v->str, names[i]) == 0) k = i;
+            if (k < 0)
+                return ttt_seterr("config field \"seq_modeling_block\": expected \"ttt_linear\", \"ttt_mlp\", \"self_attention\" or \"mamba\"");
+            seq_given = k;
             continue;
         }
         if (strcmp(key, "tie_word_embeddings") == 0) {
@@ -148,6 +197,13 @@ int ttt_config_from_json(ttt_config *c, const json *j)
             if (strcmp(*k, key) == 0) ignored = 1;
         if (!ignored)
             return ttt_seterr("config: unknown field \"%s\"", key);
+    }
+    if (seq_given == 0 || seq_given == 1) {   /* "ttt_linear" / "ttt_mlp" */
+        if (type_given && c->ttt_layer_type != seq_given)
+            return ttt_seterr("config: \"seq_modeling_block\" and \"ttt_layer_type\" disagree");
+        c->ttt_layer_type = seq_given;
+    } else if (seq_given > 1) {
+        c->seq_modeling_block = seq_given == 2 ? SEQ_ATTENTION : SEQ_MAMBA;
     }
     return ttt_config_validate(c);
 }
@@ -178,6 +234,10 @@ int ttt_config_write_json(const ttt_config *c, FILE *f)
     CONFIG_FIELDS(X)
 #undef X
     fprintf(f, "  \"ttt_layer_type\": \"%s\",\n", c->ttt_layer_type == TTT_MLP ? "mlp" : "linear");
+    /* TTT configs stay exactly as the reference writes them */
+    if (c->seq_modeling_block != SEQ_TTT)
+        fprintf(f, "  \"seq_modeling_block\": \"%s\",\n",
+                c->seq_modeling_block == SEQ_ATTENTION ? "self_attention" : "mamba");
     fputs("  \"tie_word_embeddings\": true\n}\n", f);
     if (ferror(f))
         return ttt_seterr("writing model config: write error");
@@ -200,6 +260,15 @@ int ttt_config_validate(const ttt_config *c)
         return ttt_seterr("config field \"ttt_layer_type\": must be linear or mlp");
     if ((unsigned)c->pre_conv > 1 || (unsigned)c->share_qk > 1 || (unsigned)c->use_gate > 1)
         return ttt_seterr("config: pre_conv, share_qk and use_gate must be true or false");
+    if (c->seq_modeling_block != SEQ_TTT && c->seq_modeling_block != SEQ_ATTENTION &&
+        c->seq_modeling_block != SEQ_MAMBA)
+        return ttt_seterr("config field \"seq_modeling_block\": unknown block %d", c->seq_modeling_block);
+    if (c->seq_modeling_block != SEQ_TTT && (c->pre_conv || c->share_qk || c->use_gate))
+        return ttt_seterr("config: pre_conv, share_qk and use_gate apply to TTT blocks only (seq_modeling_block \"%s\")",
+                          c->seq_modeling_block == SEQ_ATTENTION ? "self_attention" : "mamba");
+    if (c->seq_modeling_block == SEQ_ATTENTION && (c->hidden_size / c->num_attention_heads) % 2)
+        return ttt_seterr("config: attention needs an even head dim for RoPE, got %d",
+                          c->hidden_size / c->num_attention_heads);
     if (!(c->rms_norm_eps > 0))
         return ttt_seterr("config field \"rms_norm_eps\": must be positive");
     if (!(c->rope_theta > 0))

@@ -5,11 +5,15 @@
 
 #include "model.h"
 #include "layers/ttt_layer.h"   /* ttt_layer_config, ttt_layer_params */
+#include "layers/attn.h"        /* attn_config, attn_params (SEQ_ATTENTION) */
+#include "layers/mamba.h"       /* mamba_config, mamba_params (SEQ_MAMBA) */
 
 /* Pointers of one block into the parameter (or gradient) arena; NULL for
  * tensors the configuration does not have. */
 typedef struct {
-    ttt_layer_params ttt;                 /* model.layers.{i}.seq_modeling_block.* */
+    ttt_layer_params ttt;                 /* model.layers.{i}.seq_modeling_block.* (SEQ_TTT) */
+    attn_params attn;                     /* the same prefix (SEQ_ATTENTION) */
+    mamba_params mamba;                   /* the same prefix (SEQ_MAMBA) */
     real *gate_proj, *up_proj, *down_proj; /* [I,C] [I,C] [C,I] */
     real *conv_norm, *conv_w, *conv_b;     /* Mamba pre-conv: [C], [C,1,k], [C] */
     real *seq_norm, *ffn_norm;             /* [C] */
@@ -23,15 +27,17 @@ typedef struct {
     real *cn, *crstd;    /* pre-conv RMSNorm output, its rstd [N] (pre_conv only) */
     real *pc;            /* pre-conv output before the residual add (pre_conv only) */
     real *sn, *srstd;    /* seq_norm output (TTT layer input), rstd [N] */
-    real *to;            /* TTT layer output */
+    real *to;            /* sequence block (TTT / attention / Mamba) output */
     real *fn, *frstd;    /* ffn_norm output, rstd [N] */
     real *sw;            /* SwiGLU acts [3,N,I] */
-    real *ttt;           /* TTT layer acts (ttt_layer_acts_size) */
+    real *ttt;           /* sequence block acts (ttt_layer_acts_size, attn_acts_size or mamba_acts_size) */
 } block_acts;
 
 struct ttt_model {
     ttt_config cfg;
     ttt_layer_config lc;
+    attn_config ac;
+    mamba_config mc;
     int ntensors;
     ttt_tensor *tensors;
     unsigned char *init;        /* init kind per tensor */
@@ -58,5 +64,8 @@ struct ttt_model {
 
 /* Fills the layer config of the model config. */
 void ttt_model_layer_config(const ttt_config *c, ttt_layer_config *lc);
+/* The baselines' block configs of the model config. */
+void ttt_model_attn_config(const ttt_config *c, attn_config *ac);
+void ttt_model_mamba_config(const ttt_config *c, mamba_config *mc);
 
 #endif
