@@ -485,6 +485,16 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
 
 /* ---------------------------------------------------------------- backward */
 
+/* y = x W^T: dW += dy^T x, dx += dy W; dy converted once for both GEMMs */
+static int proj_bwd(ttt_cuda *g, int mode, int BT, int C, const float *dy, const void *xin, const float *W,
+                    float *dW, float *dx)
+{
+    const void *d;
+    if (operand(g, mode, 2, dy, (size_t)BT * C, &d)) return -1;
+    if (gemm(g, mode, 1, 0, C, C, BT, d, -1, xin, -1, dW, 1.f)) return -1;
+    return gemm(g, mode, 0, 0, BT, C, C, d, -1, W, 1, dx, 1.f);
+}
+
 extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_config *c, float *dx,
                                        const ttt_cuda_params *gr, const float *dout, const float *acts,
                                        const float *x, const ttt_cuda_params *p, int B, int T)
@@ -517,8 +527,10 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     /* gate: dO -> dY, dgpre (in dZin for now) */
     if (c->use_gate) {
         k_gate_bwd<<<nblk(btc), 256, 0, g->s>>>(dO, dZin, acts + L.gpre, Y, btc);
-        if (gemm(g, mode, 1, 0, C, C, BT, dZin, 2, xin, -1, gr->g_proj, 1.f)) return -1;
-        if (gemm(g, mode, 0, 0, BT, C, C, dZin, 2, p->g_proj, 1, dx, 1.f)) return -1;
+        const void *dg;
+        if (operand(g, mode, 2, dZin, btc, &dg)) return -1;
+        if (gemm(g, mode, 1, 0, C, C, BT, dg, -1, xin, -1, gr->g_proj, 1.f)) return -1;
+        if (gemm(g, mode, 0, 0, BT, C, C, dg, -1, p->g_proj, 1, dx, 1.f)) return -1;
     }
     /* post-norm */
     k_ln_bwd_params<<<colgrid, 128, 0, g->s>>>(gr->post_norm_w, gr->post_norm_b, dO, acts + L.Zin,
@@ -557,16 +569,12 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
         k_conv_bwd_x<<<nblk(btc), 256, 0, g->s>>>(dU, dXK, p->conv_k_w, T, C, k, btc, 1);
         k_conv_bwd_w<<<colgrid, 128, 0, g->s>>>(gr->conv_q_w, gr->conv_q_b, dXQ, U, BT, T, C, k);
         k_conv_bwd_w<<<colgrid, 128, 0, g->s>>>(gr->conv_k_w, gr->conv_k_b, dXK, U, BT, T, C, k);
-        if (gemm(g, mode, 1, 0, C, C, BT, dU, 2, xin, -1, gr->q_proj, 1.f)) return -1;
-        if (gemm(g, mode, 0, 0, BT, C, C, dU, 2, p->q_proj, 1, dx, 1.f)) return -1;
+        if (proj_bwd(g, mode, BT, C, dU, xin, p->q_proj, gr->q_proj, dx)) return -1;
     } else {
-        if (gemm(g, mode, 1, 0, C, C, BT, dXQ, 2, xin, -1, gr->q_proj, 1.f)) return -1;
-        if (gemm(g, mode, 0, 0, BT, C, C, dXQ, 2, p->q_proj, 1, dx, 1.f)) return -1;
-        if (gemm(g, mode, 1, 0, C, C, BT, dXK, 2, xin, -1, gr->k_proj, 1.f)) return -1;
-        if (gemm(g, mode, 0, 0, BT, C, C, dXK, 2, p->k_proj, 1, dx, 1.f)) return -1;
+        if (proj_bwd(g, mode, BT, C, dXQ, xin, p->q_proj, gr->q_proj, dx)) return -1;
+        if (proj_bwd(g, mode, BT, C, dXK, xin, p->k_proj, gr->k_proj, dx)) return -1;
     }
-    if (gemm(g, mode, 1, 0, C, C, BT, dXV, 2, xin, -1, gr->v_proj, 1.f)) return -1;
-    if (gemm(g, mode, 0, 0, BT, C, C, dXV, 2, p->v_proj, 1, dx, 1.f)) return -1;
+    if (proj_bwd(g, mode, BT, C, dXV, xin, p->v_proj, gr->v_proj, dx)) return -1;
     CK(cudaGetLastError());
     return 0;
 }
