@@ -29,6 +29,10 @@
 
 #include "real.h"
 
+#ifdef __cplusplus
+extern "C" {   /* lib/cuda/dist_nccl.cu */
+#endif
+
 /* 1 if this build has MPI support (TTT_HAVE_MPI). */
 int ttt_dist_built(void);
 
@@ -66,5 +70,20 @@ int ttt_dist_barrier(void);
  * the same answer); -1 on an MPI failure. For consistency checks such as a
  * hash of the parameters. */
 int ttt_dist_same_u64(uint64_t x);
+
+/* ---- GPUs (lib/cuda/dist_nccl.cu; builds with CUDA only) ----
+ * The same average over NCCL for a float gradient arena in device memory.
+ * NCCL is loaded at run time: open fails with a message where it is not
+ * installed. The ranks' communicator is built from MPI (call ttt_dist_init
+ * first); each rank names its own device (usually local rank % devices).
+ * Not yet used by ttt-train (no CUDA training there). */
+typedef struct ttt_dist_gpu ttt_dist_gpu;
+ttt_dist_gpu *ttt_dist_gpu_open(int device);                                       /* NULL + message */
+int ttt_dist_gpu_allreduce_mean(ttt_dist_gpu *g, float *dev, size_t n, void *stream);   /* cudaStream_t */
+void ttt_dist_gpu_close(ttt_dist_gpu *g);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
