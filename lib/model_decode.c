@@ -25,8 +25,13 @@ struct ttt_decode {
     long pos;
     int broken;          /* a failed call left the layers at different positions */
     real *preconv;       /* [L][B,C,k], NULL without pre_conv */
-    real **state;        /* [L] ttt layer states */
+    real **state;        /* [L] ttt layer states (Mamba: conv buffer + SSM state; attention: none) */
     size_t state_size;
+    attn_config ac;
+    mamba_config mc;
+    real **kc, **vc;     /* [L] attention KV caches, [kv_cap][B][C] each */
+    long kv_cap;
+    real *bscr;          /* baseline block scratch for up to cap tokens */
     /* chunk buffers for up to cap tokens per sequence */
     int cap;
     real *work;
@@ -39,6 +44,11 @@ void ttt_decode_free(ttt_decode *s)
     if (s->state)
         for (int l = 0; l < s->cfg.num_hidden_layers; l++) free(s->state[l]);
     free(s->state);
+    if (s->kc)
+        for (int l = 0; l < s->cfg.num_hidden_layers; l++) { free(s->kc[l]); free(s->vc[l]); }
+    free(s->kc);
+    free(s->vc);
+    free(s->bscr);
     free(s->preconv);
     free(s->work);
     free(s);
@@ -56,13 +66,22 @@ ttt_decode *ttt_decode_new(const ttt_model *m, int B)
     s->lc = m->lc;
     s->B = B;
     int L = s->cfg.num_hidden_layers, C = s->cfg.hidden_size, k = s->cfg.conv_kernel;
+    s->ac = m->ac;
+    s->mc = m->mc;
     s->state = calloc(L, sizeof *s->state);
     if (!s->state) goto oom;
-    s->state_size = ttt_layer_state_size(&s->lc, B);
-    for (int l = 0; l < L; l++) {
-        s->state[l] = malloc((s->state_size ? s->state_size : 1) * sizeof(real));
+    int blk = s->cfg.seq_modeling_block;
+    if (blk == SEQ_ATTENTION) {
+        s->kc = calloc(L, sizeof *s->kc);
+        s->vc = calloc(L, sizeof *s->vc);
+        if (!s->kc || !s->vc) goto oom;
+    }
+    s->state_size = blk == SEQ_TTT ? ttt_layer_state_size(&s->lc, B)
+                  : blk == SEQ_MAMBA ? mamba_state_size(&s->mc, B) : 0;
+    for (int l = 0; l < L && blk != SEQ_ATTENTION; l++) {
+        s->state[l] = calloc(s->state_size ? s->state_size : 1, sizeof(real));
         if (!s->state[l]) goto oom;
-        ttt_layer_state_init(&s->lc, s->state[l], &m->bp[l].ttt, B);
+        if (blk == SEQ_TTT) ttt_layer_state_init(&s->lc, s->state[l], &m->bp[l].ttt, B);
     }
     if (s->cfg.pre_conv) {
         s->preconv = calloc((size_t)L * B * C * k, sizeof(real));
@@ -77,9 +96,34 @@ oom:
 
 long ttt_decode_position(const ttt_decode *s) { return s->pos; }
 
+/* Room in every layer's KV cache for `need` positions. */
+static int ensure_kv(ttt_decode *s, long need)
+{
+    if (need <= s->kv_cap) return 0;
+    if (need > TTT_ATTN_MAX_CONTEXT)
+        return ttt_seterr("decode: %ld positions exceed the attention KV cache maximum of %d",
+                          need, TTT_ATTN_MAX_CONTEXT);
+    long cap = s->kv_cap ? 2 * s->kv_cap : 256;
+    if (cap < need) cap = need;
+    if (cap > TTT_ATTN_MAX_CONTEXT) cap = TTT_ATTN_MAX_CONTEXT;
+    size_t row = (size_t)s->B * s->cfg.hidden_size;
+    for (int l = 0; l < s->cfg.num_hidden_layers; l++) {
+        /* realloc keeps the old cache on failure: the state stays usable */
+        real *k = realloc(s->kc[l], (size_t)cap * row * sizeof(real));
+        if (k) s->kc[l] = k;
+        real *v = k ? realloc(s->vc[l], (size_t)cap * row * sizeof(real)) : NULL;
+        if (v) s->vc[l] = v;
+        if (!k || !v)
+            return ttt_seterr("decode: out of memory for a KV cache of %ld positions", cap);
+    }
+    s->kv_cap = cap;
+    return 0;
+}
+
 int ttt_decode_set_position(ttt_decode *s, long pos)
 {
     if (pos < 0) return ttt_seterr("decode: negative position %ld", pos);
+    if (s->cfg.seq_modeling_block == SEQ_ATTENTION && ensure_kv(s, pos)) return -1;
     s->pos = pos;
     return 0;
 }
@@ -89,8 +133,16 @@ static int ensure_chunk(ttt_decode *s, int P)
     if (P <= s->cap) return 0;
     size_t N = (size_t)s->B * P, C = s->cfg.hidden_size, I = s->cfg.intermediate_size;
     size_t need = 4 * N * C + swiglu_acts_size((int)N, (int)I);
-    real *w = malloc(need * sizeof(real));
-    if (!w) return ttt_seterr("decode: out of memory for a chunk of %d tokens", P);
+    size_t bs = s->cfg.seq_modeling_block == SEQ_ATTENTION ? attn_decode_scratch_size(&s->ac, s->B, P)
+              : s->cfg.seq_modeling_block == SEQ_MAMBA ? mamba_decode_scratch_size(&s->mc, s->B) : 1;
+    real *w = malloc(need * sizeof(real)), *b = malloc(bs * sizeof(real));
+    if (!w || !b) {
+        free(w);
+        free(b);
+        return ttt_seterr("decode: out of memory for a chunk of %d tokens", P);
+    }
+    free(s->bscr);
+    s->bscr = b;
     free(s->work);
     s->work = w;
     s->h = w;
@@ -155,6 +207,7 @@ static int run_chunk(ttt_model *m, ttt_decode *s, const int32_t *ids, int P, int
         if (ids[n] < 0 || ids[n] >= V)
             return ttt_seterr("decode: token id %d is outside the vocabulary (size %d)", (int)ids[n], V);
     if (ensure_chunk(s, P)) return -1;
+    if (c->seq_modeling_block == SEQ_ATTENTION && ensure_kv(s, s->pos + P)) return -1;
     size_t NC = (size_t)N * C;
     embed_forward(s->h, ids, m->embed, N, C);
     for (int l = 0; l < c->num_hidden_layers; l++) {
@@ -169,7 +222,11 @@ static int run_chunk(ttt_model *m, ttt_decode *s, const int32_t *ids, int P, int
             add_to(s->h, s->y, NC);
         }
         rmsnorm_forward(s->x, NULL, s->h, p->seq_norm, N, C, eps);
-        if (step)
+        if (c->seq_modeling_block == SEQ_ATTENTION)
+            attn_decode(&s->ac, s->y, s->kc[l], s->vc[l], s->x, &p->attn, B, P, s->pos, s->bscr);
+        else if (c->seq_modeling_block == SEQ_MAMBA)
+            mamba_decode(&s->mc, s->y, s->state[l], s->x, &p->mamba, B, P, s->bscr);
+        else if (step)
             ttt_layer_step(&s->lc, s->y, s->state[l], s->x, &p->ttt, B, s->pos);
         else if (ttt_layer_prefill(&s->lc, s->y, s->state[l], s->x, &p->ttt, B, P, s->pos)) {
             s->broken = 1;   /* earlier layers have advanced: the state is unusable */
@@ -192,7 +249,7 @@ int ttt_decode_prefill(ttt_model *m, ttt_decode *s, const int32_t *ids, int P, r
 {
     if (P <= 0) return ttt_seterr("decode: prefill of %d tokens", P);
     if (P == 1) return run_chunk(m, s, ids, 1, 1, logits);
-    if (s->pos % s->cfg.mini_batch_size != 0)
+    if (s->cfg.seq_modeling_block == SEQ_TTT && s->pos % s->cfg.mini_batch_size != 0)
         return ttt_seterr("decode: a multi-token prefill must start at a multiple of %d, not at position %ld",
                           s->cfg.mini_batch_size, s->pos);
     return run_chunk(m, s, ids, P, 0, logits);
@@ -215,6 +272,21 @@ const real *ttt_decode_tensor(const ttt_decode *s, const char *name, int *ndim, 
         *ndim = 3;
         shape[0] = s->B; shape[1] = C; shape[2] = k; shape[3] = 0;
         return s->preconv + (size_t)l * s->B * C * k;
+    }
+    if (s->cfg.seq_modeling_block == SEQ_ATTENTION) {
+        int kv = strcmp(what, "k_cache") == 0 ? 1 : strcmp(what, "v_cache") == 0 ? 2 : 0;
+        if (!kv || s->pos == 0) return NULL;
+        *ndim = 3;
+        shape[0] = (int)s->pos; shape[1] = s->B; shape[2] = s->cfg.hidden_size; shape[3] = 0;
+        return kv == 1 ? s->kc[l] : s->vc[l];
+    }
+    if (s->cfg.seq_modeling_block == SEQ_MAMBA) {
+        const mamba_config *mc = &s->mc;
+        int conv = strcmp(what, "conv_state") == 0, ssm = strcmp(what, "ssm_state") == 0;
+        if (!conv && !ssm) return NULL;
+        *ndim = 3;
+        shape[0] = s->B; shape[1] = mc->E; shape[2] = conv ? mc->k : mc->S; shape[3] = 0;
+        return s->state[l] + (conv ? 0 : (size_t)s->B * mc->E * mc->k);
     }
     return ttt_layer_state_tensor(&s->lc, s->state[l], what, s->B, ndim, shape);
 }
