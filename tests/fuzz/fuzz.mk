@@ -72,19 +72,10 @@ fuzz: fuzz-build fuzz-seeds
 	$(call fuzz_run,$(FUZZ_TIME))
 
 # ---- sanitizer build of everything ------------------------------------------
-# The Makefile hard-codes build/ as its build directory, so the tree is copied
-# (sources only) into build-asan/src and built there with the sanitizers on.
-ASAN_DIR    := build/asan
-ASAN_CFLAGS := -O1 -g $(FUZZ_SAN)
-ASAN_ENV    := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1 \
-               UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-
+# The Makefile hard-codes build/ as its build directory, so check-asan.sh
+# copies the tree into build/asan/ and builds and tests it there.
 check-asan:
-	@mkdir -p $(ASAN_DIR)
-	rsync -a --delete --exclude=/build --exclude=/.git \
-	  --exclude=/tests/refcheck --exclude=/tests/refcheck-f32 ./ $(ASAN_DIR)/
-	$(ASAN_ENV) $(MAKE) -C $(ASAN_DIR) NO_CUDA=1 CFLAGS="$(ASAN_CFLAGS)" \
-	  REFVECTORS=$(abspath $(REFVECTORS)) check
+	tests/fuzz/check-asan.sh $(REFVECTORS)
 
 check-valgrind: all
 	tests/valgrind.sh build
