@@ -200,11 +200,17 @@ static void rec_end(const char *err)
 
 /* ---- record printer: checkpoints, states, diffs ---- */
 
-/* A JSON number; NaN and infinities (not JSON) become null. */
+/* A JSON number in the shortest form that reads back the same double
+ * (1e-06, not 9.99...e-07); NaN and infinities (not JSON) become null. */
 static void jnum(double v)
 {
-    if (isfinite(v)) printf("%.9g", v);
-    else fputs("null", stdout);
+    char b[32];
+    if (!isfinite(v)) { fputs("null", stdout); return; }
+    for (int prec = 9; prec <= 17; prec++) {
+        snprintf(b, sizeof b, "%.*g", prec, v);
+        if (strtod(b, NULL) == v) break;
+    }
+    fputs(b, stdout);
 }
 
 static void shape_text(const ttt_st_tensor *t, char *b, size_t n)
@@ -274,16 +280,7 @@ static void json_compact(const json *j)
     switch (j->type) {
     case JSON_NULL: fputs("null", stdout); break;
     case JSON_BOOL: fputs(j->boolean ? "true" : "false", stdout); break;
-    case JSON_NUM: {
-        /* the shortest form that reads back the same: 1e-06, not 9.99...e-07 */
-        char b[32];
-        for (int prec = 15; prec <= 17; prec++) {
-            snprintf(b, sizeof b, "%.*g", prec, j->num);
-            if (strtod(b, NULL) == j->num) break;
-        }
-        fputs(b, stdout);
-        break;
-    }
+    case JSON_NUM: jnum(j->num); break;
     case JSON_STR: json_write_str(stdout, j->str, j->len); break;
     case JSON_ARR:
     case JSON_OBJ:
