@@ -148,7 +148,7 @@ check-ref: tests/refcheck tests/refcheck-f32
 	  ./tests/refcheck $(REFVECTORS)/*/ && ./tests/refcheck-f32 $(REFVECTORS)/*/; \
 	else echo "check-ref: $(REFVECTORS) not found, skipped"; fi
 
-check-cli: all
+check-cli: all build/tests/test_dist
 	OMP_WAIT_POLICY=passive TTT_BIN_DIR=$(CURDIR)/build bats tests/cli
 
 check: check-unit check-ref check-cli
