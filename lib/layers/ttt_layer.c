@@ -269,7 +269,7 @@ static void output_side(const ttt_layer_config *c, real *out, real *pnout, real 
     const real *o_in = pnout;
     if (c->use_gate) {
         ttt_gemm(0, 1, (int)n, C, C, 1, x, C, p->g_proj, C, 0, gout, C);
-        #pragma omp parallel for schedule(static) if (n * C >= PAR_MIN)
+        #pragma omp parallel for simd schedule(static) if (n * C >= PAR_MIN)
         for (size_t i = 0; i < n * C; i++) oin[i] = gelu_tanh(gout[i]) * pnout[i];
         o_in = oin;
     }
@@ -397,7 +397,7 @@ void ttt_layer_backward(const ttt_layer_config *c, real *dx, const ttt_layer_par
     int dx_set = 0;
     if (c->use_gate) {
         /* O_in = gelu(X Wg^T) (.) Y:  dgate (in dq) = dO_in Y gelu'(.);  dY = dO_in gelu(.) */
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for simd schedule(static)
         for (size_t i = 0; i < BTC; i++) {
             real gg = gout[i];
             dq[i] = dY[i] * pnout[i] * gelu_tanh_grad(gg);
