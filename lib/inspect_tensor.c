@@ -3,6 +3,7 @@
 #include "err.h"   /* ttt_seterr */
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 enum { CHUNK = 4096 };

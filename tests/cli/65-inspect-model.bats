@@ -23,6 +23,10 @@ setup_file() {
     ttt-generate -m run -p "In the beginning" -n 13 --seed 1 --state-out s20 > /dev/null &&
     ttt-generate -m run2 -p "In the beginning" -n 5 --seed 1 --state-out other > /dev/null
   } 2> fixture.err || true
+  {
+    ttt-train -q -c tiny --arch ttt-mlp -t tok.json -d 'data-train-*.tok' -o runm --steps 2 --ctx 64 --batch 2 --threads 1 &&
+    ttt-generate -m runm -p "In the beginning" -n 13 --seed 1 --state-out sm > /dev/null
+  } 2> fixture-mlp.err || true
 }
 
 setup() {
@@ -330,4 +334,21 @@ flip() {
   run ttt-inspect "$TMP/empty"
   assert_status 1
   assert_match "empty: is a directory \(not a run directory"
+}
+
+@test "TTT-MLP: W2 and b2 count as W0 and get fast-weight rows" {
+  [ -f sm ] || skip_or_fail "TTT-MLP fixture failed: $(head -c 300 fixture-mlp.err)"
+  run ttt-inspect runm
+  assert_status 0
+  assert_match "config: +TTT-MLP"
+  # per layer: W1 [4,16,64] + b1 [4,1,64] + W2 [4,64,16] + b2 [4,1,16]
+  assert_match "fast-weight init W0 +8512 +17024 "
+  run ttt-inspect -m runm sm
+  assert_status 0
+  for p in W1 b1 W2 b2; do
+    [ "$(grep -cE "^ +[01] +[0-3] $p " <<< "$output")" -eq 8 ] || { echo "rows of $p" >&2; return 1; }
+  done
+  run ttt-inspect -m run sm
+  assert_status 1
+  assert_match "sm: state was saved from another checkpoint"
 }
