@@ -46,4 +46,14 @@ int ttt_inner_linear_supported(int D);
 cudaError_t ttt_inner_linear_forward(const ttt_inner_args *a, cudaStream_t s);
 cudaError_t ttt_inner_linear_backward(const ttt_inner_args *a, cudaStream_t s);
 
+/* For the GPU model (model_gpu.cu), from ttt_layer_gpu.cu: the handle's
+ * stream and row-major fp32-in GEMM of the layer (same conventions as its
+ * static gemm: C[M,N] = op(A) op(B) + beta C, A [M,K] or [K,M] with ta, B
+ * [K,N] or [N,K] with tb; in TTT_CUDA_BF16 mode A and B are rounded to bf16
+ * first). 0 or -1 with ttt_seterr. */
+struct ttt_cuda;
+cudaStream_t ttt_cuda_stream(struct ttt_cuda *g);
+int ttt_cuda_gemm_f32in(struct ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K,
+                        const float *A, const float *B, float *C, float beta);
+
 #endif

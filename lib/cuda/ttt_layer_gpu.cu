@@ -161,6 +161,15 @@ static int gemm(ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K,
     return gemm_raw(g, mode, ta, tb, M, N, K, A, B, C, beta);
 }
 
+cudaStream_t ttt_cuda_stream(ttt_cuda *g) { return g->s; }
+
+int ttt_cuda_gemm_f32in(ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K,
+                        const float *A, const float *B, float *C, float beta)
+{
+    if (cudaSetDevice(g->dev) != cudaSuccess) return ttt_seterr("cuda: cannot select device %d", g->dev);
+    return gemm(g, mode, ta, tb, M, N, K, A, 0, B, 1, C, beta);
+}
+
 /* ---------------------------------------------------------------- small kernels */
 
 __device__ __forceinline__ float warp_sum(float v)

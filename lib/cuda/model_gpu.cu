@@ -1,0 +1,729 @@
+/* model_gpu.cu - the whole TTT-Linear language model on the GPU
+ * (lib/ttt_cuda_model.h): embedding, per block [pre-conv] RMSNorm + causal
+ * depthwise conv, RMSNorm + TTT layer (ttt_layer_gpu.cu), RMSNorm + SwiGLU,
+ * final RMSNorm, tied LM head, softmax cross-entropy; forward, backward into
+ * a gradient arena laid out like the CPU parameter arena, global gradient
+ * norm and AdamW. Same math as lib/model.c and lib/layers/*.c; fp32
+ * throughout (projections optionally with bf16 inputs).
+ *
+ * Memory: four arenas allocated at creation (parameters, gradients, AdamW
+ * m+v, activations incl. backward scratch sized for maxB x maxT); the layer
+ * handle adds its own backward scratch (grown once, at the first backward).
+ * All work runs on the layer handle's non-blocking stream: copies are
+ * cudaMemcpyAsync on that stream followed by a stream synchronisation.
+ */
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef TTT_HAVE_CUDA
+#define TTT_HAVE_CUDA 1   /* nvcc does not get the C flags; the header's real API */
+#endif
+extern "C" {
+#include "err.h"
+}
+#include "ttt_cuda.h"
+#include "ttt_cuda_model.h"
+#include "ttt_cuda_internal.cuh"
+
+#define CK(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) \
+    return ttt_seterr("cuda: %s: %s (%s:%d)", #call, cudaGetErrorString(e_), __FILE__, __LINE__); } while (0)
+#define CKL() CK(cudaGetLastError())
+
+/* Per block parameter (or gradient) pointers into an arena; NULL if absent. */
+struct gpu_block {
+    float *conv_norm, *conv_w, *conv_b, *seq_norm, *ffn_norm, *gate, *up, *down;
+    ttt_cuda_params ttt;
+};
+
+/* What one block's forward keeps ([N,C] unless noted). */
+struct gpu_block_acts {
+    float *h1, *cn, *crstd, *pc, *h2, *out, *sn, *srstd, *to, *fn, *frstd, *sw, *ttt;
+};
+
+struct ttt_gpu_model {
+    ttt_config cfg;
+    ttt_layer_config lc;
+    int prec, maxB, maxT;
+    ttt_cuda *cu;
+    cudaStream_t s;
+    size_t np;
+    float *P, *G, *M, *V;            /* arenas [np] */
+    float *embed, *dembed, *fnorm, *dfnorm;
+    gpu_block *bp, *bg;              /* [L] */
+    float *acts;                     /* activation arena */
+    size_t acts_cap;                 /* floats */
+    gpu_block_acts *ba;              /* [L] */
+    float *emb, *final_out, *final_rstd, *logits, *lse, *losses;
+    float *dh, *d1, *d2, *swscr;     /* backward scratch */
+    int32_t *d_ids, *d_tg;           /* [maxB*maxT] */
+    double *d_part;                  /* grad-norm partials [NORM_BLOCKS + 1] */
+    float *h_losses;                 /* pinned host copy of losses */
+    int32_t *h_tg;                   /* host copy of the targets of the last forward */
+    int B, T, fwd_ok, has_targets, bwd_done;
+    long count;
+};
+
+#define NORM_BLOCKS 1024
+
+static unsigned nblk(size_t n, int t = 256)
+{
+    size_t b = (n + t - 1) / t;
+    return (unsigned)(b > 65536 ? 65536 : (b ? b : 1));
+}
+
+/* ---------------------------------------------------------------- kernels */
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ double warp_sumd(double v)
+{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v)
+{
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Block-wide sum/max for blockDim.x a multiple of 32 (<= 1024); every
+ * thread gets the result. */
+template <typename T, T (*WR)(T)>
+__device__ T block_reduce(T v, T *sh, T init, bool is_max)
+{
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = WR(v);
+    __syncthreads();   /* sh may hold a previous reduction's values */
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : init;
+    v = WR(v);
+    (void)is_max;
+    return v;
+}
+
+__global__ void k_embed(float *out, const int32_t *ids, const float *E, int C, size_t n)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
+    for (; i < n; i += st) out[i] = E[(size_t)ids[i / C] * C + i % C];
+}
+
+/* Repeated tokens collide on a row of dE: atomics. */
+__global__ void k_embed_bwd(float *dE, const float *dh, const int32_t *ids, int C, size_t n)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
+    for (; i < n; i += st) atomicAdd(&dE[(size_t)ids[i / C] * C + i % C], dh[i]);
+}
+
+__global__ void k_add(float *y, const float *a, const float *b, size_t n)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
+    for (; i < n; i += st) y[i] = a[i] + b[i];
+}
+
+/* RMSNorm, one warp per row: out = w * x * r, r = 1/sqrt(mean(x^2) + eps) */
+__global__ void k_rms_fwd(float *out, float *rstd, const float *x, const float *w, int rows, int C, float eps)
+{
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    const float *xr = x + (size_t)row * C;
+    float ss = 0.f;
+    for (int c = lane; c < C; c += 32) ss += xr[c] * xr[c];
+    float r = rsqrtf(warp_sum(ss) / C + eps);
+    for (int c = lane; c < C; c += 32) out[(size_t)row * C + c] = w[c] * (xr[c] * r);
+    if (lane == 0) rstd[row] = r;
+}
+
+/* dx (=, or += with accum) = r (g w - x r mean(g w x r)) */
+__global__ void k_rms_bwd_x(float *dx, const float *g, const float *x, const float *w, const float *rstd,
+                            int rows, int C, int accum)
+{
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    const float *xr = x + (size_t)row * C, *gr = g + (size_t)row * C;
+    float r = rstd[row], dot = 0.f;
+    for (int c = lane; c < C; c += 32) dot += gr[c] * w[c] * xr[c] * r;
+    float m = warp_sum(dot) / C;
+    float *d = dx + (size_t)row * C;
+    for (int c = lane; c < C; c += 32) {
+        float v = r * (gr[c] * w[c] - xr[c] * r * m);
+        d[c] = accum ? d[c] + v : v;
+    }
+}
+
+#define COL_CHUNK 256
+/* dw[c] += sum_rows g x r; one thread per column per chunk of rows. */
+__global__ void k_rms_bwd_w(float *dw, const float *g, const float *x, const float *rstd, int rows, int C)
+{
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    int r0 = blockIdx.y * COL_CHUNK, r1 = min(rows, r0 + COL_CHUNK);
+    float a = 0.f;
+    for (int r = r0; r < r1; r++) a += g[(size_t)r * C + c] * x[(size_t)r * C + c] * rstd[r];
+    atomicAdd(&dw[c], a);
+}
+
+/* causal depthwise conv: y[t,c] = b[c] + sum_j w[c,j] x[t-(k-1)+j, c] */
+__global__ void k_conv(float *y, const float *x, const float *w, const float *bias, int T, int C, int k, size_t n)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
+    for (; i < n; i += st) {
+        int c = (int)(i % C);
+        size_t row = i / C;
+        int t = (int)(row % T);
+        float acc = bias[c];
+        for (int j = 0; j < k; j++) {
+            int tt = t - (k - 1) + j;
+            if (tt >= 0) acc = fmaf(w[c * k + j], x[(row - t + tt) * C + c], acc);
+        }
+        y[i] = acc;
+    }
+}
+
+/* dx[t,c] = sum_j w[c,j] dy[t+(k-1)-j, c] */
+__global__ void k_conv_bwd_x(float *dx, const float *dy, const float *w, int T, int C, int k, size_t n)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
+    for (; i < n; i += st) {
+        int c = (int)(i % C);
+        size_t row = i / C;
+        int t = (int)(row % T);
+        float acc = 0.f;
+        for (int j = 0; j < k; j++) {
+            int tt = t + (k - 1) - j;
+            if (tt < T) acc = fmaf(w[c * k + j], dy[(row - t + tt) * C + c], acc);
+        }
+        dx[i] = acc;
+    }
+}
+
+/* dw[c,j] += sum dy[t,c] x[t-(k-1)+j,c]; db[c] += sum dy (k <= 16) */
+__global__ void k_conv_bwd_w(float *dw, float *db, const float *dy, const float *x, int rows, int T, int C, int k)
+{
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    int r0 = blockIdx.y * COL_CHUNK, r1 = min(rows, r0 + COL_CHUNK);
+    float aw[16], ab = 0.f;
+    for (int j = 0; j < 16; j++) aw[j] = 0.f;
+    for (int r = r0; r < r1; r++) {
+        float d = dy[(size_t)r * C + c];
+        int t = r % T;
+        ab += d;
+#pragma unroll
+        for (int j = 0; j < 16; j++) {
+            int tt = t - (k - 1) + j;
+            if (j < k && tt >= 0) aw[j] = fmaf(d, x[(size_t)(r - t + tt) * C + c], aw[j]);
+        }
+    }
+    for (int j = 0; j < k; j++) atomicAdd(&dw[c * k + j], aw[j]);
+    atomicAdd(&db[c], ab);
+}
+
+/* h = silu(g) u, acts [3,N,I] = gate, up, h */
+__global__ void k_swiglu(float *h, const float *gate, const float *up, size_t n)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
+    for (; i < n; i += st) {
+        float g = gate[i];
+        h[i] = g / (1.f + expf(-g)) * up[i];
+    }
+}
+
+/* dgate holds dh on entry: dup = dh silu(g); dgate = dh u s (1 + g (1 - s)) */
+__global__ void k_swiglu_bwd(float *dgate, float *dup, const float *gate, const float *up, size_t n)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
+    for (; i < n; i += st) {
+        float g = gate[i], dh = dgate[i], s = 1.f / (1.f + expf(-g));
+        dup[i] = dh * g * s;
+        dgate[i] = dh * up[i] * s * (1.f + g * (1.f - s));
+    }
+}
+
+/* One block per row: lse, and the loss where the target is valid. */
+__global__ void k_xent_fwd(float *losses, float *lse, const float *logits, const int32_t *tg, int V)
+{
+    __shared__ float sh[32];
+    const float *l = logits + (size_t)blockIdx.x * V;
+    float mx = -INFINITY;
+    for (int v = threadIdx.x; v < V; v += blockDim.x) mx = fmaxf(mx, l[v]);
+    mx = block_reduce<float, warp_max>(mx, sh, -INFINITY, true);
+    float s = 0.f;
+    for (int v = threadIdx.x; v < V; v += blockDim.x) s += expf(l[v] - mx);
+    s = block_reduce<float, warp_sum>(s, sh, 0.f, false);
+    if (threadIdx.x == 0) {
+        float z = mx + logf(s);
+        lse[blockIdx.x] = z;
+        int t = tg ? tg[blockIdx.x] : -1;
+        losses[blockIdx.x] = t >= 0 && t < V ? z - l[t] : 0.f;
+    }
+}
+
+/* In place: logits -> dlogits = scale (softmax - onehot); 0 rows for ignored targets. */
+__global__ void k_xent_bwd(float *d, const float *lse, const int32_t *tg, float scale, int V)
+{
+    float *row = d + (size_t)blockIdx.x * V;
+    int t = tg[blockIdx.x];
+    float z = lse[blockIdx.x];
+    if (t < 0 || t >= V) {
+        for (int v = threadIdx.x; v < V; v += blockDim.x) row[v] = 0.f;
+        return;
+    }
+    for (int v = threadIdx.x; v < V; v += blockDim.x) row[v] = scale * expf(row[v] - z) - (v == t ? scale : 0.f);
+}
+
+__global__ void k_sumsq(double *part, const float *g, size_t n)
+{
+    __shared__ double sh[32];
+    double s = 0;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        s += (double)g[i] * g[i];
+    s = block_reduce<double, warp_sumd>(s, sh, 0.0, false);
+    if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+
+/* Fixed order: the norm does not depend on scheduling. */
+__global__ void k_sum_parts(double *part, int nb)
+{
+    double s = 0;
+    for (int i = 0; i < nb; i++) s += part[i];
+    part[nb] = s;
+}
+
+/* lib/layers/adamw.c per element, in double; the rounded moments feed the update. */
+__global__ void k_adamw(float *p, const float *g, float *m, float *v, size_t n, double b1, double b2, double eps,
+                        double wd, double lr, double scale, double c1, double c2)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
+    for (; i < n; i += st) {
+        double gi = (double)g[i] * scale;
+        float mf = (float)(b1 * m[i] + (1 - b1) * gi);
+        float vf = (float)(b2 * v[i] + (1 - b2) * gi * gi);
+        m[i] = mf;
+        v[i] = vf;
+        double u = ((double)mf / c1) / (sqrt((double)vf / c2) + eps) + wd * (double)p[i];
+        p[i] = (float)((double)p[i] - lr * u);
+    }
+}
+
+/* ---------------------------------------------------------------- setup */
+
+extern "C" int ttt_gpu_available(void) { return ttt_cuda_device_count(); }
+
+static void layer_config(const ttt_config *c, ttt_layer_config *lc)
+{
+    memset(lc, 0, sizeof *lc);
+    lc->C = c->hidden_size;
+    lc->H = c->num_attention_heads;
+    lc->D = c->hidden_size / c->num_attention_heads;
+    lc->K = c->mini_batch_size;
+    lc->F = lc->D;
+    lc->kind = c->ttt_layer_type;
+    lc->share_qk = c->share_qk;
+    lc->use_gate = c->use_gate;
+    lc->conv_kernel = c->conv_kernel;
+    lc->base_lr = c->ttt_base_lr;
+    lc->rope_theta = c->rope_theta;
+}
+
+extern "C" int ttt_gpu_model_check(const ttt_config *c)
+{
+    if (c->seq_modeling_block != SEQ_TTT || c->ttt_layer_type != TTT_LINEAR)
+        return ttt_seterr("--device cuda supports ttt-linear only in this version");
+    if (c->pre_conv && (c->conv_kernel < 1 || c->conv_kernel > 16))
+        return ttt_seterr("--device cuda: pre-conv kernel %d (supported: 1..16)", c->conv_kernel);
+    ttt_layer_config lc;
+    layer_config(c, &lc);
+    if (ttt_cuda_layer_check(&lc)) return ttt_preferr("--device cuda");
+    return 0;
+}
+
+/* Carves (base NULL: measures) the activation arena for B x T; returns floats. */
+static size_t carve(ttt_gpu_model *g, float *base, int B, int T)
+{
+    const ttt_config *c = &g->cfg;
+    size_t N = (size_t)B * T, C = c->hidden_size, I = c->intermediate_size, off = 0;
+#define TAKE(ptr, n) do { if (base) (ptr) = base + off; off += ((size_t)(n) + 63) & ~(size_t)63; } while (0)
+    TAKE(g->emb, N * C);
+    float *prev = g->emb;
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        gpu_block_acts dummy, *a = base ? &g->ba[l] : &dummy;
+        if (c->pre_conv) {
+            TAKE(a->h1, N * C);
+            TAKE(a->cn, N * C);
+            TAKE(a->crstd, N);
+            TAKE(a->pc, N * C);
+        } else if (base) {
+            a->h1 = prev;
+            a->cn = a->crstd = a->pc = NULL;
+        }
+        TAKE(a->h2, N * C);
+        TAKE(a->out, N * C);
+        TAKE(a->sn, N * C);
+        TAKE(a->srstd, N);
+        TAKE(a->to, N * C);
+        TAKE(a->fn, N * C);
+        TAKE(a->frstd, N);
+        TAKE(a->sw, 3 * N * I);
+        TAKE(a->ttt, ttt_cuda_layer_acts_size(&g->lc, B, T));
+        if (base) prev = a->out;
+    }
+    TAKE(g->final_out, N * C);
+    TAKE(g->final_rstd, N);
+    TAKE(g->logits, N * c->vocab_size);   /* dlogits in place in the backward */
+    TAKE(g->lse, N);
+    TAKE(g->losses, N);
+    TAKE(g->dh, N * C);
+    TAKE(g->d1, N * C);
+    TAKE(g->d2, N * C);
+    TAKE(g->swscr, 2 * N * I);
+#undef TAKE
+    return off;
+}
+
+/* Pointers into an arena by reference tensor name; NULL when absent. */
+static float *tensor_ptr(const ttt_model *m, float *arena, const char *fmt, int l)
+{
+    char name[128];
+    snprintf(name, sizeof name, fmt, l);
+    const ttt_tensor *t = ttt_model_find(m, name);
+    return t ? arena + t->offset : NULL;
+}
+
+static void block_ptrs(const ttt_model *m, float *arena, int l, gpu_block *b)
+{
+#define TP(fmt) tensor_ptr(m, arena, "model.layers.%d." fmt, l)
+    b->conv_norm = TP("conv.norm.weight");
+    b->conv_w = TP("conv.conv.weight");
+    b->conv_b = TP("conv.conv.bias");
+    b->seq_norm = TP("seq_norm.weight");
+    b->ffn_norm = TP("ffn_norm.weight");
+    b->gate = TP("mlp.gate_proj.weight");
+    b->up = TP("mlp.up_proj.weight");
+    b->down = TP("mlp.down_proj.weight");
+    ttt_cuda_params *p = &b->ttt;
+    p->q_proj = TP("seq_modeling_block.q_proj.weight");
+    p->k_proj = TP("seq_modeling_block.k_proj.weight");
+    p->v_proj = TP("seq_modeling_block.v_proj.weight");
+    p->o_proj = TP("seq_modeling_block.o_proj.weight");
+    p->g_proj = TP("seq_modeling_block.g_proj.weight");
+    p->conv_q_w = TP("seq_modeling_block.conv_q.weight");
+    p->conv_q_b = TP("seq_modeling_block.conv_q.bias");
+    p->conv_k_w = TP("seq_modeling_block.conv_k.weight");
+    p->conv_k_b = TP("seq_modeling_block.conv_k.bias");
+    p->lr_w = TP("seq_modeling_block.learnable_ttt_lr_weight");
+    p->lr_b = TP("seq_modeling_block.learnable_ttt_lr_bias");
+    p->token_idx = TP("seq_modeling_block.learnable_token_idx");
+    p->ttt_norm_w = TP("seq_modeling_block.ttt_norm_weight");
+    p->ttt_norm_b = TP("seq_modeling_block.ttt_norm_bias");
+    p->W1 = TP("seq_modeling_block.W1");
+    p->b1 = TP("seq_modeling_block.b1");
+    p->post_norm_w = TP("seq_modeling_block.post_norm.weight");
+    p->post_norm_b = TP("seq_modeling_block.post_norm.bias");
+#undef TP
+}
+
+static int dalloc(void **p, size_t bytes, const char *what)
+{
+    cudaError_t e = cudaMalloc(p, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+        *p = NULL;
+        cudaGetLastError();
+        return ttt_seterr("cuda: cannot allocate %zu MiB for the %s: %s", bytes >> 20, what, cudaGetErrorString(e));
+    }
+    return 0;
+}
+
+extern "C" ttt_gpu_model *ttt_gpu_model_new(const ttt_model *m, int dev, int precision, int maxB, int maxT)
+{
+    const ttt_config *c = ttt_model_config(m);
+    if (ttt_gpu_model_check(c)) return NULL;
+    if (maxB < 1 || maxT < 1 || (double)maxB * maxT > 2147483647.0) {
+        ttt_seterr("cuda model: bad batch shape %d x %d", maxB, maxT);
+        return NULL;
+    }
+    ttt_gpu_model *g = (ttt_gpu_model *)calloc(1, sizeof *g);
+    if (!g) { ttt_seterr("out of memory"); return NULL; }
+    g->cfg = *c;
+    layer_config(c, &g->lc);
+    g->prec = precision;
+    g->maxB = maxB;
+    g->maxT = maxT;
+    g->np = ttt_model_num_params(m);
+    int L = c->num_hidden_layers;
+    size_t N = (size_t)maxB * maxT;
+    g->bp = (gpu_block *)calloc(L, sizeof *g->bp);
+    g->bg = (gpu_block *)calloc(L, sizeof *g->bg);
+    g->ba = (gpu_block_acts *)calloc(L, sizeof *g->ba);
+    if (!g->bp || !g->bg || !g->ba) { ttt_seterr("out of memory"); goto fail; }
+    if (!(g->cu = ttt_cuda_open(dev))) goto fail;
+    g->s = ttt_cuda_stream(g->cu);
+    g->acts_cap = carve(g, NULL, maxB, maxT);
+    if (dalloc((void **)&g->P, g->np * 4, "parameters") || dalloc((void **)&g->G, g->np * 4, "gradients") ||
+        dalloc((void **)&g->M, g->np * 4, "AdamW moments") || dalloc((void **)&g->V, g->np * 4, "AdamW moments") ||
+        dalloc((void **)&g->acts, g->acts_cap * 4, "activations") ||
+        dalloc((void **)&g->d_ids, N * 4, "token ids") || dalloc((void **)&g->d_tg, N * 4, "targets") ||
+        dalloc((void **)&g->d_part, (NORM_BLOCKS + 1) * sizeof(double), "norm partials"))
+        goto fail;
+    if (cudaMallocHost((void **)&g->h_losses, N * sizeof(float)) != cudaSuccess) {
+        cudaGetLastError();
+        g->h_losses = NULL;
+        ttt_seterr("cuda: cannot allocate pinned host memory (%zu KiB)", N * 4 >> 10);
+        goto fail;
+    }
+    if (!(g->h_tg = (int32_t *)malloc(N * sizeof(int32_t)))) { ttt_seterr("out of memory"); goto fail; }
+    if (cudaMemsetAsync(g->G, 0, g->np * 4, g->s) != cudaSuccess || cudaMemsetAsync(g->M, 0, g->np * 4, g->s) != cudaSuccess ||
+        cudaMemsetAsync(g->V, 0, g->np * 4, g->s) != cudaSuccess || cudaStreamSynchronize(g->s) != cudaSuccess) {
+        ttt_seterr("cuda: cannot clear the arenas");
+        goto fail;
+    }
+    {
+        const ttt_tensor *te = ttt_model_find(m, "model.embed_tokens.weight"), *tn = ttt_model_find(m, "model.norm.weight");
+        if (!te || !tn) { ttt_seterr("cuda model: the model has no embedding or final norm"); goto fail; }
+        g->embed = g->P + te->offset; g->dembed = g->G + te->offset;
+        g->fnorm = g->P + tn->offset; g->dfnorm = g->G + tn->offset;
+    }
+    for (int l = 0; l < L; l++) {
+        block_ptrs(m, g->P, l, &g->bp[l]);
+        block_ptrs(m, g->G, l, &g->bg[l]);
+    }
+    return g;
+fail:
+    ttt_gpu_model_free(g);
+    return NULL;
+}
+
+extern "C" void ttt_gpu_model_free(ttt_gpu_model *g)
+{
+    if (!g) return;
+    if (g->cu) cudaStreamSynchronize(g->s);
+    cudaFree(g->P); cudaFree(g->G); cudaFree(g->M); cudaFree(g->V);
+    cudaFree(g->acts); cudaFree(g->d_ids); cudaFree(g->d_tg); cudaFree(g->d_part);
+    if (g->h_losses) cudaFreeHost(g->h_losses);
+    free(g->h_tg);
+    ttt_cuda_close(g->cu);
+    free(g->bp); free(g->bg); free(g->ba);
+    free(g);
+}
+
+extern "C" void ttt_gpu_model_sizes(const ttt_gpu_model *g, ttt_gpu_sizes *s)
+{
+    s->params = g->np * 4;
+    s->grads = g->np * 4;
+    s->opt = 2 * g->np * 4;
+    s->acts = g->acts_cap * 4 + (size_t)g->maxB * g->maxT * 8;
+}
+
+extern "C" size_t ttt_gpu_model_num_params(const ttt_gpu_model *g) { return g->np; }
+
+static int copy(ttt_gpu_model *g, void *dst, const void *src, size_t bytes, cudaMemcpyKind k)
+{
+    CK(cudaMemcpyAsync(dst, src, bytes, k, g->s));
+    CK(cudaStreamSynchronize(g->s));
+    return 0;
+}
+
+extern "C" int ttt_gpu_model_upload_params(ttt_gpu_model *g, const float *p) { return copy(g, g->P, p, g->np * 4, cudaMemcpyHostToDevice); }
+extern "C" int ttt_gpu_model_download_params(ttt_gpu_model *g, float *p) { return copy(g, p, g->P, g->np * 4, cudaMemcpyDeviceToHost); }
+extern "C" int ttt_gpu_model_download_grads(ttt_gpu_model *g, float *p) { return copy(g, p, g->G, g->np * 4, cudaMemcpyDeviceToHost); }
+extern "C" int ttt_gpu_model_upload_grads(ttt_gpu_model *g, const float *p) { return copy(g, g->G, p, g->np * 4, cudaMemcpyHostToDevice); }
+extern "C" int ttt_gpu_model_upload_opt(ttt_gpu_model *g, const float *m, const float *v)
+{
+    return copy(g, g->M, m, g->np * 4, cudaMemcpyHostToDevice) || copy(g, g->V, v, g->np * 4, cudaMemcpyHostToDevice) ? -1 : 0;
+}
+extern "C" int ttt_gpu_model_download_opt(ttt_gpu_model *g, float *m, float *v)
+{
+    return copy(g, m, g->M, g->np * 4, cudaMemcpyDeviceToHost) || copy(g, v, g->V, g->np * 4, cudaMemcpyDeviceToHost) ? -1 : 0;
+}
+
+extern "C" int ttt_gpu_model_zero_grad(ttt_gpu_model *g)
+{
+    CK(cudaMemsetAsync(g->G, 0, g->np * 4, g->s));
+    return 0;
+}
+
+/* ---------------------------------------------------------------- forward */
+
+static int gemm(ttt_gpu_model *g, int ta, int tb, int M, int N, int K, const float *A, const float *B, float *C, float beta)
+{
+    return ttt_cuda_gemm_f32in(g->cu, g->prec, ta, tb, M, N, K, A, B, C, beta);
+}
+
+static int rms_fwd(ttt_gpu_model *g, float *out, float *rstd, const float *x, const float *w, int N)
+{
+    k_rms_fwd<<<(N + 7) / 8, 256, 0, g->s>>>(out, rstd, x, w, N, g->cfg.hidden_size, (float)g->cfg.rms_norm_eps);
+    CKL();
+    return 0;
+}
+
+extern "C" int ttt_gpu_model_forward(ttt_gpu_model *g, const int32_t *ids, const int32_t *targets, int B, int T,
+                                     double *loss)
+{
+    const ttt_config *c = &g->cfg;
+    const int C = c->hidden_size, V = c->vocab_size, I = c->intermediate_size, k = c->conv_kernel;
+    g->fwd_ok = 0;
+    g->bwd_done = 0;
+    if (B < 1 || T < 1 || B > g->maxB || T > g->maxT)
+        return ttt_seterr("cuda forward: batch %d x %d exceeds the %d x %d the GPU model was sized for", B, T, g->maxB, g->maxT);
+    const int N = B * T;
+    for (int n = 0; n < N; n++) {
+        if (ids[n] < 0 || ids[n] >= V)
+            return ttt_seterr("forward: token id %d at position %d is outside the vocabulary (size %d)", (int)ids[n], n, V);
+        if (targets && targets[n] >= V)
+            return ttt_seterr("forward: target %d at position %d is outside the vocabulary (size %d)", (int)targets[n], n, V);
+    }
+    if (carve(g, g->acts, B, T) > g->acts_cap) return ttt_seterr("cuda forward: activation arena too small");
+    g->B = B;
+    g->T = T;
+    const size_t NC = (size_t)N * C, NI = (size_t)N * I;
+    CK(cudaMemcpyAsync(g->d_ids, ids, (size_t)N * 4, cudaMemcpyHostToDevice, g->s));
+    g->count = 0;
+    if (targets) {
+        memcpy(g->h_tg, targets, (size_t)N * 4);
+        for (int n = 0; n < N; n++) g->count += targets[n] >= 0;
+        CK(cudaMemcpyAsync(g->d_tg, g->h_tg, (size_t)N * 4, cudaMemcpyHostToDevice, g->s));
+    }
+
+    k_embed<<<nblk(NC), 256, 0, g->s>>>(g->emb, g->d_ids, g->embed, C, NC);
+    CKL();
+    const float *h = g->emb;
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        gpu_block_acts *a = &g->ba[l];
+        const gpu_block *p = &g->bp[l];
+        if (c->pre_conv) {
+            if (rms_fwd(g, a->cn, a->crstd, h, p->conv_norm, N)) return -1;
+            k_conv<<<nblk(NC), 256, 0, g->s>>>(a->pc, a->cn, p->conv_w, p->conv_b, T, C, k, NC);
+            k_add<<<nblk(NC), 256, 0, g->s>>>(a->h1, h, a->pc, NC);
+            CKL();
+        }
+        if (rms_fwd(g, a->sn, a->srstd, a->h1, p->seq_norm, N)) return -1;
+        if (ttt_cuda_layer_forward(g->cu, g->prec, &g->lc, a->to, a->ttt, a->sn, &p->ttt, B, T)) return -1;
+        k_add<<<nblk(NC), 256, 0, g->s>>>(a->h2, a->h1, a->to, NC);
+        CKL();
+        if (rms_fwd(g, a->fn, a->frstd, a->h2, p->ffn_norm, N)) return -1;
+        float *gt = a->sw, *up = a->sw + NI, *hh = a->sw + 2 * NI;
+        if (gemm(g, 0, 1, N, I, C, a->fn, p->gate, gt, 0.f) || gemm(g, 0, 1, N, I, C, a->fn, p->up, up, 0.f)) return -1;
+        k_swiglu<<<nblk(NI), 256, 0, g->s>>>(hh, gt, up, NI);
+        CKL();
+        if (gemm(g, 0, 1, N, C, I, hh, p->down, a->out, 0.f)) return -1;
+        k_add<<<nblk(NC), 256, 0, g->s>>>(a->out, a->out, a->h2, NC);
+        CKL();
+        h = a->out;
+    }
+    if (rms_fwd(g, g->final_out, g->final_rstd, h, g->fnorm, N)) return -1;
+    if (gemm(g, 0, 1, N, V, C, g->final_out, g->embed, g->logits, 0.f)) return -1;   /* tied head */
+    g->has_targets = targets != NULL;
+    if (targets) {
+        k_xent_fwd<<<N, 512, 0, g->s>>>(g->losses, g->lse, g->logits, g->d_tg, V);
+        CKL();
+        CK(cudaMemcpyAsync(g->h_losses, g->losses, (size_t)N * 4, cudaMemcpyDeviceToHost, g->s));
+    }
+    CK(cudaStreamSynchronize(g->s));
+    CKL();
+    if (targets) {
+        double sum = 0;
+        for (int n = 0; n < N; n++) sum += g->h_losses[n];
+        if (loss) *loss = g->count ? sum / g->count : 0;
+    }
+    g->fwd_ok = 1;
+    return 0;
+}
+
+extern "C" const float *ttt_gpu_model_token_losses(const ttt_gpu_model *g)
+{
+    return g->fwd_ok && g->has_targets ? g->h_losses : NULL;
+}
+
+/* ---------------------------------------------------------------- backward */
+
+static int rms_bwd(ttt_gpu_model *g, float *dx, float *dw, const float *dout, const float *x, const float *w,
+                   const float *rstd, int N, int accum)
+{
+    const int C = g->cfg.hidden_size;
+    k_rms_bwd_x<<<(N + 7) / 8, 256, 0, g->s>>>(dx, dout, x, w, rstd, N, C, accum);
+    k_rms_bwd_w<<<dim3((C + 127) / 128, (N + COL_CHUNK - 1) / COL_CHUNK), 128, 0, g->s>>>(dw, dout, x, rstd, N, C);
+    CKL();
+    return 0;
+}
+
+extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
+{
+    const ttt_config *c = &g->cfg;
+    if (!g->fwd_ok || !g->has_targets) return ttt_seterr("backward: no forward with targets to differentiate");
+    if (g->bwd_done) return ttt_seterr("backward: the last forward was already differentiated; run a forward first");
+    g->bwd_done = 1;
+    if (g->count == 0) return 0;
+    const int B = g->B, T = g->T, N = B * T, C = c->hidden_size, V = c->vocab_size, I = c->intermediate_size;
+    const int k = c->conv_kernel;
+    const size_t NC = (size_t)N * C, NI = (size_t)N * I;
+    float *dl = g->logits, *dh = g->dh, *d1 = g->d1;
+
+    k_xent_bwd<<<N, 512, 0, g->s>>>(dl, g->lse, g->d_tg, (float)(1.0 / g->count), V);
+    CKL();
+    /* logits = f E^T: dE += dl^T f, df = dl E */
+    if (gemm(g, 1, 0, V, C, N, dl, g->final_out, g->dembed, 1.f)) return -1;
+    if (gemm(g, 0, 0, N, C, V, dl, g->embed, d1, 0.f)) return -1;
+    const float *hlast = c->num_hidden_layers ? g->ba[c->num_hidden_layers - 1].out : g->emb;
+    if (rms_bwd(g, dh, g->dfnorm, d1, hlast, g->fnorm, g->final_rstd, N, 0)) return -1;
+
+    for (int l = c->num_hidden_layers - 1; l >= 0; l--) {
+        gpu_block_acts *a = &g->ba[l];
+        const gpu_block *p = &g->bp[l], *gr = &g->bg[l];
+        const float *h0 = l ? g->ba[l - 1].out : g->emb;
+        const float *gt = a->sw, *up = a->sw + NI, *hh = a->sw + 2 * NI;
+        float *dgate = g->swscr, *dup = g->swscr + NI;
+        /* out = h2 + down(silu(gate(fn)) up(fn)) */
+        if (gemm(g, 1, 0, C, I, N, dh, hh, gr->down, 1.f)) return -1;
+        if (gemm(g, 0, 0, N, I, C, dh, p->down, dgate, 0.f)) return -1;
+        k_swiglu_bwd<<<nblk(NI), 256, 0, g->s>>>(dgate, dup, gt, up, NI);
+        CKL();
+        if (gemm(g, 1, 0, I, C, N, dgate, a->fn, gr->gate, 1.f)) return -1;
+        if (gemm(g, 1, 0, I, C, N, dup, a->fn, gr->up, 1.f)) return -1;
+        if (gemm(g, 0, 0, N, C, I, dgate, p->gate, d1, 0.f)) return -1;
+        if (gemm(g, 0, 0, N, C, I, dup, p->up, d1, 1.f)) return -1;
+        if (rms_bwd(g, dh, gr->ffn_norm, d1, a->h2, p->ffn_norm, a->frstd, N, 1)) return -1;
+        /* h2 = h1 + TTT(RMS_seq(h1)) */
+        if (ttt_cuda_layer_backward(g->cu, g->prec, &g->lc, d1, &gr->ttt, dh, a->ttt, a->sn, &p->ttt, B, T)) return -1;
+        if (rms_bwd(g, dh, gr->seq_norm, d1, a->h1, p->seq_norm, a->srstd, N, 1)) return -1;
+        /* h1 = h0 + DWConv(RMS_conv(h0)) */
+        if (c->pre_conv) {
+            k_conv_bwd_x<<<nblk(NC), 256, 0, g->s>>>(d1, dh, p->conv_w, T, C, k, NC);
+            k_conv_bwd_w<<<dim3((C + 127) / 128, (N + COL_CHUNK - 1) / COL_CHUNK), 128, 0, g->s>>>(
+                gr->conv_w, gr->conv_b, dh, a->cn, N, T, C, k);
+            CKL();
+            if (rms_bwd(g, dh, gr->conv_norm, d1, h0, p->conv_norm, a->crstd, N, 1)) return -1;
+        }
+    }
+    k_embed_bwd<<<nblk(NC), 256, 0, g->s>>>(g->dembed, dh, g->d_ids, C, NC);
+    CKL();
+    return 0;
+}
+
+/* ---------------------------------------------------------------- optimizer */
+
+extern "C" int ttt_gpu_model_grad_norm(ttt_gpu_model *g, double *norm)
+{
+    k_sumsq<<<NORM_BLOCKS, 256, 0, g->s>>>(g->d_part, g->G, g->np);
+    k_sum_parts<<<1, 1, 0, g->s>>>(g->d_part, NORM_BLOCKS);
+    CKL();
+    double s;
+    if (copy(g, &s, g->d_part + NORM_BLOCKS, sizeof s, cudaMemcpyDeviceToHost)) return -1;
+    *norm = sqrt(s);
+    return 0;
+}
+
+extern "C" int ttt_gpu_model_adamw(ttt_gpu_model *g, const ttt_adamw_params *hp, double lr, double grad_scale, long long t)
+{
+    const double c1 = 1.0 - pow(hp->beta1, (double)t), c2 = 1.0 - pow(hp->beta2, (double)t);
+    k_adamw<<<nblk(g->np), 256, 0, g->s>>>(g->P, g->G, g->M, g->V, g->np, hp->beta1, hp->beta2, hp->eps,
+                                           hp->weight_decay, lr, grad_scale, c1, c2);
+    CKL();
+    return 0;
+}
