@@ -31,13 +31,11 @@ static void ttt_inner_grad(real *Z, real *G, real *Tg, const real *S, const real
 static void attn_matrix(real *A, real *M, const real *Q, const real *K, const real *tau,
                         const real *lr, int r, int D)
 {
+    mm_nt(A, r, Q, D, K, D, r, r, D, 1, 0);     /* vectorised dot products; the upper half is dropped */
     for (int i = 0; i < r; i++)
         for (int j = 0; j < r; j++) {
             if (j > i) { A[i * r + j] = 0; M[i * r + j] = 0; continue; }
-            real s = 0;
-            for (int c = 0; c < D; c++) s += Q[(size_t)i * D + c] * K[(size_t)j * D + c];
-            A[i * r + j] = s;
-            M[i * r + j] = tau[i] * lr[j] * (s + 1);
+            M[i * r + j] = tau[i] * lr[j] * (A[i * r + j] + 1);
         }
 }
 
@@ -52,21 +50,18 @@ static void ttt_inner_forward(real *Zb, const real *S, const real *Q, const real
         for (int c = 0; c < D; c++) Zb[(size_t)i * D + c] += b[c];
 }
 
-/* ttt_inner_update: W' = W - K^T diag(e) G, b' = b - e^T G, e_j = tau_{r-1} lr_j */
-static void ttt_inner_update(real *S, const real *K, const real *G, const real *tau,
-                             const real *lr, int r, int D)
+/* ttt_inner_update: W' = W - K^T diag(e) G, b' = b - e^T G, e_j = tau_{r-1} lr_j.
+ * Ge [r,D] is scratch for diag(e) G. */
+static void ttt_inner_update(real *S, const real *K, const real *G, real *restrict Ge,
+                             const real *tau, const real *lr, int r, int D)
 {
     real *W = S, *b = S + (size_t)D * D;
     for (int j = 0; j < r; j++) {
         real e = tau[r - 1] * lr[j];
-        const real *k = K + (size_t)j * D, *g = G + (size_t)j * D;
-        for (int a = 0; a < D; a++) {
-            real ek = e * k[a];
-            real *w = W + (size_t)a * D;
-            for (int c = 0; c < D; c++) w[c] -= ek * g[c];
-        }
-        for (int c = 0; c < D; c++) b[c] -= e * g[c];
+        for (int c = 0; c < D; c++) Ge[(size_t)j * D + c] = e * G[(size_t)j * D + c];
     }
+    mm_tn(W, D, K, D, Ge, D, D, D, r, -1, 1);
+    mm_colsum(b, Ge, D, r, D, -1, 1);
 }
 
 void ttt_linear_forward(real *out, int ldo, real *S, const real *Q, const real *K, const real *V,
@@ -84,7 +79,7 @@ void ttt_linear_forward(real *out, int ldo, real *S, const real *Q, const real *
         ln_row_forward(o, NULL, NULL, Zb + (size_t)i * D, gamma, beta, D, TTT_INNER_LN_EPS);
         for (int c = 0; c < D; c++) o[c] += Q[(size_t)i * D + c];
     }
-    ttt_inner_update(S, K, G, tau, lr, r, D);
+    ttt_inner_update(S, K, G, M + r * r, tau, lr, r, D);
 }
 
 void ttt_linear_backward(real *dQ, real *dK, real *dV, real *dtau, real *dlr, real *dgamma,
