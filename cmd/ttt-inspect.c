@@ -60,7 +60,8 @@ static const cli_program prog = {
     "checkpoints (RUNDIR or model.safetensors), fast-weight states and other\n"
     "safetensors files, and names foreign formats (gzip, zstd, GGUF, llm.c .bin).",
     opts,
-    NULL,
+    "With --diff the exit status is that of cmp(1): 0 identical, 1 different,\n"
+    "2 trouble (usage, or a file unreadable or damaged).",
 };
 
 static int json_out, verify;
@@ -612,16 +613,10 @@ static int inspect_tokenizer(const char *path)
 
 /* ---- safetensors: shared pieces ---- */
 
-/* Opens a safetensors file; with --verify checks every stored checksum in
- * file order (the first damaged tensor is named). *nsum gets how many
- * tensors carry one. Returns NULL only when the file cannot be opened. */
-static ttt_st *st_open(const char *path)
-{
-    return ttt_st_open(path, 0);
-}
-
-/* 0, or -1 naming the first damaged tensor (or, when require_all, the first
- * tensor without a checksum: our writers always store one). */
+/* --verify: checks every stored checksum in file order; *nsum gets how many
+ * tensors carry one. 0, or -1 naming the first damaged tensor (or, when
+ * require_all, the first tensor without a checksum: our writers always
+ * store one). */
 static int st_verify(const ttt_st *st, int require_all, int *nsum)
 {
     char key[1100];
@@ -698,7 +693,7 @@ static void rec_tensor_table(const ttt_st *st, int with_group)
 
 static int inspect_checkpoint(const char *path)
 {
-    ttt_st *st = st_open(path);
+    ttt_st *st = ttt_st_open(path, 0);
     if (!st) return -1;
     ttt_config c;
     json *cj = NULL;
@@ -748,7 +743,7 @@ static int inspect_checkpoint(const char *path)
 
 static int inspect_state(const char *path)
 {
-    ttt_st *st = st_open(path);
+    ttt_st *st = ttt_st_open(path, 0);
     if (!st) return -1;
     ttt_config c;
     json *cj = NULL;
