@@ -62,6 +62,7 @@ static void ttt_inner_grad(mlp_fwd *f, const real *S, const real *K, const real 
     mlp_view s = view(S, D, F);
     mm_nn(f->Z1, F, K, D, s.W1, F, r, F, D, 1, 0);
     for (int i = 0; i < r; i++)
+        _Pragma("omp simd")
         for (int c = 0; c < F; c++) {
             real z = f->Z1[(size_t)i * F + c] += s.b1[c];
             f->X2[(size_t)i * F + c] = gelu_tanh(z);
@@ -81,13 +82,11 @@ static void ttt_inner_grad(mlp_fwd *f, const real *S, const real *K, const real 
 static void attn_matrix(real *A, real *M, const real *X, const real *Y, int n, const real *tau,
                         const real *lr, int r)
 {
+    mm_nt(A, r, X, n, Y, n, r, r, n, 1, 0);     /* vectorised dot products; the upper half is dropped */
     for (int i = 0; i < r; i++)
         for (int j = 0; j < r; j++) {
             if (j > i) { A[i * r + j] = 0; M[i * r + j] = 0; continue; }
-            real s = 0;
-            for (int c = 0; c < n; c++) s += X[(size_t)i * n + c] * Y[(size_t)j * n + c];
-            A[i * r + j] = s;
-            M[i * r + j] = tau[i] * lr[j] * (s + 1);
+            M[i * r + j] = tau[i] * lr[j] * (A[i * r + j] + 1);
         }
 }
 
@@ -101,6 +100,7 @@ static void ttt_inner_forward(mlp_fwd *f, const real *S, const real *Q, const re
     mm_nn(f->Zb1, F, Q, D, s.W1, F, r, F, D, 1, 0);
     mm_nn(f->Zb1, F, f->M1, r, f->G1, F, r, F, r, -1, 1);
     for (int i = 0; i < r; i++)
+        _Pragma("omp simd")
         for (int c = 0; c < F; c++) {
             real z = f->Zb1[(size_t)i * F + c] += s.b1[c];
             f->Xb2[(size_t)i * F + c] = gelu_tanh(z);
@@ -229,6 +229,7 @@ void ttt_mlp_backward(real *dQ, real *dK, real *dV, real *dtau, real *dlr, real 
     mm_nn(dXb2, F, dM, r, f.X2, F, r, F, r, 1, 1);
     mm_tn(dX2, F, dM, r, f.Xb2, F, r, F, r, 1, 1);
     /* Xb2 = gelu(Zb1) */
+    _Pragma("omp simd")
     for (size_t i = 0; i < (size_t)r * F; i++) dZb1[i] = dXb2[i] * gelu_tanh_grad(f.Zb1[i]);
     /* Zb1 = Q W1 + 1b1 - M1 G1,  M1 = eta (.) (tril(Q K^T) + 1) */
     mm_nt(dQ, D, dZb1, F, s.W1, F, r, D, F, 1, 1);
@@ -242,6 +243,7 @@ void ttt_mlp_backward(real *dQ, real *dK, real *dV, real *dtau, real *dlr, real 
 
     /* G1 = GW (.) Hd, GW = G2 W2^T, Hd = gelu'(Z1):
      *   dG2 += (dG1 Hd) W2;  dW2 += (dG1 Hd)^T G2;  dZ1 = dG1 GW H'(Z1) */
+    _Pragma("omp simd")
     for (size_t i = 0; i < (size_t)r * F; i++) {
         tF[i] = dG1[i] * f.Hd[i];
         dZ1[i] = dG1[i] * f.GW[i] * gelu_trunc_grad2(f.Z1[i]);
@@ -260,6 +262,7 @@ void ttt_mlp_backward(real *dQ, real *dK, real *dV, real *dtau, real *dlr, real 
     mm_tn(d.W2, D, f.X2, F, dZ2, D, F, D, r, 1, 1);
     mm_colsum(d.b2, dZ2, D, r, D, 1, 1);
     /* X2 = gelu(Z1) */
+    _Pragma("omp simd")
     for (size_t i = 0; i < (size_t)r * F; i++) dZ1[i] += dX2[i] * gelu_tanh_grad(f.Z1[i]);
     /* Z1 = K W1 + 1b1 */
     mm_nt(dK, D, dZ1, F, s.W1, F, r, D, F, 1, 1);
