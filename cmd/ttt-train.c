@@ -30,6 +30,8 @@
 #include "tokenizer.h"     /* ttt_tokenizer_load, ttt_tokenizer_hash */
 #include "train_data.h"    /* ttt_train_draw/read/slice, ttt_train_window, ttt_unigram_entropy */
 #include "train_sched.h"   /* ttt_lr_schedule */
+#include "ttt_cuda.h"      /* TTT_CUDA_F32, TTT_CUDA_BF16 */
+#include "ttt_cuda_model.h" /* ttt_gpu_model_* (--device cuda; stubs without CUDA) */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -355,6 +357,23 @@ static void fmt_eta(char *buf, size_t n, double s)
     else snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
 }
 
+/* --device cuda: the model's working copy on the GPU (NULL on the CPU). The
+ * host model m then holds the parameters only at start and at checkpoints. */
+static ttt_gpu_model *gpu;
+
+static int forward(ttt_model *m, const int32_t *ids, const int32_t *tg, int B, int T, double *loss)
+{
+    return gpu ? ttt_gpu_model_forward(gpu, ids, tg, B, T, loss) : ttt_model_forward(m, ids, tg, B, T, loss);
+}
+
+/* Host copies of the GPU's parameters and AdamW moments, for a checkpoint. */
+static void gpu_download(ttt_model *m, ttt_opt_state *st)
+{
+    if (gpu && (ttt_gpu_model_download_params(gpu, ttt_model_params(m)) < 0 ||
+                ttt_gpu_model_download_opt(gpu, st->m, st->v) < 0))
+        cli_die_lib();
+}
+
 /* Mean loss over the validation windows, in micro-batches of mb; each
  * rank takes a contiguous share of the windows. */
 static double validate(ttt_model *m, ttt_dataset *val, uint64_t nwin, int mb, int T, uint32_t vocab,
@@ -369,7 +388,7 @@ static double validate(ttt_model *m, ttt_dataset *val, uint64_t nwin, int mb, in
             if (ttt_train_window(val, w, T, vocab, ids + (size_t)b * T, tg + (size_t)b * T, scratch) < 0)
                 cli_die("validation data: %s", ttt_errmsg());
         double loss;
-        if (ttt_model_forward(m, ids, tg, b, T, &loss) < 0) cli_die_lib();
+        if (forward(m, ids, tg, b, T, &loss) < 0) cli_die_lib();
         sum += loss * b;
     }
     if (ttt_dist_allreduce_sum(&sum, 1) < 0) cli_die_lib();
@@ -442,7 +461,7 @@ int main(int argc, char **argv)
     if (steps_given && tokens) cli_usage_error("--steps and --tokens exclude each other");
     if (device == 1) {
 #ifdef TTT_HAVE_CUDA
-        cli_die("--device cuda: training on CUDA is not available yet; use --device cpu");
+        if (ttt_gpu_available() < 1) cli_die("--device cuda: no CUDA device found");
 #else
         cli_die("--device cuda: this build has no CUDA support");
 #endif
@@ -647,11 +666,26 @@ int main(int argc, char **argv)
         ttt_dist_finalize();
         return 0;
     }
+    if (device == 1) {
+        /* TTT_CUDA_PRECISION=bf16: projections with bf16 inputs (fp32 otherwise) */
+        const char *pe = getenv("TTT_CUDA_PRECISION");
+        int prec = pe && !strcmp(pe, "bf16") ? TTT_CUDA_BF16 : TTT_CUDA_F32;
+        if (!(gpu = ttt_gpu_model_new(m, 0, prec, MB, T)) || ttt_gpu_model_upload_params(gpu, params) < 0 ||
+            ttt_gpu_model_upload_opt(gpu, st.m, st.v) < 0)
+            cli_die_lib();
+        if (notes) {
+            ttt_gpu_sizes gs;
+            ttt_gpu_model_sizes(gpu, &gs);
+            cli_warn("cuda: %s; device arenas: params %zu MiB, grads %zu MiB, AdamW %zu MiB, activations %zu MiB",
+                     prec == TTT_CUDA_BF16 ? "bf16 GEMM inputs" : "fp32", gs.params >> 20, gs.grads >> 20,
+                     gs.opt >> 20, gs.acts >> 20);
+        }
+    }
     if (nranks > 1) check_in_sync(m, st.step);
     int signalled = 0;   /* stopped by a signal (on any rank) */
     while (st.step < o.steps) {
         double ts = now_s();
-        ttt_model_zero_grad(m);
+        if (gpu ? ttt_gpu_model_zero_grad(gpu) < 0 : (ttt_model_zero_grad(m), 0)) cli_die_lib();
         double loss = 0;
         /* Every rank draws the whole global batch, so the generator stays
          * in step everywhere and equals a 1-rank run's. */
@@ -660,7 +694,8 @@ int main(int argc, char **argv)
             if (ttt_train_read(train, starts + first + (size_t)a * MB, MB, T, vocab, ids, tg, scratch) < 0)
                 cli_die("%s: %s", o.data, ttt_errmsg());
             double l;
-            if (ttt_model_forward(m, ids, tg, MB, T, &l) < 0 || ttt_model_backward(m) < 0) cli_die_lib();
+            if (forward(m, ids, tg, MB, T, &l) < 0 || (gpu ? ttt_gpu_model_backward(gpu) : ttt_model_backward(m)) < 0)
+                cli_die_lib();
             loss += l;
         }
         loss /= o.accum;
@@ -670,17 +705,23 @@ int main(int argc, char **argv)
              * mean. The stop flag rides along, so a signal on any rank stops
              * every rank after the same step. */
             double red[2] = { loss, interrupted ? 1 : 0 };
+            if (gpu && ttt_gpu_model_download_grads(gpu, grads) < 0) cli_die_lib();
             if (ttt_dist_allreduce_mean(grads, np) < 0 || ttt_dist_allreduce_sum(red, 2) < 0) cli_die_lib();
+            if (gpu && ttt_gpu_model_upload_grads(gpu, grads) < 0) cli_die_lib();
             loss = red[0] / nranks;
             stop_signal = red[1] > 0;
         }
         if (!isfinite(loss))
             cli_die("step %lld: the loss is %g; the last checkpoint in %s is intact (try a lower --lr)", st.step + 1, loss, rundir);
         /* The gradients hold the sum of the micro-batch means. */
-        double gnorm = ttt_grad_norm(grads, np) / o.accum;
+        double gnorm;
+        if (!gpu) gnorm = ttt_grad_norm(grads, np);
+        else if (ttt_gpu_model_grad_norm(gpu, &gnorm) < 0) cli_die_lib();
+        gnorm /= o.accum;
         double scale = ttt_clip_factor(gnorm, o.clip) / o.accum;
         double lr = ttt_lr_schedule(st.step, o.lr, o.warmup, o.steps, o.min_lr);
-        ttt_adamw_update(params, grads, st.m, st.v, np, &hp, lr, scale, st.step + 1);
+        if (!gpu) ttt_adamw_update(params, grads, st.m, st.v, np, &hp, lr, scale, st.step + 1);
+        else if (ttt_gpu_model_adamw(gpu, &hp, lr, scale, st.step + 1) < 0) cli_die_lib();
         st.step++;
         st.tokens_seen += (uint64_t)o.batch * T;
         double te = now_s();
@@ -710,6 +751,7 @@ int main(int argc, char **argv)
                     rate, eta);
         }
         if (save) {
+            gpu_download(m, &st);
             if (nranks > 1) check_in_sync(m, st.step);
             if (root && ttt_ckpt_save(rundir, m, &st, rj) < 0) cli_die_lib();
         }
@@ -735,6 +777,7 @@ int main(int argc, char **argv)
     }
     ttt_dataset_close(train);
     if (val) ttt_dataset_close(val);
+    ttt_gpu_model_free(gpu);
     ttt_model_free(m);
     free(st.m); free(st.v); free(ids); free(tg); free(scratch); free(starts); free(rj);
     return 0;

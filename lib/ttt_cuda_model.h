@@ -78,15 +78,39 @@ int ttt_gpu_model_adamw(ttt_gpu_model *g, const ttt_adamw_params *hp, double lr,
 #else /* no CUDA in this build */
 
 #include "err.h"
+/* Every entry point fails with "this build has no CUDA support". */
+#define TTT_GPU_NOCUDA_ ttt_seterr("this build has no CUDA support")
 static inline int ttt_gpu_available(void) { return 0; }
-static inline int ttt_gpu_model_check(const ttt_config *c) { (void)c; return ttt_seterr("this build has no CUDA support"); }
+static inline int ttt_gpu_model_check(const ttt_config *c) { (void)c; return TTT_GPU_NOCUDA_; }
 static inline ttt_gpu_model *ttt_gpu_model_new(const ttt_model *m, int dev, int precision, int maxB, int maxT)
 {
     (void)m; (void)dev; (void)precision; (void)maxB; (void)maxT;
-    ttt_seterr("this build has no CUDA support");
+    TTT_GPU_NOCUDA_;
     return NULL;
 }
 static inline void ttt_gpu_model_free(ttt_gpu_model *g) { (void)g; }
+static inline void ttt_gpu_model_sizes(const ttt_gpu_model *g, ttt_gpu_sizes *s) { (void)g; s->params = s->grads = s->opt = s->acts = 0; }
+static inline size_t ttt_gpu_model_num_params(const ttt_gpu_model *g) { (void)g; return 0; }
+static inline int ttt_gpu_model_upload_params(ttt_gpu_model *g, const float *p) { (void)g; (void)p; return TTT_GPU_NOCUDA_; }
+static inline int ttt_gpu_model_download_params(ttt_gpu_model *g, float *p) { (void)g; (void)p; return TTT_GPU_NOCUDA_; }
+static inline int ttt_gpu_model_download_grads(ttt_gpu_model *g, float *p) { (void)g; (void)p; return TTT_GPU_NOCUDA_; }
+static inline int ttt_gpu_model_upload_grads(ttt_gpu_model *g, const float *p) { (void)g; (void)p; return TTT_GPU_NOCUDA_; }
+static inline int ttt_gpu_model_upload_opt(ttt_gpu_model *g, const float *m, const float *v) { (void)g; (void)m; (void)v; return TTT_GPU_NOCUDA_; }
+static inline int ttt_gpu_model_download_opt(ttt_gpu_model *g, float *m, float *v) { (void)g; (void)m; (void)v; return TTT_GPU_NOCUDA_; }
+static inline int ttt_gpu_model_zero_grad(ttt_gpu_model *g) { (void)g; return TTT_GPU_NOCUDA_; }
+static inline int ttt_gpu_model_forward(ttt_gpu_model *g, const int32_t *ids, const int32_t *targets, int B, int T, double *loss)
+{
+    (void)g; (void)ids; (void)targets; (void)B; (void)T; (void)loss;
+    return TTT_GPU_NOCUDA_;
+}
+static inline const float *ttt_gpu_model_token_losses(const ttt_gpu_model *g) { (void)g; return NULL; }
+static inline int ttt_gpu_model_backward(ttt_gpu_model *g) { (void)g; return TTT_GPU_NOCUDA_; }
+static inline int ttt_gpu_model_grad_norm(ttt_gpu_model *g, double *n) { (void)g; (void)n; return TTT_GPU_NOCUDA_; }
+static inline int ttt_gpu_model_adamw(ttt_gpu_model *g, const ttt_adamw_params *hp, double lr, double s, long long t)
+{
+    (void)g; (void)hp; (void)lr; (void)s; (void)t;
+    return TTT_GPU_NOCUDA_;
+}
 
 #endif
 

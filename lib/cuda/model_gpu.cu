@@ -22,8 +22,10 @@
 #ifndef TTT_HAVE_CUDA
 #define TTT_HAVE_CUDA 1   /* nvcc does not get the C flags; the header's real API */
 #endif
-extern "C" {
+extern "C" {   /* C headers: C linkage (ttt_cuda_model.h includes them too, guarded) */
 #include "err.h"
+#include "model.h"
+#include "layers/adamw.h"
 }
 #include "ttt_cuda.h"
 #include "ttt_cuda_model.h"
@@ -76,6 +78,8 @@ static unsigned nblk(size_t n, int t = 256)
 }
 
 /* ---------------------------------------------------------------- kernels */
+/* Internal linkage: ttt_layer_gpu.cu has kernels of the same names. */
+namespace {
 
 __device__ __forceinline__ float warp_sum(float v)
 {
@@ -312,6 +316,8 @@ __global__ void k_adamw(float *p, const float *g, float *m, float *v, size_t n, 
         p[i] = (float)((double)p[i] - lr * u);
     }
 }
+
+}  /* namespace */
 
 /* ---------------------------------------------------------------- setup */
 

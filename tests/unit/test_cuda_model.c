@@ -1,0 +1,203 @@
+/* test_cuda_model.c - the GPU model (lib/ttt_cuda_model.h) against the CPU
+ * model (lib/model.h, float64 here) on the tiny configuration, for both
+ * backbones (Mamba: pre_conv, share_qk, use_gate; Transformer: none):
+ *   - mean loss and per-token losses, relative 1e-4;
+ *   - every gradient tensor, ||gpu - cpu|| / ||cpu|| <= 1e-4 (tensors whose
+ *     gradient is below 1e-6 of the global norm are measured against that);
+ *   - the GPU gradient norm against ttt_grad_norm;
+ *   - 6 AdamW steps with clipping on each: losses within 1e-3 relative;
+ *   - refusals: TTT-MLP, a batch over the sizes given, an id outside the
+ *     vocabulary.
+ * Skips cleanly (exit 0) without CUDA in the build or without a GPU. */
+#include "check.h"
+
+#include <stdio.h>
+
+#ifdef TTT_HAVE_CUDA
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "layers/adamw.h"
+#include "model.h"
+#include "rng.h"
+#include "ttt_cuda.h"
+#include "ttt_cuda_model.h"
+
+#define TOL 1e-4
+
+static float *to_f32(const real *x, size_t n)
+{
+    float *o = malloc(n * sizeof *o);
+    for (size_t i = 0; i < n; i++) o[i] = (float)x[i];
+    return o;
+}
+
+static void fill_tokens(ttt_rng *r, int32_t *ids, int32_t *tg, int n, int V)
+{
+    for (int i = 0; i < n; i++) {
+        ids[i] = (int32_t)(ttt_rng_uniform(r) * V) % V;
+        tg[i] = i % 11 == 5 ? -1 : (int32_t)(ttt_rng_uniform(r) * V) % V;   /* some ignored targets */
+    }
+}
+
+static void run_backbone(int mamba, int T)
+{
+    const char *bb = mamba ? "mamba" : "transformer";
+    ttt_config c;
+    ttt_config_preset(&c, "tiny");
+    c.pre_conv = c.share_qk = c.use_gate = mamba;
+    ttt_model *m = ttt_model_build(&c);
+    CHECK(m != NULL);
+    if (!m) return;
+    ttt_model_init(m, 11 + mamba);
+    /* Larger than the init's 0.02 so that every path carries signal. */
+    real *P = ttt_model_params(m);
+    size_t np = ttt_model_num_params(m);
+    ttt_rng r;
+    ttt_rng_seed(&r, 99 + mamba);
+    for (int i = 0; i < ttt_model_num_tensors(m); i++) {
+        const ttt_tensor *t = ttt_model_tensor(m, i);
+        if (strstr(t->name, "proj.weight") || strstr(t->name, "embed") || strstr(t->name, "W1"))
+            for (size_t j = 0; j < t->numel; j++) P[t->offset + j] *= 5;
+    }
+    const int B = 2, N = B * T, V = c.vocab_size;
+    int32_t *ids = malloc(N * sizeof *ids), *tg = malloc(N * sizeof *tg);
+    fill_tokens(&r, ids, tg, N, V);
+
+    ttt_gpu_model *g = ttt_gpu_model_new(m, 0, TTT_CUDA_F32, B, T);
+    if (!g) fprintf(stderr, "test_cuda_model: %s\n", ttt_errmsg());
+    CHECK(g != NULL);
+    if (!g) { ttt_model_free(m); free(ids); free(tg); return; }
+    ttt_gpu_sizes sz;
+    ttt_gpu_model_sizes(g, &sz);
+    printf("%s: arenas params %zu B, grads %zu B, opt %zu B, acts %zu B\n", bb, sz.params, sz.grads, sz.opt, sz.acts);
+    CHECK(sz.params == np * 4 && sz.opt == 2 * np * 4 && sz.acts > 0);
+
+    float *pf = to_f32(P, np), *gf = malloc(np * sizeof *gf);
+    CHECK(ttt_gpu_model_upload_params(g, pf) == 0);
+    /* round trip of the parameter arena */
+    CHECK(ttt_gpu_model_download_params(g, gf) == 0);
+    CHECK(memcmp(pf, gf, np * sizeof *gf) == 0);
+
+    double lc, lg;
+    ttt_model_zero_grad(m);
+    CHECK(ttt_model_forward(m, ids, tg, B, T, &lc) == 0 && ttt_model_backward(m) == 0);
+    CHECK(ttt_gpu_model_zero_grad(g) == 0);
+    CHECK(ttt_gpu_model_forward(g, ids, tg, B, T, &lg) == 0);
+    CHECK(ttt_gpu_model_backward(g) == 0);
+    CHECK(ttt_gpu_model_backward(g) == -1);   /* once per forward */
+    printf("%s: loss cpu %.9f gpu %.9f\n", bb, lc, lg);
+    CHECK_CLOSE(lg, lc, 0, TOL);
+    const real *tl = ttt_model_token_losses(m);
+    const float *tlg = ttt_gpu_model_token_losses(g);
+    CHECK(tlg != NULL);
+    double emax = 0;
+    for (int i = 0; tlg && i < N; i++) {
+        double e = fabs(tlg[i] - tl[i]) / (fabs(tl[i]) + 1e-3);
+        if (e > emax) emax = e;
+        if (tg[i] < 0) CHECK(tlg[i] == 0);
+    }
+    CHECK(emax < TOL);
+
+    CHECK(ttt_gpu_model_download_grads(g, gf) == 0);
+    const real *G = ttt_model_grads(m);
+    double gnorm = ttt_grad_norm(G, np), worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < ttt_model_num_tensors(m); i++) {
+        const ttt_tensor *t = ttt_model_tensor(m, i);
+        double dd = 0, nn = 0;
+        for (size_t j = 0; j < t->numel; j++) {
+            double a = gf[t->offset + j], b = G[t->offset + j];
+            dd += (a - b) * (a - b);
+            nn += b * b;
+        }
+        double den = sqrt(nn) > 1e-6 * gnorm ? sqrt(nn) : 1e-6 * gnorm;
+        double rel = sqrt(dd) / den;
+        if (!(rel <= TOL)) fprintf(stderr, "%s: gradient %s: relative error %.3g (norm %.3g)\n", bb, t->name, rel, sqrt(nn));
+        CHECK(rel <= TOL);
+        if (!(rel <= worst)) { worst = rel; worst_name = t->name; }
+    }
+    printf("%s: %d gradient tensors, worst relative error %.3g (%s)\n", bb, ttt_model_num_tensors(m), worst, worst_name);
+    double gn;
+    CHECK(ttt_gpu_model_grad_norm(g, &gn) == 0);
+    printf("%s: grad norm cpu %.9g gpu %.9g\n", bb, gnorm, gn);
+    CHECK_CLOSE(gn, gnorm, 0, TOL);
+
+    /* a few training steps, each on fresh tokens, from the same start */
+    ttt_adamw_params hp = ttt_adamw_defaults();
+    real *mc = calloc(np, sizeof *mc), *vc = calloc(np, sizeof *vc);
+    float *zero = calloc(np, sizeof *zero);
+    CHECK(ttt_gpu_model_upload_opt(g, zero, zero) == 0);
+    double worst_step = 0;
+    for (int s = 1; s <= 6; s++) {
+        fill_tokens(&r, ids, tg, N, V);
+        double l1, l2, n1, n2;
+        ttt_model_zero_grad(m);
+        CHECK(ttt_model_forward(m, ids, tg, B, T, &l1) == 0 && ttt_model_backward(m) == 0);
+        n1 = ttt_grad_norm(G, np);
+        ttt_adamw_update(P, G, mc, vc, np, &hp, 3e-3, ttt_clip_factor(n1, 1.0), s);
+        CHECK(ttt_gpu_model_zero_grad(g) == 0);
+        CHECK(ttt_gpu_model_forward(g, ids, tg, B, T, &l2) == 0 && ttt_gpu_model_backward(g) == 0);
+        CHECK(ttt_gpu_model_grad_norm(g, &n2) == 0);
+        CHECK(ttt_gpu_model_adamw(g, &hp, 3e-3, ttt_clip_factor(n2, 1.0), s) == 0);
+        double rel = fabs(l2 - l1) / fabs(l1);
+        if (rel > worst_step) worst_step = rel;
+        printf("%s: step %d loss cpu %.7f gpu %.7f (rel %.2g), grad norm %.5g / %.5g\n", bb, s, l1, l2, rel, n1, n2);
+        CHECK(rel <= 1e-3);
+    }
+    /* the optimizer state and the parameters stay close after the steps */
+    float *mg = malloc(np * sizeof *mg), *vg = malloc(np * sizeof *vg);
+    CHECK(ttt_gpu_model_download_params(g, gf) == 0 && ttt_gpu_model_download_opt(g, mg, vg) == 0);
+    double dp = 0, pn = 0;
+    for (size_t i = 0; i < np; i++) {
+        dp += (gf[i] - P[i]) * (gf[i] - P[i]);
+        pn += P[i] * P[i];
+    }
+    printf("%s: after 6 steps: parameters relative difference %.3g; worst step loss difference %.3g\n", bb,
+           sqrt(dp / pn), worst_step);
+    CHECK(sqrt(dp / pn) < 1e-3);
+
+    /* refusals */
+    double l;
+    CHECK(ttt_gpu_model_forward(g, ids, tg, B + 1, T, &l) == -1);
+    CHECK(strstr(ttt_errmsg(), "sized") != NULL);
+    ids[3] = V;
+    CHECK(ttt_gpu_model_forward(g, ids, tg, B, T, &l) == -1);
+    CHECK(strstr(ttt_errmsg(), "vocabulary") != NULL);
+    CHECK(ttt_gpu_model_backward(g) == -1);
+
+    ttt_gpu_model_free(g);
+    ttt_model_free(m);
+    free(pf); free(gf); free(mc); free(vc); free(zero); free(mg); free(vg); free(ids); free(tg);
+}
+
+int main(void)
+{
+    ttt_config c;
+    ttt_config_preset(&c, "tiny");
+    c.ttt_layer_type = TTT_MLP;
+    CHECK(ttt_gpu_model_check(&c) == -1);
+    CHECK(strstr(ttt_errmsg(), "ttt-linear only") != NULL);
+    if (ttt_gpu_available() < 1) {
+        printf("test_cuda_model: skipped: no GPU\n");
+        return 0;
+    }
+    char name[256];
+    ttt_cuda_device_name(0, name, sizeof name);
+    printf("test_cuda_model: device 0: %s\n", name);
+    run_backbone(1, 48);
+    run_backbone(0, 45);
+    return check_exit("test_cuda_model");
+}
+
+#else
+
+int main(void)
+{
+    printf("test_cuda_model: skipped: built without CUDA\n");
+    return 0;
+}
+
+#endif
