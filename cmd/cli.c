@@ -106,7 +106,7 @@ int cli_next(int argc, char **argv)
             /* hidden: SHORT<TAB>LONG<TAB>ARG<TAB>HELP per option, read by completions/gen-zsh.sh */
             for (const cli_option *o = prog->opts; o->name; o++)
                 printf("%c\t%s\t%s\t%s\n", o->key > 0 && o->key < 256 ? o->key : '-', o->name,
-                       o->arg ? o->arg : "", o->help);
+                       o->arg ? o->arg : "-", o->help);
             exit(0);
         case ':':
             cli_usage_error("option '%s' needs a value", argv[optind - 1]);

@@ -16,7 +16,7 @@ action() {
     PRESET*) echo ':preset:(tiny small 125m 350m 760m 1b)' ;;
     cpu\|cuda) echo ':device:(cpu cuda)' ;;
     *\|*) echo ":value:(${1//|/ })" ;;
-    '') echo '' ;;
+    -) echo '' ;;
     *) echo ":$1:" ;;
   esac
 }

@@ -60,3 +60,13 @@ PROGS="ttt-tokenize ttt-pack ttt-train ttt-eval ttt-generate ttt-inspect"
   run mandoc -Tlint -Wwarning "$REPO_ROOT"/man/*.[157]
   assert_status 0
 }
+
+@test "completion scripts parse (bash -n, zsh -n)" {
+  for f in "$REPO_ROOT"/completions/bash/*; do
+    run bash -n "$f"
+    assert_status 0
+  done
+  command -v zsh >/dev/null || skip_or_fail "zsh not installed"
+  run zsh -n "$REPO_ROOT/completions/zsh/_ttt"
+  assert_status 0
+}
