@@ -66,8 +66,8 @@ static const cli_option opts[] = {
     { "data", 'd', required_argument, "GLOB", "training shards, a quoted glob ('PREFIX-train-*.tok')" },
     { "val", O_VAL, required_argument, "GLOB", "validation shards (evaluated every --eval-every steps)" },
     { "config", 'c', required_argument, "PRESET|FILE", "model: tiny, small, 125m, 350m, 760m, 1b, or a config.json (small)" },
-    { "arch", O_ARCH, required_argument, "ARCH", "inner model: ttt-linear or ttt-mlp (ttt-linear)" },
-    { "backbone", O_BACKBONE, required_argument, "NAME", "mamba or transformer (mamba)" },
+    { "arch", O_ARCH, required_argument, "ARCH", "sequence model: ttt-linear, ttt-mlp, or the baselines transformer, mamba (ttt-linear)" },
+    { "backbone", O_BACKBONE, required_argument, "NAME", "backbone of the TTT layers: mamba or transformer (mamba)" },
     { "tokenizer", 't', required_argument, "FILE", "tokenizer.json of the shards, copied into RUNDIR" },
     { "output", 'o', required_argument, "RUNDIR", "run directory to create" },
     { "ctx", O_CTX, required_argument, "T", "context length of a training window (preset's)" },
@@ -119,7 +119,7 @@ typedef struct {
     double unigram_loss;
 } run_opts;
 
-static const char *const arch_names[] = { "ttt-linear", "ttt-mlp", NULL };
+static const char *const arch_names[] = { "ttt-linear", "ttt-mlp", "transformer", "mamba", NULL };
 static const char *const backbone_names[] = { "mamba", "transformer", NULL };
 static const char *const device_names[] = { "cpu", "cuda", NULL };
 
@@ -318,6 +318,9 @@ static int is_config_file(const char *s)
 static void make_config(ttt_config *c, const run_opts *o, int arch_given, int backbone_given, uint32_t data_vocab)
 {
     int fixed_vocab = 0;
+    int block = !strcmp(o->arch, "transformer") ? SEQ_ATTENTION : !strcmp(o->arch, "mamba") ? SEQ_MAMBA : SEQ_TTT;
+    if (block != SEQ_TTT && backbone_given)
+        cli_usage_error("--backbone applies to ttt-linear and ttt-mlp only");
     if (is_config_file(o->config)) {
         char *text;
         size_t n;
@@ -329,13 +332,16 @@ static void make_config(ttt_config *c, const run_opts *o, int arch_given, int ba
         int rc = ttt_config_from_json(c, j);
         json_free(j);
         if (rc < 0) cli_die("%s: %s", o->config, ttt_errmsg());
-    } else if (ttt_config_preset(c, o->config) < 0) {
+    } else if (ttt_config_preset_for(c, o->config, block) < 0) {
         cli_usage_error("%s", ttt_errmsg());
     } else if (strcmp(o->arch, "ttt-mlp") == 0) {
         c->ttt_base_lr = 0.1;   /* the recipe's inner lr for TTT-MLP */
     }
-    if (arch_given || !is_config_file(o->config)) c->ttt_layer_type = strcmp(o->arch, "ttt-mlp") ? TTT_LINEAR : TTT_MLP;
-    if (backbone_given || !is_config_file(o->config)) {
+    if (arch_given || !is_config_file(o->config)) {
+        c->seq_modeling_block = block;
+        if (block == SEQ_TTT) c->ttt_layer_type = strcmp(o->arch, "ttt-mlp") ? TTT_LINEAR : TTT_MLP;
+    }
+    if (block == SEQ_TTT && (backbone_given || !is_config_file(o->config))) {
         int m = strcmp(o->backbone, "mamba") == 0;
         c->pre_conv = c->share_qk = c->use_gate = m;
     }
