@@ -300,6 +300,12 @@ static void rec_config(const json *cj, const ttt_config *c)
 {
     rec_key("config");
     if (json_out) { json_compact(cj); return; }
+    if (c->seq_modeling_block != SEQ_TTT) {
+        printf("%s baseline, L=%d C=%d H=%d I=%d V=%d\n",
+               c->seq_modeling_block == SEQ_ATTENTION ? "Transformer (attention)" : "Mamba (selective SSM)",
+               c->num_hidden_layers, c->hidden_size, c->num_attention_heads, c->intermediate_size, c->vocab_size);
+        return;
+    }
     printf("%s, L=%d C=%d H=%d I=%d V=%d K=%d, %s backbone\n", c->ttt_layer_type == TTT_MLP ? "TTT-MLP" : "TTT-Linear",
            c->num_hidden_layers, c->hidden_size, c->num_attention_heads, c->intermediate_size, c->vocab_size,
            c->mini_batch_size, c->pre_conv ? "Mamba" : "Transformer");

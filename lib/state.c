@@ -44,6 +44,7 @@ static const char *const layer_names[] = {
     "W1_states", "b1_states", "W2_states", "b2_states",
     "W1_grad", "b1_grad", "W2_grad", "b2_grad",
     "conv_pre_conv", "conv_ttt_conv_q", "conv_ttt_conv_k",
+    "k_cache", "v_cache", "conv_state", "ssm_state",   /* the attention and Mamba baselines */
 };
 #define NLAYER_NAMES (int)(sizeof layer_names / sizeof layer_names[0])
 
