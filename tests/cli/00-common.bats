@@ -70,3 +70,21 @@ PROGS="ttt-tokenize ttt-pack ttt-train ttt-eval ttt-generate ttt-inspect"
   run zsh -n "$REPO_ROOT/completions/zsh/_ttt"
   assert_status 0
 }
+
+@test "make install puts programs, man pages and completions under DESTDIR/PREFIX; uninstall removes them" {
+  run make -C "$REPO_ROOT" -s install DESTDIR="$TMP/root" PREFIX=/opt/ttt
+  assert_status 0
+  for p in $PROGS; do
+    [ -x "$TMP/root/opt/ttt/bin/$p" ]
+    [ -f "$TMP/root/opt/ttt/share/man/man1/$p.1" ]
+    [ -f "$TMP/root/opt/ttt/share/bash-completion/completions/$p" ]
+  done
+  [ -f "$TMP/root/opt/ttt/share/man/man5/ttt-formats.5" ]
+  [ -f "$TMP/root/opt/ttt/share/man/man7/ttt.7" ]
+  [ -f "$TMP/root/opt/ttt/share/zsh/site-functions/_ttt" ]
+  run "$TMP/root/opt/ttt/bin/ttt-pack" --version
+  assert_status 0
+  run make -C "$REPO_ROOT" -s uninstall DESTDIR="$TMP/root" PREFIX=/opt/ttt
+  assert_status 0
+  [ -z "$(find "$TMP/root" -type f)" ]
+}
