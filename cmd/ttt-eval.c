@@ -14,6 +14,8 @@
 #include "json.h"         /* json_write_str */
 #include "shard.h"        /* ttt_dataset */
 #include "svgplot.h"      /* ttt_svgplot_write */
+#include "ttt_cuda.h"     /* TTT_CUDA_F32 */
+#include "ttt_cuda_model.h" /* ttt_gpu_model_* (--device cuda; stubs without CUDA) */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -59,6 +61,15 @@ typedef struct {
 } model_result;
 
 static int show_progress;
+
+/* --device cuda: the evaluation's forward on the GPU model. */
+static int gpu_forward(void *fud, const int32_t *ids, const int32_t *tg, int B, int T, const float **losses)
+{
+    double mean;
+    if (ttt_gpu_model_forward(fud, ids, tg, B, T, &mean) < 0) return -1;
+    *losses = ttt_gpu_model_token_losses(fud);
+    return 0;
+}
 
 static void progress(void *ud, uint64_t done, uint64_t total)
 {
@@ -173,7 +184,11 @@ int main(int argc, char **argv)
     if (nmodels == 0) cli_usage_error("no model given (-m RUNDIR)");
     if (!data) cli_usage_error("no data given (-d PATTERN)");
     if (plot && !*plot) cli_usage_error("--plot: empty file name");
-    if (device == 1) cli_die("--device cuda: the CUDA backend is not available in this build; use --device cpu");
+#ifdef TTT_HAVE_CUDA
+    if (device == 1 && ttt_gpu_available() < 1) cli_die("--device cuda: no CUDA device found");
+#else
+    if (device == 1) cli_die("--device cuda: this build has no CUDA support");
+#endif
     show_progress = cli_verbosity >= 2 || (cli_verbosity >= 1 && isatty(STDERR_FILENO));
 
     ttt_dataset *d = ttt_dataset_open(data);
@@ -195,8 +210,17 @@ int main(int argc, char **argv)
             cli_die("%s: vocabulary of the shards (%u) is larger than the model's (%d)", data, di->vocab, cfg->vocab_size);
         mr[i].name = models[i];
         mr[i].ctx = ctx ? ctx : cfg->max_position_embeddings;
-        ttt_eval_opts o = { mr[i].ctx, batch, max_tokens, show_progress ? progress : NULL, (void *)models[i] };
+        ttt_eval_opts o = { mr[i].ctx, batch, max_tokens, show_progress ? progress : NULL, (void *)models[i], NULL, NULL };
+        ttt_gpu_model *gm = NULL;
+        if (device == 1) {
+            if (!(gm = ttt_gpu_model_new(m, 0, TTT_CUDA_F32, batch, mr[i].ctx)) ||
+                ttt_gpu_model_upload_params(gm, ttt_model_params(m)) < 0)
+                cli_die("%s: %s", models[i], ttt_errmsg());
+            o.forward = gpu_forward;
+            o.fud = gm;
+        }
         int rc = ttt_eval_run(m, d, &o, &mr[i].r);
+        ttt_gpu_model_free(gm);
         if (show_progress) fputc('\n', stderr);
         if (rc < 0) cli_die("%s: %s", models[i], ttt_errmsg());
         ttt_model_free(m);

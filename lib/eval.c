@@ -28,7 +28,7 @@ void ttt_eval_result_free(ttt_eval_result *r)
 
 /* Scores nw windows starting at window w0, each of length Tw (all the same
  * here), tokens read from the dataset; adds to r. */
-static int run_batch(ttt_model *m, ttt_dataset *d, uint64_t w0, int nw, int T, int Tw,
+static int run_batch(ttt_model *m, const ttt_eval_opts *o, ttt_dataset *d, uint64_t w0, int nw, int T, int Tw,
                      int32_t *ids, int32_t *tgt, uint32_t *buf, double *bsum, ttt_eval_result *r)
 {
     const int V = ttt_model_config(m)->vocab_size;
@@ -45,22 +45,30 @@ static int run_batch(ttt_model *m, ttt_dataset *d, uint64_t w0, int nw, int T, i
         }
     }
     double mean;
-    if (ttt_model_forward(m, ids, tgt, nw, Tw, &mean) < 0) return -1;
-    const real *loss = ttt_model_token_losses(m);
+    const real *lossr = NULL;
+    const float *lossf = NULL;
+    if (o->forward) {
+        if (o->forward(o->fud, ids, tgt, nw, Tw, &lossf) < 0) return -1;
+    } else {
+        if (ttt_model_forward(m, ids, tgt, nw, Tw, &mean) < 0) return -1;
+        lossr = ttt_model_token_losses(m);
+    }
+#define loss(i) (lossf ? (double)lossf[i] : (double)lossr[i])
     for (int b = 0; b < nw; b++) {
         double ws = 0;   /* window sum first: the order is the same for any B */
         for (int t = 0; t < Tw; t++) {
-            double l = loss[(size_t)b * Tw + t];
+            double l = loss((size_t)b * Tw + t);
             ws += l;
         }
         r->loss_sum += ws;
         for (int t = 0; t < Tw; t++) {
             int k = bucket_of(t + 1);
             r->buckets[k].count++;
-            bsum[k] += loss[(size_t)b * Tw + t];
+            bsum[k] += loss((size_t)b * Tw + t);
         }
         if (!isfinite(ws)) return ttt_seterr("non-finite loss in window %llu", (unsigned long long)(w0 + b));
     }
+#undef loss
     r->windows += nw;
     r->targets += (uint64_t)nw * Tw;
     return 0;
@@ -93,11 +101,11 @@ int ttt_eval_run(ttt_model *m, ttt_dataset *d, const ttt_eval_opts *o, ttt_eval_
 
     for (uint64_t w = 0; w < full; w += B) {
         int nw = full - w < (uint64_t)B ? (int)(full - w) : B;
-        if (run_batch(m, d, w, nw, T, T, ids, tgt, buf, bsum, r) < 0) goto out;
+        if (run_batch(m, o, d, w, nw, T, T, ids, tgt, buf, bsum, r) < 0) goto out;
         if (o->progress) o->progress(o->ud, r->targets, want);
     }
     if (last > 0) {
-        if (run_batch(m, d, full, 1, T, last, ids, tgt, buf, bsum, r) < 0) goto out;
+        if (run_batch(m, o, d, full, 1, T, last, ids, tgt, buf, bsum, r) < 0) goto out;
         if (o->progress) o->progress(o->ud, r->targets, want);
     }
 

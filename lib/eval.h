@@ -33,6 +33,11 @@ typedef struct {
     /* called after each forward (may be NULL) */
     void (*progress)(void *ud, uint64_t done, uint64_t total);
     void *ud;
+    /* Optional (NULL: the CPU model m): a forward elsewhere, e.g. the GPU
+     * model of ttt-eval --device cuda, giving the per-token losses [B,T]
+     * of ids/targets (valid until its next call). 0 or -1 with ttt_errmsg. */
+    int (*forward)(void *fud, const int32_t *ids, const int32_t *targets, int B, int T, const float **losses);
+    void *fud;
 } ttt_eval_opts;
 
 /* Octave buckets of the target index i (1-based inside its window):
