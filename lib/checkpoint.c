@@ -15,12 +15,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *const ckpt_files[] = { "model.safetensors", "optimizer.safetensors", "run.json" };
 #define NFILES 3
 
 /* ---- small helpers ---- */
+
+/* TEST ONLY: TTT_TEST_SLOW_SAVE=MS sleeps MS milliseconds at each stage of
+ * a save (after each file, after the commit point, between the moves into
+ * RUNDIR) so that tests/cli/35-train-faults.bats can SIGKILL ttt-train
+ * inside every window of the protocol. Unset, it does nothing. */
+static void test_pause(void)
+{
+    const char *s = getenv("TTT_TEST_SLOW_SAVE");
+    long ms = s ? strtol(s, NULL, 10) : 0;
+    if (ms <= 0 || ms > 10000) return;
+    struct timespec ts = { ms / 1000, ms % 1000 * 1000000L };
+    nanosleep(&ts, NULL);
+}
 
 static int is_dir(const char *p)
 {
@@ -186,6 +200,7 @@ int ttt_ckpt_recover(const char *rundir)
             snprintf(dst, sizeof dst, "%s/%s", rundir, ckpt_files[i]);
             if (is_file(src) && rename(src, dst) != 0)
                 return ttt_seterr("%s: cannot move into place: %s", src, strerror(errno));
+            test_pause();
         }
         fsync_dir(rundir);
         snprintf(src, sizeof src, "%s/ckpt.new", rundir);
@@ -205,13 +220,17 @@ int ttt_ckpt_save(const char *rundir, ttt_model *m, const ttt_opt_state *o, cons
     if (mkdir(tmp, 0755) != 0) return ttt_seterr("%s: cannot create: %s", tmp, strerror(errno));
     snprintf(p, sizeof p, "%s/model.safetensors", tmp);
     if (ttt_ckpt_write_model(p, m, o->step, o->tokenizer_hash) < 0) goto fail;
+    test_pause();
     snprintf(p, sizeof p, "%s/optimizer.safetensors", tmp);
     if (write_optimizer(p, m, o) < 0) goto fail;
+    test_pause();
     snprintf(p, sizeof p, "%s/run.json", tmp);
     if (write_text(p, run_json) < 0) goto fail;
+    test_pause();
     snprintf(nw, sizeof nw, "%s/ckpt.new", rundir);
     if (rename(tmp, nw) != 0) { ttt_seterr("%s: cannot rename to ckpt.new: %s", tmp, strerror(errno)); goto fail; }
     fsync_dir(rundir);
+    test_pause();
     return ttt_ckpt_recover(rundir);
 fail:
     {
