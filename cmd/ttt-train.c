@@ -59,7 +59,7 @@ void openblas_set_num_threads(int);
 enum {
     O_VAL = 256, O_ARCH, O_BACKBONE, O_CTX, O_BATCH, O_STEPS, O_TOKENS, O_LR, O_SEED, O_THREADS,
     O_EVAL_EVERY, O_SAVE_EVERY, O_RESUME, O_DEVICE, O_WARMUP, O_MIN_LR, O_WD, O_CLIP, O_ACCUM,
-    O_VAL_WINDOWS, O_STOP_AFTER,
+    O_VAL_WINDOWS, O_STOP_AFTER, O_DTYPE,
 };
 
 static const cli_option opts[] = {
@@ -88,6 +88,7 @@ static const cli_option opts[] = {
     { "stop-after", O_STOP_AFTER, required_argument, "N", "stop after step N with a checkpoint, as if interrupted" },
     { "resume", O_RESUME, required_argument, "RUNDIR", "continue the run in RUNDIR" },
     { "device", O_DEVICE, required_argument, "DEV", "cpu or cuda (cpu)" },
+    { "dtype", O_DTYPE, required_argument, "fp32|bf16", "cuda: projection inputs in fp32 or bf16, fp32 accumulation and state (fp32)" },
     { "quiet", 'q', no_argument, NULL, "no progress or messages" },
     { "verbose", 'v', no_argument, NULL, "a line per evaluation and checkpoint even when not a terminal" },
     { 0 },
@@ -103,7 +104,7 @@ static const cli_program prog = {
     "exactly where the run stopped.",
     opts,
     "With --resume only --steps, --tokens, --eval-every, --save-every, --stop-after,\n"
-    "--threads, --device, -q and -v may be given; the rest comes from RUNDIR/run.json.\n"
+    "--threads, --device, --dtype, -q and -v may be given; the rest comes from RUNDIR/run.json.\n"
     "Exit status 130: interrupted, checkpoint saved.\n"
     "Data parallel: mpirun -np N ttt-train ... (or srun --mpi=pmix); --batch is the global batch.",
 };
@@ -122,6 +123,7 @@ typedef struct {
 static const char *const arch_names[] = { "ttt-linear", "ttt-mlp", "transformer", "mamba", NULL };
 static const char *const backbone_names[] = { "mamba", "transformer", NULL };
 static const char *const device_names[] = { "cpu", "cuda", NULL };
+static const char *const dtype_names[] = { "fp32", "bf16", NULL };
 
 /* ---- signals ---- */
 
@@ -424,7 +426,7 @@ int main(int argc, char **argv)
     o.lr = -1; o.min_lr = 1e-5; o.wd = 0.1; o.clip = 1.0; o.seed = 1; o.val_windows = 64;
     const char *out = NULL, *resume = NULL, *tokenizer = NULL;
     long long tokens = 0, stop_after = 0;
-    int threads = 0, device = 0, steps_given = 0, arch_given = 0, backbone_given = 0;
+    int threads = 0, device = 0, dtype = 0, steps_given = 0, arch_given = 0, backbone_given = 0;
     const char *fixed_given = NULL;   /* first run-defining option seen (conflicts with --resume) */
     int c;
     while ((c = cli_next(argc, argv)) != -1) {
@@ -457,6 +459,7 @@ int main(int argc, char **argv)
         case O_STOP_AFTER: stop_after = cli_count("--stop-after", optarg, 1, LLONG_MAX / 2); break;
         case O_RESUME: resume = optarg; break;
         case O_DEVICE: device = cli_enum("--device", optarg, device_names); break;
+        case O_DTYPE: dtype = cli_enum("--dtype", optarg, dtype_names); break;
         case 'q': cli_verbosity = 0; break;
         case 'v': cli_verbosity++; break;
         default: cli_usage_error("unhandled option");
@@ -465,6 +468,7 @@ int main(int argc, char **argv)
     }
     if (optind < argc) cli_usage_error("unexpected operand '%s'", argv[optind]);
     if (steps_given && tokens) cli_usage_error("--steps and --tokens exclude each other");
+    if (dtype == 1 && device != 1) cli_usage_error("--dtype bf16 needs --device cuda (the CPU trains in fp32)");
     if (device == 1) {
 #ifdef TTT_HAVE_CUDA
         if (ttt_gpu_available() < 1) cli_die("--device cuda: no CUDA device found");
@@ -673,9 +677,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (device == 1) {
-        /* TTT_CUDA_PRECISION=bf16: projections with bf16 inputs (fp32 otherwise) */
-        const char *pe = getenv("TTT_CUDA_PRECISION");
-        int prec = pe && !strcmp(pe, "bf16") ? TTT_CUDA_BF16 : TTT_CUDA_F32;
+        int prec = dtype == 1 ? TTT_CUDA_BF16 : TTT_CUDA_F32;
         if (!(gpu = ttt_gpu_model_new(m, 0, prec, MB, T)) || ttt_gpu_model_upload_params(gpu, params) < 0 ||
             ttt_gpu_model_upload_opt(gpu, st.m, st.v) < 0)
             cli_die_lib();
