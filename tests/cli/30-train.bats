@@ -177,3 +177,14 @@ FAST="-c tiny --ctx 32 --batch 4 --threads 1 -q"
   run ttt-train --resume dmg -q
   assert_status 1; assert_match "model.safetensors: "
 }
+
+@test "--dtype bf16 needs --device cuda; --device cuda without a GPU is one line, exit 1" {
+  run ttt-train -d "$(D 'data-train-*.tok')" $FAST --steps 2 --dtype bf16 -o bf
+  assert_status 2; assert_match "--dtype bf16 needs --device cuda"
+  [ ! -e bf ]
+  if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then skip "a GPU is present"; fi
+  run ttt-train -d "$(D 'data-train-*.tok')" $FAST --steps 2 --device cuda -o gpu
+  assert_status 1; assert_one_line_error ttt-train
+  assert_match "(no CUDA device found|no CUDA support)"
+  [ ! -e gpu/model.safetensors ]
+}
