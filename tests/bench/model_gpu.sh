@@ -45,10 +45,10 @@ hr "tiny: ttt-eval cpu vs cuda on the cuda-trained checkpoint"
 hr "refusal: ttt-mlp"
 "$B/ttt-train" "${TINY[@]}" -o "$W/m" --arch ttt-mlp --device cuda; echo "rc=$?"
 
-for prec in f32 bf16 ; do
+for prec in fp32 bf16 ; do
     hr "125m, Mamba backbone, TTT-Linear, ctx 2048, batch 8, 20 steps, $prec"
-    TTT_CUDA_PRECISION=$prec timeout 400 "$B/ttt-train" -d "$D/big-train-*.tok" -c 125m --ctx 2048 --batch 8 --steps 20 \
-        --eval-every 0 --save-every 0 -o "$W/b$prec" --device cuda -v; echo "rc=$?"
+    timeout 400 "$B/ttt-train" -d "$D/big-train-*.tok" -c 125m --ctx 2048 --batch 8 --steps 20 \
+        --eval-every 0 --save-every 0 -o "$W/b$prec" --device cuda --dtype $prec -v; echo "rc=$?"
     cp "$W/b$prec/metrics.jsonl" "$O/metrics_125m_$prec.jsonl" 2>/dev/null
     grep -o '"step":[0-9]*,"loss":[0-9.]*\|"tokens_per_s":[0-9.]*' "$W/b$prec/metrics.jsonl" | paste - - | tr '\n' ' '; echo
     grep -o '"tokens_per_s":[0-9.]*' "$W/b$prec/metrics.jsonl" | tail -n +4 | cut -d: -f2 | sort -n |
