@@ -32,11 +32,22 @@ HAVE_OMP := no
 endif
 
 ifneq ($(NO_BLAS),1)
+# Prefer Debian's OpenMP build of OpenBLAS: BLAS calls and our own parallel loops then
+# share one thread pool instead of two pools spinning against each other. The rpath
+# keeps the run-time linker from resolving libopenblas.so.0 to the pthread build.
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+OBOMP := /usr/lib/$(MULTIARCH)/openblas-openmp
+ifneq ($(and $(HAVE_OMP:no=),$(wildcard $(OBOMP)/libopenblas.so)),)
+BLAS_CFLAGS := -I/usr/include/$(MULTIARCH)/openblas-openmp
+BLAS_LIBS := -L$(OBOMP) -Wl,-rpath,$(OBOMP) -lopenblas
+HAVE_BLAS := openblas (openmp)
+else
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+HAVE_BLAS := openblas
+endif
 override CFLAGS += -DTTT_HAVE_BLAS $(BLAS_CFLAGS)
 LDLIBS += $(BLAS_LIBS)
-HAVE_BLAS := openblas
 else
 HAVE_BLAS := no (pure C fallback)
 endif
