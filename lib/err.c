@@ -26,7 +26,15 @@ int ttt_preferr(const char *fmt, ...)
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
     memcpy(old, errbuf, sizeof old);
-    snprintf(errbuf, sizeof errbuf, "%s: %s", pre, old);
+    /* prefix + ": " + old message, cut to the buffer */
+    size_t n = strlen(pre);
+    if (n > sizeof errbuf - 3) n = sizeof errbuf - 3;
+    memcpy(errbuf, pre, n);
+    memcpy(errbuf + n, ": ", 2);
+    size_t room = sizeof errbuf - n - 3, ol = strlen(old);
+    if (ol > room) ol = room;
+    memcpy(errbuf + n + 2, old, ol);
+    errbuf[n + 2 + ol] = 0;
     return -1;
 }
 

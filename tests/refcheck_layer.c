@@ -42,7 +42,7 @@ static int layer_config(const refvec_case *c, ttt_layer_config *lc)
     json *j = json_parse(cfg, strlen(cfg));
     free(cfg);
     if (!j) return ttt_preferr("%s: meta.txt: config", c->dir);
-    double hs, nh, K, ck, share, gate, lr, theta;
+    double hs = 0, nh = 0, K = 0, ck = 0, share = 0, gate = 0, lr = 0, theta = 0;
     int rc = -1;
     if (cfg_num(c, j, "hidden_size", &hs, -1) || cfg_num(c, j, "num_attention_heads", &nh, -1) ||
         cfg_num(c, j, "mini_batch_size", &K, 16) || cfg_num(c, j, "conv_kernel", &ck, 4) ||
