@@ -168,7 +168,9 @@ no_leftovers() {
 replay() {
   local f=$1; shift
   run "$@"
-  if [ "$status" -ne 0 ] && { [ "$status" -ne 1 ] || [[ "${lines[${#lines[@]}-1]}" != "$1: "* ]]; }; then
+  local prog=$1
+  [ "$prog" = timeout ] && prog=$3
+  if [ "$status" -ne 0 ] && { [ "$status" -ne 1 ] || [[ "${lines[${#lines[@]}-1]}" != "$prog: "* ]]; }; then
     echo "regress input $f through '$*': status $status: $output" >&2
     return 1
   fi
@@ -193,7 +195,7 @@ replay() {
   done
   for f in "$reg"/fuzz_config/*; do
     cp "$f" cfg.json
-    replay "$f" ttt-train -q -c cfg.json -d "$FIX/data-train-*.tok" -o "run$count" --steps 1 --ctx 32 --batch 1
+    replay "$f" timeout 120 ttt-train -q -c cfg.json -d "$FIX/data-train-*.tok" -o "run$count" --steps 1 --ctx 32 --batch 1
     count=$((count + 1))
   done
   for f in "$reg"/fuzz_safetensors/* "$reg"/fuzz_checkpoint/*; do
