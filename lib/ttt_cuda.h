@@ -1,5 +1,5 @@
-/* ttt_cuda.h - C API of the CUDA backend (lib/cuda/): a whole TTT-Linear
- * layer forward and backward on the GPU, mirroring ttt_layer_forward /
+/* ttt_cuda.h - C API of the CUDA backend (lib/cuda/): a whole TTT layer
+ * (TTT-Linear or TTT-MLP) forward and backward on the GPU, mirroring ttt_layer_forward /
  * ttt_layer_backward (lib/layers/ttt_layer.h) with device pointers.
  *
  * Compiled only when the build found nvcc (the Makefile then defines
@@ -52,11 +52,13 @@ typedef struct {
     float *token_idx;
     float *ttt_norm_w, *ttt_norm_b;
     float *W1, *b1;
+    float *W2, *b2;              /* TTT-MLP only */
     float *post_norm_w, *post_norm_b;
 } ttt_cuda_params;
 
-/* Checks that the GPU layer supports the configuration (TTT-Linear, K = 16,
- * head dim 16/32/64/96, conv_kernel <= 8). 0 or -1 with a message. */
+/* Checks that the GPU layer supports the configuration (K = 16; TTT-Linear
+ * with head dim 16/32/64/96, or TTT-MLP (F = 4D) with head dim 16/32/64;
+ * conv_kernel <= 8). 0 or -1 with a message. */
 int ttt_cuda_layer_check(const ttt_layer_config *c);
 
 /* Floats of the device activation buffer one forward keeps for backward. */
@@ -74,7 +76,8 @@ int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_config *c, fl
 /* Device views of named intermediates in acts: "XQ_rope" "XK_rope" (token-
  * major [B,T,C], not [B,H,T,D]), "v_proj_out", "ttt_lr_eta" [B,T,H],
  * "ttt_out_pre_post_norm", "post_norm_out", "o_proj_in", "states"
- * ([B,H,nmb+1,D*D+D]); NULL if absent. */
+ * ([B,H,nmb+1,P], P = D*D+D for TTT-Linear, W1 [D,F] b1 [F] W2 [F,D] b2 [D]
+ * = 2DF+F+D for TTT-MLP); NULL if absent. */
 const float *ttt_cuda_layer_inter(const ttt_layer_config *c, const float *acts, const char *name,
                                   int B, int T);
 

@@ -1,4 +1,4 @@
-/* model_gpu.cu - the whole TTT-Linear language model on the GPU
+/* model_gpu.cu - the whole TTT language model (TTT-Linear or TTT-MLP) on the GPU
  * (lib/ttt_cuda_model.h): embedding, per block [pre-conv] RMSNorm + causal
  * depthwise conv, RMSNorm + TTT layer (ttt_layer_gpu.cu), RMSNorm + SwiGLU,
  * final RMSNorm, tied LM head, softmax cross-entropy; forward, backward into
@@ -330,7 +330,7 @@ static void layer_config(const ttt_config *c, ttt_layer_config *lc)
     lc->H = c->num_attention_heads;
     lc->D = c->hidden_size / c->num_attention_heads;
     lc->K = c->mini_batch_size;
-    lc->F = lc->D;
+    lc->F = c->ttt_layer_type == TTT_MLP ? 4 * lc->D : lc->D;
     lc->kind = c->ttt_layer_type;
     lc->share_qk = c->share_qk;
     lc->use_gate = c->use_gate;
@@ -341,8 +341,10 @@ static void layer_config(const ttt_config *c, ttt_layer_config *lc)
 
 extern "C" int ttt_gpu_model_check(const ttt_config *c)
 {
-    if (c->seq_modeling_block != SEQ_TTT || c->ttt_layer_type != TTT_LINEAR)
-        return ttt_seterr("--device cuda supports ttt-linear only in this version");
+    if (c->seq_modeling_block != SEQ_TTT)
+        return ttt_seterr("--device cuda supports the TTT architectures (ttt-linear, ttt-mlp) only in this version");
+    if (c->ttt_layer_type != TTT_LINEAR && c->ttt_layer_type != TTT_MLP)
+        return ttt_seterr("--device cuda: unknown TTT layer type %d", c->ttt_layer_type);
     if (c->pre_conv && (c->conv_kernel < 1 || c->conv_kernel > 16))
         return ttt_seterr("--device cuda: pre-conv kernel %d (supported: 1..16)", c->conv_kernel);
     ttt_layer_config lc;
@@ -431,6 +433,8 @@ static void block_ptrs(const ttt_model *m, float *arena, int l, gpu_block *b)
     p->ttt_norm_b = TP("seq_modeling_block.ttt_norm_bias");
     p->W1 = TP("seq_modeling_block.W1");
     p->b1 = TP("seq_modeling_block.b1");
+    p->W2 = TP("seq_modeling_block.W2");   /* NULL for TTT-Linear */
+    p->b2 = TP("seq_modeling_block.b2");
     p->post_norm_w = TP("seq_modeling_block.post_norm.weight");
     p->post_norm_b = TP("seq_modeling_block.post_norm.bias");
 #undef TP

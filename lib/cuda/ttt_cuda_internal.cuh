@@ -1,7 +1,8 @@
 /* ttt_cuda_internal.cuh - shared declarations of the CUDA backend: the
- * argument block of the fused TTT-Linear inner-loop kernels and their
- * launchers (ttt_inner_linear.cu), used by the layer (ttt_layer_gpu.cu) and
- * the kernel lab (tests/kernels). Not part of the C API (lib/ttt_cuda.h). */
+ * argument block of the fused inner-loop kernels (TTT-Linear:
+ * ttt_inner_linear.cu, TTT-MLP: ttt_inner_mlp.cu) and their launchers, used
+ * by the layer (ttt_layer_gpu.cu) and the kernel lab (tests/kernels). Not
+ * part of the C API (lib/ttt_cuda.h). */
 #ifndef TTT_CUDA_INTERNAL_CUH
 #define TTT_CUDA_INTERNAL_CUH
 
@@ -18,17 +19,23 @@ struct ttt_inner_args {
     const float *lr;                /* [B,T,H] per-token inner lr (base_lr*sigmoid/D) */
     const float *token_idx;         /* [K] learnable offsets; tau_i = max(1/(i+1)+off_i, 0) */
     const float *gamma, *beta;      /* ttt_norm [H,D] */
-    const float *W0, *b0;           /* [H,D,D], [H,D] */
+    const float *W0, *b0;           /* [H,D,F], [H,F] (W1, b1; F = D for TTT-Linear) */
     float *Z;                       /* [B,T,C] out: q + LN(zbar) */
-    float *states;                  /* [B*H, nmb+1, D*D+D]: W,b at each mini-batch start + final */
+    float *states;                  /* [B*H, nmb+1, P]: the state at each mini-batch start + final;
+                                       P = D*D+D (W,b) or 2DF+F+D (W1,b1,W2,b2) for TTT-MLP */
     /* backward */
     const float *dZ;                /* [B,T,C] upstream gradient of Z */
     float *dXQ, *dXK, *dXV;         /* [B,T,C] (=) */
     float *dlr;                     /* [B,T,H] (=) */
     float *dtau;                    /* [K] (+=), gradient of the clamped factor tau */
     float *dgamma, *dbeta;          /* [H,D] (+=) */
-    float *dW0, *db0;               /* [H,D,D], [H,D] (+=) */
+    float *dW0, *db0;               /* [H,D,F], [H,F] (+=) */
     int rpt;                        /* tuning: rows per thread 2 or 4 (0 = default) */
+    /* TTT-MLP only */
+    int F;                          /* inner width, 4*D */
+    const float *W20, *b20;         /* [H,F,D], [H,D] */
+    float *dW20, *db20;             /* [H,F,D], [H,D] (+=) */
+    float *dS;                      /* backward scratch [B*H, P]: the running dS per block */
 };
 
 /* Default rows per thread (threads per block = 16/rpt * D), from the kernel lab. */
@@ -40,6 +47,17 @@ static inline size_t ttt_inner_states_size(int B, int H, int D, int T)
 {
     return (size_t)B * H * (ttt_inner_nmb(T) + 1) * ((size_t)D * D + D);
 }
+
+static inline size_t ttt_inner_mlp_states_size(int B, int H, int D, int T)
+{
+    return (size_t)B * H * (ttt_inner_nmb(T) + 1) * (2 * (size_t)D * 4 * D + 4 * D + D);
+}
+
+/* TTT-MLP (F = 4D), head dims 16, 32, 64; dS scratch floats for B*H blocks. */
+int ttt_inner_mlp_supported(int D);
+size_t ttt_inner_mlp_dS_size(int B, int H, int D);
+cudaError_t ttt_inner_mlp_forward(const ttt_inner_args *a, cudaStream_t s);
+cudaError_t ttt_inner_mlp_backward(const ttt_inner_args *a, cudaStream_t s);
 
 /* 0 or a cudaError_t; head dims supported: 16, 32, 64, 96. */
 int ttt_inner_linear_supported(int D);

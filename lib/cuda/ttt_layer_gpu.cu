@@ -1,7 +1,7 @@
-/* ttt_layer_gpu.cu - the whole TTT-Linear layer on the GPU (lib/ttt_cuda.h):
+/* ttt_layer_gpu.cu - the whole TTT layer on the GPU (lib/ttt_cuda.h):
  * projections with cuBLAS (fp32, or bf16 inputs with fp32 accumulation),
  * optional share_qk convs, RoPE, lr gate, the fused inner loop
- * (ttt_inner_linear.cu), post-norm, optional gelu gate and o_proj, forward
+ * (ttt_inner_linear.cu or ttt_inner_mlp.cu), post-norm, optional gelu gate and o_proj, forward
  * and backward (spec sections 2, 6, 8.2-8.3). */
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -13,6 +13,7 @@
 
 extern "C" {
 #include "err.h"
+#include "model.h"   /* TTT_LINEAR, TTT_MLP */
 }
 #include "ttt_cuda.h"
 #include "ttt_cuda_internal.cuh"
@@ -378,17 +379,23 @@ static acts_layout layout(const ttt_layer_config *c, int B, int T)
     L.gpre = c->use_gate ? o : (size_t)-1; if (c->use_gate) o += btc;
     L.O = c->use_gate ? o : (size_t)-1; if (c->use_gate) o += btc;
     o = (o + 63) & ~(size_t)63;
-    L.states = o; o += ttt_inner_states_size(B, c->H, c->D, T);
+    L.states = o;
+    o += c->kind == TTT_MLP ? ttt_inner_mlp_states_size(B, c->H, c->D, T) : ttt_inner_states_size(B, c->H, c->D, T);
     L.total = o;
     return L;
 }
 
 extern "C" int ttt_cuda_layer_check(const ttt_layer_config *c)
 {
-    if (c->kind != 0) return ttt_seterr("cuda layer: only TTT-Linear is implemented on the GPU");
+    if (c->kind != TTT_LINEAR && c->kind != TTT_MLP) return ttt_seterr("cuda layer: unknown TTT layer kind %d", c->kind);
     if (c->K != K16) return ttt_seterr("cuda layer: mini-batch size %d (the kernels need 16)", c->K);
     if (c->H * c->D != c->C) return ttt_seterr("cuda layer: heads*head_dim %d*%d != channels %d", c->H, c->D, c->C);
-    if (!ttt_inner_linear_supported(c->D)) return ttt_seterr("cuda layer: head dim %d (supported: 16, 32, 64, 96)", c->D);
+    if (c->kind == TTT_MLP) {
+        if (c->F != 4 * c->D) return ttt_seterr("cuda layer: TTT-MLP inner width %d (the kernels need 4*head dim = %d)", c->F, 4 * c->D);
+        if (!ttt_inner_mlp_supported(c->D)) return ttt_seterr("cuda layer: TTT-MLP head dim %d (supported: 16, 32, 64)", c->D);
+    } else if (!ttt_inner_linear_supported(c->D)) {
+        return ttt_seterr("cuda layer: head dim %d (supported: 16, 32, 64, 96)", c->D);
+    }
     if (c->share_qk && (c->conv_kernel < 1 || c->conv_kernel > 8))
         return ttt_seterr("cuda layer: conv kernel %d (supported: 1..8)", c->conv_kernel);
     return 0;
@@ -476,7 +483,12 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
     a.token_idx = p->token_idx; a.gamma = p->ttt_norm_w; a.beta = p->ttt_norm_b;
     a.W0 = p->W1; a.b0 = p->b1;
     a.Z = acts + L.Zin; a.states = acts + L.states;
-    CK(ttt_inner_linear_forward(&a, g->s));
+    if (c->kind == TTT_MLP) {
+        a.F = c->F; a.W20 = p->W2; a.b20 = p->b2;
+        CK(ttt_inner_mlp_forward(&a, g->s));
+    } else {
+        CK(ttt_inner_linear_forward(&a, g->s));
+    }
 
     float *Y = acts + L.Y;
     k_ln_fwd<<<(BT + 7) / 8, 256, 0, g->s>>>(Y, acts + L.mean, acts + L.rstd, acts + L.Zin,
@@ -515,8 +527,10 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     acts_layout L = layout(c, B, T);
     if (rope_table(g, D, c->rope_theta)) return -1;
 
-    /* scratch: dO, dZin, dXQ, dXK, dXV, (dU), dlr, dtau */
+    /* scratch: dO, dZin, dXQ, dXK, dXV, (dU), dlr, dtau, (TTT-MLP: per-block dS) */
     size_t need = btc * (c->share_qk ? 6 : 5) + bt * H + 64;
+    size_t dS_off = need;
+    if (c->kind == TTT_MLP) need += ttt_inner_mlp_dS_size(B, H, D);
     if (grow((void **)&g->ws, &g->ws_cap, need * sizeof(float))) return -1;
     float *dO = g->ws, *dZin = dO + btc, *dXQ = dZin + btc, *dXK = dXQ + btc, *dXV = dXK + btc;
     float *dU = c->share_qk ? dXV + btc : NULL;
@@ -558,7 +572,13 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     a.states = (float *)(acts + L.states);
     a.dZ = dZin; a.dXQ = dXQ; a.dXK = dXK; a.dXV = dXV; a.dlr = dlr; a.dtau = dtau;
     a.dgamma = gr->ttt_norm_w; a.dbeta = gr->ttt_norm_b; a.dW0 = gr->W1; a.db0 = gr->b1;
-    CK(ttt_inner_linear_backward(&a, g->s));
+    if (c->kind == TTT_MLP) {
+        a.F = c->F; a.W20 = p->W2; a.b20 = p->b2; a.dW20 = gr->W2; a.db20 = gr->b2;
+        a.dS = g->ws + dS_off;
+        CK(ttt_inner_mlp_backward(&a, g->s));
+    } else {
+        CK(ttt_inner_linear_backward(&a, g->s));
+    }
 
     k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(dXQ, g->rope_tab, T, C, D, btc / 2, -1.f);
     k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(dXK, g->rope_tab, T, C, D, btc / 2, -1.f);

@@ -1,6 +1,6 @@
-/* test_cuda.c - the GPU TTT-Linear layer (lib/ttt_cuda.h) against the float64
- * reference cases: every layer_linear_* case under $TTT_REFVECTORS (default
- * ../shared/refvectors) runs forward and backward in fp32 and every output,
+/* test_cuda.c - the GPU TTT layer (lib/ttt_cuda.h) against the float64
+ * reference cases: every layer_linear_* and layer_mlp_* case under
+ * $TTT_REFVECTORS (default ../shared/refvectors) runs forward and backward in fp32 and every output,
  * intermediate, final TTT state and gradient the case holds must agree to
  * 1e-4 relative (max |gpu - ref| / max |ref|); the bf16 mode must stay within
  * 3e-2 on the output. Skips cleanly (exit 0) when built without CUDA or when
@@ -45,6 +45,8 @@ static const pname PNAMES[] = {
     {"ttt_norm_bias", offsetof(ttt_cuda_params, ttt_norm_b)},
     {"W1", offsetof(ttt_cuda_params, W1)},
     {"b1", offsetof(ttt_cuda_params, b1)},
+    {"W2", offsetof(ttt_cuda_params, W2)},
+    {"b2", offsetof(ttt_cuda_params, b2)},
     {"post_norm.weight", offsetof(ttt_cuda_params, post_norm_w)},
     {"post_norm.bias", offsetof(ttt_cuda_params, post_norm_b)},
 };
@@ -110,11 +112,11 @@ static int run_case(ttt_cuda *g, const char *dir)
     double v;
     ttt_layer_config c;
     memset(&c, 0, sizeof c);
-    c.kind = TTT_LINEAR;
+    c.kind = strstr(cfgs, "\"ttt_layer_type\": \"mlp\"") ? TTT_MLP : TTT_LINEAR;
     c.K = 16;
     json_get_num(j, "hidden_size", &v); c.C = (int)v;
     json_get_num(j, "num_attention_heads", &v); c.H = (int)v;
-    c.D = c.C / c.H; c.F = c.D;
+    c.D = c.C / c.H; c.F = c.kind == TTT_MLP ? 4 * c.D : c.D;
     c.conv_kernel = json_get_num(j, "conv_kernel", &v) ? 4 : (int)v;
     c.base_lr = json_get_num(j, "ttt_base_lr", &v) ? 1.0 : v;
     c.rope_theta = json_get_num(j, "rope_theta", &v) ? 1e4 : v;
@@ -166,27 +168,29 @@ static int run_case(ttt_cuda *g, const char *dir)
         refvec_check(&tl, &rc, rn, hh, btc);
         free(h); free(hh);
     }
-    /* final states of each ttt() call: call0 ends after T/16 full mini-batches */
+    /* final states of each ttt() call: call0 ends after T/16 full mini-batches.
+     * A state block is W1 [D,F], b1 [F] (, W2 [F,D], b2 [D]). */
     {
-        int D = c.D, nmb = (T + 15) / 16;
-        size_t per = (size_t)D * D + D, ns = (size_t)B * c.H * (nmb + 1) * per;
+        int D = c.D, F = c.F, nmb = (T + 15) / 16, mlp = c.kind == TTT_MLP, BH = B * c.H;
+        size_t per = mlp ? (size_t)2 * D * F + F + D : (size_t)D * D + D, ns = (size_t)BH * (nmb + 1) * per;
+        const char *pn[4] = {"W1", "b1", "W2", "b2"};
+        size_t poff[4] = {0, (size_t)D * F, (size_t)D * F + F, (size_t)2 * D * F + F};
+        size_t plen[4] = {(size_t)D * F, (size_t)F, (size_t)F * D, (size_t)D};
         double *st = download(ttt_cuda_layer_inter(&c, acts, "states", B, T), ns);
-        double *W = malloc((size_t)B * c.H * D * D * sizeof *W), *bb = malloc((size_t)B * c.H * D * sizeof *bb);
+        double *buf = malloc((size_t)BH * D * F * sizeof *buf);
         for (int call = 0; call < 2; call++) {
             int n = call == 0 ? (T >= 16 ? T / 16 : nmb) : nmb;
             if (call == 1 && (T % 16 == 0 || T < 16)) break;
-            for (int bh = 0; bh < B * c.H; bh++) {
-                const double *s = st + ((size_t)bh * (nmb + 1) + n) * per;
-                memcpy(W + (size_t)bh * D * D, s, (size_t)D * D * sizeof *W);
-                memcpy(bb + (size_t)bh * D, s + (size_t)D * D, (size_t)D * sizeof *bb);
+            for (int k = 0; k < (mlp ? 4 : 2); k++) {
+                for (int bh = 0; bh < BH; bh++)
+                    memcpy(buf + (size_t)bh * plen[k], st + ((size_t)bh * (nmb + 1) + n) * per + poff[k],
+                           plen[k] * sizeof *buf);
+                char nm[96];
+                snprintf(nm, sizeof nm, "inter.call%d.final_%s_states", call, pn[k]);
+                refvec_check(&tl, &rc, nm, buf, (size_t)BH * plen[k]);
             }
-            char nm[96];
-            snprintf(nm, sizeof nm, "inter.call%d.final_W1_states", call);
-            refvec_check(&tl, &rc, nm, W, (size_t)B * c.H * D * D);
-            snprintf(nm, sizeof nm, "inter.call%d.final_b1_states", call);
-            refvec_check(&tl, &rc, nm, bb, (size_t)B * c.H * D);
         }
-        free(st); free(W); free(bb);
+        free(st); free(buf);
     }
     for (int i = 0; i < (int)NP; i++) {
         char nm[160];
@@ -237,7 +241,12 @@ int main(void)
 
     /* configuration checks */
     ttt_layer_config bad = {.C = 64, .H = 4, .D = 16, .K = 16, .F = 64, .kind = TTT_MLP};
+    CHECK(ttt_cuda_layer_check(&bad) == 0);
+    bad.F = 16;                                       /* TTT-MLP needs F = 4D */
     CHECK(ttt_cuda_layer_check(&bad) == -1);
+    bad.C = 96; bad.H = 1; bad.D = 96; bad.F = 384;   /* no TTT-MLP kernel at D = 96 */
+    CHECK(ttt_cuda_layer_check(&bad) == -1);
+    bad.C = 64; bad.H = 4; bad.D = 16;
     bad.kind = TTT_LINEAR; bad.F = 16; bad.K = 8;
     CHECK(ttt_cuda_layer_check(&bad) == -1);
     bad.K = 16;
@@ -255,7 +264,8 @@ int main(void)
         int k = 0;
         struct dirent *e;
         while ((e = readdir(d)) && k < 256)
-            if (!strncmp(e->d_name, "layer_linear_", 13)) names[k++] = strdup(e->d_name);
+            if (!strncmp(e->d_name, "layer_linear_", 13) || !strncmp(e->d_name, "layer_mlp_", 10))
+                names[k++] = strdup(e->d_name);
         closedir(d);
         qsort(names, k, sizeof *names, cmp);
         for (int i = 0; i < k; i++) {

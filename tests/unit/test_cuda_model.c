@@ -1,13 +1,14 @@
 /* test_cuda_model.c - the GPU model (lib/ttt_cuda_model.h) against the CPU
  * model (lib/model.h, float64 here) on the tiny configuration, for both
- * backbones (Mamba: pre_conv, share_qk, use_gate; Transformer: none):
+ * backbones (Mamba: pre_conv, share_qk, use_gate; Transformer: none) and
+ * both TTT layer kinds (TTT-Linear, TTT-MLP):
  *   - mean loss and per-token losses, relative 1e-4;
  *   - every gradient tensor, ||gpu - cpu|| / ||cpu|| <= 1e-4 (tensors whose
  *     gradient is below 1e-6 of the global norm are measured against that);
  *   - the GPU gradient norm against ttt_grad_norm;
  *   - 6 AdamW steps with clipping on each: losses within 1e-3 relative;
- *   - refusals: TTT-MLP, a batch over the sizes given, an id outside the
- *     vocabulary.
+ *   - refusals: the attention/Mamba baselines, a batch over the sizes
+ *     given, an id outside the vocabulary.
  * Skips cleanly (exit 0) without CUDA in the build or without a GPU. */
 #include "check.h"
 
@@ -42,12 +43,14 @@ static void fill_tokens(ttt_rng *r, int32_t *ids, int32_t *tg, int n, int V)
     }
 }
 
-static void run_backbone(int mamba, int T)
+static void run_backbone(int mamba, int T, int mlp)
 {
-    const char *bb = mamba ? "mamba" : "transformer";
+    char bb[32];
+    snprintf(bb, sizeof bb, "%s/%s", mamba ? "mamba" : "transformer", mlp ? "ttt-mlp" : "ttt-linear");
     ttt_config c;
     ttt_config_preset(&c, "tiny");
     c.pre_conv = c.share_qk = c.use_gate = mamba;
+    c.ttt_layer_type = mlp ? TTT_MLP : TTT_LINEAR;
     ttt_model *m = ttt_model_build(&c);
     CHECK(m != NULL);
     if (!m) return;
@@ -178,8 +181,11 @@ int main(void)
     ttt_config c;
     ttt_config_preset(&c, "tiny");
     c.ttt_layer_type = TTT_MLP;
+    if (ttt_gpu_model_check(&c)) fprintf(stderr, "test_cuda_model: %s\n", ttt_errmsg());
+    CHECK(ttt_gpu_model_check(&c) == 0);
+    c.seq_modeling_block = SEQ_ATTENTION;
     CHECK(ttt_gpu_model_check(&c) == -1);
-    CHECK(strstr(ttt_errmsg(), "ttt-linear only") != NULL);
+    CHECK(strstr(ttt_errmsg(), "ttt-mlp") != NULL);
     if (ttt_gpu_available() < 1) {
         printf("test_cuda_model: skipped: no GPU\n");
         return 0;
@@ -187,8 +193,10 @@ int main(void)
     char name[256];
     ttt_cuda_device_name(0, name, sizeof name);
     printf("test_cuda_model: device 0: %s\n", name);
-    run_backbone(1, 48);
-    run_backbone(0, 45);
+    run_backbone(1, 48, 0);
+    run_backbone(0, 45, 0);
+    run_backbone(1, 48, 1);
+    run_backbone(0, 45, 1);
     return check_exit("test_cuda_model");
 }
 
