@@ -126,7 +126,7 @@ static int emit(out_state *o, const char *p, size_t n)
 
 static void flush_held(out_state *o)
 {
-    fwrite(o->held, 1, o->nheld, stdout);
+    if (o->nheld) fwrite(o->held, 1, o->nheld, stdout);   /* held may be NULL when empty */
     o->nheld = 0;
     check_out();
 }

@@ -251,6 +251,14 @@ int ttt_config_validate(const ttt_config *c)
     POS(vocab_size) POS(hidden_size) POS(intermediate_size) POS(num_hidden_layers)
     POS(num_attention_heads) POS(mini_batch_size) POS(conv_kernel) POS(max_position_embeddings)
 #undef POS
+    /* Upper bounds far beyond any real model, so that counting and allocating
+     * from a hostile config.json cannot run for minutes or overflow. */
+#define MAX(name, lim) \
+    if (c->name > (lim)) return ttt_seterr("config field \"" #name "\": at most %d supported, got %d", (lim), c->name);
+    MAX(vocab_size, 1 << 24) MAX(hidden_size, 1 << 16) MAX(intermediate_size, 1 << 18)
+    MAX(num_hidden_layers, 1024) MAX(num_attention_heads, 1 << 12) MAX(mini_batch_size, 1024)
+    MAX(max_position_embeddings, 1 << 24)
+#undef MAX
     if (c->conv_kernel > 16)
         return ttt_seterr("config field \"conv_kernel\": at most 16 supported, got %d", c->conv_kernel);
     if (c->hidden_size % c->num_attention_heads != 0)
