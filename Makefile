@@ -201,7 +201,7 @@ clean:
 FORCE:
 .PHONY: all bench zsh-completion lib test check check-unit check-ref check-cli man-lint install uninstall config clean FORCE
 .SECONDARY:
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find build -name '*.d' -not -path 'build/asan/*' 2>/dev/null)
 
 deps:
 	bash .ci/deps
