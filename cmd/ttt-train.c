@@ -30,6 +30,7 @@
 #include "tokenizer.h"     /* ttt_tokenizer_load, ttt_tokenizer_hash */
 #include "train_data.h"    /* ttt_train_draw/read/slice, ttt_train_window, ttt_unigram_entropy */
 #include "train_sched.h"   /* ttt_lr_schedule */
+#include "train_guard.h"   /* ttt_guard_*: non-finite checks, memory estimate */
 #include "ttt_cuda.h"      /* TTT_CUDA_F32, TTT_CUDA_BF16 */
 #include "ttt_cuda_model.h" /* ttt_gpu_model_* (--device cuda; stubs without CUDA) */
 
@@ -59,7 +60,7 @@ void openblas_set_num_threads(int);
 enum {
     O_VAL = 256, O_ARCH, O_BACKBONE, O_CTX, O_BATCH, O_STEPS, O_TOKENS, O_LR, O_SEED, O_THREADS,
     O_EVAL_EVERY, O_SAVE_EVERY, O_RESUME, O_DEVICE, O_WARMUP, O_MIN_LR, O_WD, O_CLIP, O_ACCUM,
-    O_VAL_WINDOWS, O_STOP_AFTER, O_DTYPE,
+    O_VAL_WINDOWS, O_STOP_AFTER, O_DTYPE, O_SKIP_NONFINITE,
 };
 
 static const cli_option opts[] = {
@@ -86,6 +87,7 @@ static const cli_option opts[] = {
     { "val-windows", O_VAL_WINDOWS, required_argument, "N", "validation windows of T tokens (64)" },
     { "save-every", O_SAVE_EVERY, required_argument, "N", "checkpoint every N steps, 0 = only at the end (1000)" },
     { "stop-after", O_STOP_AFTER, required_argument, "N", "stop after step N with a checkpoint, as if interrupted" },
+    { "skip-nonfinite", O_SKIP_NONFINITE, no_argument, NULL, "skip a step whose loss or gradient is NaN/Inf (default: stop, exit 1)" },
     { "resume", O_RESUME, required_argument, "RUNDIR", "continue the run in RUNDIR" },
     { "device", O_DEVICE, required_argument, "DEV", "cpu or cuda (cpu)" },
     { "dtype", O_DTYPE, required_argument, "fp32|bf16", "cuda: projection inputs in fp32 or bf16, fp32 accumulation and state (fp32)" },
@@ -104,7 +106,8 @@ static const cli_program prog = {
     "exactly where the run stopped.",
     opts,
     "With --resume only --steps, --tokens, --eval-every, --save-every, --stop-after,\n"
-    "--threads, --device, --dtype, -q and -v may be given; the rest comes from RUNDIR/run.json.\n"
+    "--threads, --device, --dtype, --skip-nonfinite, -q and -v may be given; the rest comes from\n"
+    "RUNDIR/run.json.\n"
     "Exit status 130: interrupted, checkpoint saved.\n"
     "Data parallel: mpirun -np N ttt-train ... (or srun --mpi=pmix); --batch is the global batch.",
 };
@@ -128,6 +131,9 @@ static const char *const dtype_names[] = { "fp32", "bf16", NULL };
 /* ---- signals ---- */
 
 static volatile sig_atomic_t interrupted;
+
+static int skip_nonfinite;        /* --skip-nonfinite */
+static long long skipped_total;   /* non-finite steps skipped, earlier invocations included */
 
 static void on_signal(int sig) { interrupted = sig; }
 
@@ -263,6 +269,7 @@ static double metrics_truncate(const char *path, long long step)
         if (e && e < nl) elapsed = strtod(e + 12, NULL);
         pos = keep = (size_t)(nl - text) + 1;
     }
+    skipped_total = ttt_guard_count_skipped(text, keep, step);
     if (keep != n) write_file_atomic(path, text, keep);
     free(text);
     return elapsed;
@@ -291,7 +298,10 @@ static int take_lock(const char *rundir)
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) cli_die("%s: cannot create: %s", path, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        if (errno == EWOULDBLOCK) cli_die("%s: another ttt-train is running on this run directory", rundir);
+        if (errno == EWOULDBLOCK) {
+            created_dir = NULL;   /* the holder's files now, whoever made the directory */
+            cli_die("%s: another ttt-train is running on this run directory", rundir);
+        }
         cli_die("%s: cannot lock: %s", path, strerror(errno));
     }
     char pid[32];
@@ -416,6 +426,50 @@ static void check_in_sync(ttt_model *m, long long step)
                 "--threads)", ttt_dist_rank(), step);
 }
 
+/* ---- faults (lib/train_guard.h) ---- */
+
+static ttt_mem_estimate mem;   /* what the run needs, for the out-of-memory line */
+static int mem_mb, mem_T;
+
+static size_t mib(size_t b) { return (b + (1 << 20) - 1) >> 20; }
+
+/* One line: what failed (or what is available), what the run needs, and
+ * what to change. */
+static _Noreturn void die_oom(const char *what, size_t avail)
+{
+    char have[64] = "";
+    if (avail) snprintf(have, sizeof have, ", %zu MiB available", mib(avail));
+    if (!mem.total) cli_die("out of memory%s%s; try a larger --accum or a smaller --batch or --ctx", what ? " allocating " : "", what ? what : "");
+    cli_die("out of memory%s%s: the run needs about %zu MiB%s (parameters and gradients %zu MiB, AdamW moments "
+            "%zu MiB, activations for %d windows x %d tokens %zu MiB); try a larger --accum or a smaller --batch or --ctx",
+            what ? " allocating " : "", what ? what : "", mib(mem.total), have, mib(mem.params + mem.grads),
+            mib(mem.opt), mem_mb, mem_T, mib(mem.acts));
+}
+
+/* A library failure; running out of memory gets the estimate and advice. */
+static _Noreturn void die_lib_oom(const char *what)
+{
+    if (strstr(ttt_errmsg(), "out of memory")) die_oom(what, 0);
+    cli_die_lib();
+}
+
+/* Before allocating: the estimate, and a refusal (nothing allocated yet)
+ * when it exceeds physical memory or what ulimit -v/-d leaves. */
+static void mem_check(const ttt_config *c, int mb, int T)
+{
+    mem_mb = mb > 0 ? mb : 1;
+    mem_T = T;
+    if (ttt_guard_mem_estimate(c, mem_mb, T, &mem) < 0) {
+        memset(&mem, 0, sizeof mem);
+        return;
+    }
+    size_t lim = ttt_guard_mem_limit();
+    if (lim && mem.total > lim) die_oom(NULL, lim);
+    if (cli_verbosity >= 2)
+        cli_warn("memory: about %zu MiB (activations for %d windows x %d tokens: %zu MiB)", mib(mem.total), mem_mb,
+                 T, mib(mem.acts));
+}
+
 /* ---- main ---- */
 
 int main(int argc, char **argv)
@@ -457,6 +511,7 @@ int main(int argc, char **argv)
         case O_VAL_WINDOWS: o.val_windows = (int)cli_count("--val-windows", optarg, 1, 1 << 24); name = "--val-windows"; break;
         case O_SAVE_EVERY: o.save_every = cli_count("--save-every", optarg, 0, LLONG_MAX / 2); break;
         case O_STOP_AFTER: stop_after = cli_count("--stop-after", optarg, 1, LLONG_MAX / 2); break;
+        case O_SKIP_NONFINITE: skip_nonfinite = 1; break;
         case O_RESUME: resume = optarg; break;
         case O_DEVICE: device = cli_enum("--device", optarg, device_names); break;
         case O_DTYPE: dtype = cli_enum("--dtype", optarg, dtype_names); break;
@@ -586,14 +641,16 @@ int main(int argc, char **argv)
     if (resume) {
         long long step;
         uint64_t h;
-        if (!(m = ttt_ckpt_load_model(rundir, &step, &h))) cli_die_lib();
+        ttt_config rc;
+        if (device == 0 && ttt_ckpt_read_config(rundir, &rc) == 0) mem_check(&rc, o.batch / nranks / o.accum, o.ctx);
+        if (!(m = ttt_ckpt_load_model(rundir, &step, &h))) die_lib_oom("the model");
         if (h != tok_hash)
             cli_die("%s: the run was trained with tokenizer %016" PRIx64 ", the shards %s have %016" PRIx64, rundir, h,
                     o.data, tok_hash);
         size_t np = ttt_model_num_params(m);
         st.m = calloc(np, sizeof *st.m);
         st.v = calloc(np, sizeof *st.v);
-        if (!st.m || !st.v) cli_die("out of memory (%zu parameters)", np);
+        if (!st.m || !st.v) die_oom("the AdamW moments", 0);
         if (ttt_ckpt_load_optimizer(rundir, m, &st, step) < 0) cli_die_lib();
         snprintf(path, sizeof path, "%s/metrics.jsonl", rundir);
         if (root) elapsed0 = metrics_truncate(path, st.step);
@@ -608,12 +665,13 @@ int main(int argc, char **argv)
         if (o.warmup >= o.steps) cli_usage_error("--warmup %lld must be less than the number of steps (%lld)", o.warmup, o.steps);
         ttt_config cfg;
         make_config(&cfg, &o, arch_given, backbone_given, info->vocab);
-        if (!(m = ttt_model_build(&cfg))) cli_die_lib();
+        if (device == 0) mem_check(&cfg, o.batch / nranks / o.accum, o.ctx);
+        if (!(m = ttt_model_build(&cfg))) die_lib_oom("the model");
         ttt_model_init(m, o.seed);
         size_t np = ttt_model_num_params(m);
         st.m = calloc(np, sizeof *st.m);
         st.v = calloc(np, sizeof *st.v);
-        if (!st.m || !st.v) cli_die("out of memory (%zu parameters)", np);
+        if (!st.m || !st.v) die_oom("the AdamW moments", 0);
         st.tokenizer_hash = tok_hash;
         ttt_rng_seed(&st.rng, o.seed ^ 0x5851f42d4c957f2dull);   /* a stream apart from the init's */
         o.train_tokens = ttt_dataset_tokens(train);
@@ -703,7 +761,7 @@ int main(int argc, char **argv)
                 cli_die("%s: %s", o.data, ttt_errmsg());
             double l;
             if (forward(m, ids, tg, MB, T, &l) < 0 || (gpu ? ttt_gpu_model_backward(gpu) : ttt_model_backward(m)) < 0)
-                cli_die_lib();
+                die_lib_oom("the activations");
             loss += l;
         }
         loss /= o.accum;
@@ -719,16 +777,28 @@ int main(int argc, char **argv)
             loss = red[0] / nranks;
             stop_signal = red[1] > 0;
         }
-        if (!isfinite(loss))
-            cli_die("step %lld: the loss is %g; the last checkpoint in %s is intact (try a lower --lr)", st.step + 1, loss, rundir);
+        ttt_guard_test_poison(st.step + 1, &loss, gpu ? NULL : grads, np);   /* inert unless TTT_TEST_NAN_STEP */
         /* The gradients hold the sum of the micro-batch means. */
         double gnorm;
         if (!gpu) gnorm = ttt_grad_norm(grads, np);
         else if (ttt_gpu_model_grad_norm(gpu, &gnorm) < 0) cli_die_lib();
         gnorm /= o.accum;
+        /* NaN/Inf: stop before the update (checkpoints keep the last good
+         * state) or, with --skip-nonfinite, apply none and go on. */
+        int skip = !ttt_guard_finite(loss) || !ttt_guard_finite(gnorm);
+        if (skip) {
+            if (gpu && !ttt_guard_finite(gnorm) && ttt_gpu_model_download_grads(gpu, grads) < 0) cli_die_lib();
+            ttt_guard_describe_step(m, grads, loss, gnorm);
+            if (!skip_nonfinite)
+                cli_die("step %lld: %s; stopped before the update, nothing of it saved (try a lower --lr, or "
+                        "--skip-nonfinite)", st.step + 1, ttt_errmsg());
+            skipped_total++;
+            if (cli_verbosity >= 1) cli_warn("step %lld: %s; skipped, no update", st.step + 1, ttt_errmsg());
+        }
         double scale = ttt_clip_factor(gnorm, o.clip) / o.accum;
         double lr = ttt_lr_schedule(st.step, o.lr, o.warmup, o.steps, o.min_lr);
-        if (!gpu) ttt_adamw_update(params, grads, st.m, st.v, np, &hp, lr, scale, st.step + 1);
+        if (skip) { /* parameters and AdamW moments stay as they are */ }
+        else if (!gpu) ttt_adamw_update(params, grads, st.m, st.v, np, &hp, lr, scale, st.step + 1);
         else if (ttt_gpu_model_adamw(gpu, &hp, lr, scale, st.step + 1) < 0) cli_die_lib();
         st.step++;
         st.tokens_seen += (uint64_t)o.batch * T;
@@ -741,10 +811,14 @@ int main(int argc, char **argv)
         if (val && ((o.eval_every && st.step % o.eval_every == 0) || last))
             vloss = validate(m, val, nval, MB, T, vocab, ids, tg, scratch);
         if (root) {
-            fprintf(metrics, "{\"step\":%lld,\"loss\":%.9g,", st.step, loss);
+            /* JSON has no NaN: a skipped step's values are null */
+            if (skip) fprintf(metrics, "{\"step\":%lld,\"loss\":null,\"skipped\":true,\"skipped_total\":%lld,", st.step, skipped_total);
+            else fprintf(metrics, "{\"step\":%lld,\"loss\":%.9g,", st.step, loss);
             if (!isnan(vloss)) fprintf(metrics, "\"val_loss\":%.9g,", vloss);
-            fprintf(metrics, "\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens\":%" PRIu64 ",\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f}\n",
-                    lr, gnorm, st.tokens_seen, r, elapsed0 + (now_s() - t0));
+            fprintf(metrics, "\"lr\":%.9g,\"grad_norm\":", lr);
+            fprintf(metrics, ttt_guard_finite(gnorm) ? "%.9g" : "null", gnorm);
+            fprintf(metrics, ",\"tokens\":%" PRIu64 ",\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f}\n", st.tokens_seen, r,
+                    elapsed0 + (now_s() - t0));
             if (fflush(metrics) != 0 || ferror(metrics)) cli_die("%s: write error: %s", path, strerror(errno));
         }
 
@@ -760,6 +834,10 @@ int main(int argc, char **argv)
         }
         if (save) {
             gpu_download(m, &st);
+            /* never put a broken state over the last good checkpoint */
+            if (ttt_guard_check(m, params, "parameter") < 0 || ttt_guard_check(m, st.m, "AdamW moment m") < 0 ||
+                ttt_guard_check(m, st.v, "AdamW moment v") < 0)
+                cli_die("step %lld: %s; not saved, the last checkpoint in %s is intact", st.step, ttt_errmsg(), rundir);
             if (nranks > 1) check_in_sync(m, st.step);
             if (root && ttt_ckpt_save(rundir, m, &st, rj) < 0) cli_die_lib();
         }
@@ -775,6 +853,8 @@ int main(int argc, char **argv)
         if (stop) break;
     }
     if (tty) fputc('\n', stderr);
+    if (skipped_total && cli_verbosity >= 1)
+        cli_warn("%lld steps skipped: loss or gradient not finite (\"skipped\" in metrics.jsonl)", skipped_total);
     if (metrics) fclose(metrics);
     ttt_dist_finalize();   /* waits for rank 0's last checkpoint */
     if (signalled) {

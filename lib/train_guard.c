@@ -139,17 +139,32 @@ int ttt_guard_mem_estimate(const ttt_config *c, int B, int T, ttt_mem_estimate *
     return 0;
 }
 
+/* Bytes of address space this process already has (VmSize), or 0. */
+static size_t mapped_now(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    if (f) {
+        if (fscanf(f, "%lu", &pages) != 1) pages = 0;
+        fclose(f);
+    }
+    long psize = sysconf(_SC_PAGESIZE);
+    return psize > 0 ? (size_t)pages * (size_t)psize : 0;
+}
+
 size_t ttt_guard_mem_limit(void)
 {
     size_t lim = 0;
     long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
     if (pages > 0 && psize > 0) lim = (size_t)pages * (size_t)psize;
-    static const int which[] = { RLIMIT_AS, RLIMIT_DATA };
-    for (size_t i = 0; i < sizeof which / sizeof *which; i++) {
-        struct rlimit r;
-        if (getrlimit(which[i], &r) == 0 && r.rlim_cur != RLIM_INFINITY && (!lim || r.rlim_cur < lim))
-            lim = (size_t)r.rlim_cur;
+    /* ulimit -v counts what is mapped already (libraries, BLAS buffers) */
+    struct rlimit r;
+    if (getrlimit(RLIMIT_AS, &r) == 0 && r.rlim_cur != RLIM_INFINITY) {
+        size_t used = mapped_now(), left = r.rlim_cur > used ? (size_t)r.rlim_cur - used : 0;
+        if (!lim || left < lim) lim = left ? left : 1;
     }
+    if (getrlimit(RLIMIT_DATA, &r) == 0 && r.rlim_cur != RLIM_INFINITY && (!lim || r.rlim_cur < lim))
+        lim = (size_t)r.rlim_cur;
     return lim;
 }
 

@@ -45,8 +45,10 @@ typedef struct {
 /* Fills e for config c; 0, or -1 if c is invalid or the sizes overflow. */
 int ttt_guard_mem_estimate(const ttt_config *c, int B, int T, ttt_mem_estimate *e);
 
-/* Bytes this process can have: the smallest of physical memory and the
- * address-space and data-segment limits (ulimit -v, -d); 0 if unknown. */
+/* Bytes this process can still allocate, roughly: the smallest of
+ * physical memory, what the address-space limit (ulimit -v) leaves beside
+ * what is mapped now, and the data-segment limit (ulimit -d); 0 if
+ * unknown. */
 size_t ttt_guard_mem_limit(void);
 
 /* How many lines of a metrics.jsonl text with step <= step record a
