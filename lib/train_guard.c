@@ -62,11 +62,15 @@ int ttt_guard_check(const ttt_model *m, const real *x, const char *what)
 
 int ttt_guard_describe_step(const ttt_model *m, const real *grads, double loss, double grad_norm)
 {
-    if (!ttt_guard_finite(loss)) return ttt_seterr("the loss is %g", loss);
+    if (!ttt_guard_finite(loss)) {
+        uint64_t b;   /* NaN or which infinity, by the bits (printf gives "-nan") */
+        memcpy(&b, &loss, sizeof b);
+        return ttt_seterr("the loss is %s", b & 0xfffffffffffffull ? "NaN" : b >> 63 ? "-Inf" : "Inf");
+    }
     if (grads && ttt_guard_check(m, grads, "gradient") < 0) return -1;
     /* Finite elements whose squares overflow cannot happen in double for
      * float gradients; say what is known. */
-    return ttt_seterr("the gradient norm is %g", grad_norm);
+    return ttt_seterr("the gradient norm is not finite");
 }
 
 /* ---- memory ---- */
