@@ -216,6 +216,13 @@ static char *run_json(const run_opts *o)
     return buf;
 }
 
+/* main makes all six strings of run_opts its own (argv, presets and
+ * run.json alike), so they are freed on every way out of main. */
+static void run_opts_free(run_opts *o)
+{
+    free(o->data); free(o->val); free(o->config); free(o->arch); free(o->backbone); free(o->tokenizer);
+}
+
 static void run_json_load(const char *rundir, run_opts *o)
 {
     char path[PATH_MAX];
@@ -482,6 +489,7 @@ int main(int argc, char **argv)
     long long tokens = 0, stop_after = 0;
     int threads = 0, device = 0, dtype = 0, steps_given = 0, arch_given = 0, backbone_given = 0;
     const char *fixed_given = NULL;   /* first run-defining option seen (conflicts with --resume) */
+    int status = 0;                   /* 130: interrupted */
     int c;
     while ((c = cli_next(argc, argv)) != -1) {
         const char *name = NULL;
@@ -600,9 +608,9 @@ int main(int argc, char **argv)
         o.data = absolute(o.data);
         o.val = absolute(o.val);
         if (!o.config) o.config = "small";
-        if (is_config_file(o.config)) o.config = absolute(o.config);
-        if (!o.arch) o.arch = "ttt-linear";
-        if (!o.backbone) o.backbone = "mamba";
+        o.config = is_config_file(o.config) ? absolute(o.config) : xstrdup(o.config);
+        o.arch = xstrdup(o.arch ? o.arch : "ttt-linear");
+        o.backbone = xstrdup(o.backbone ? o.backbone : "mamba");
         o.tokenizer = tokenizer ? absolute(tokenizer) : NULL;
     }
 
@@ -731,8 +739,9 @@ int main(int argc, char **argv)
     if (st.step >= o.steps) {
         if (cli_verbosity >= 1)
             cli_warn("%s: the run is complete at step %lld (give --steps to extend it)", rundir, st.step);
+        if (metrics) fclose(metrics);
         ttt_dist_finalize();
-        return 0;
+        goto done;
     }
     if (device == 1) {
         int prec = dtype == 1 ? TTT_CUDA_BF16 : TTT_CUDA_F32;
@@ -861,12 +870,14 @@ int main(int argc, char **argv)
         if (cli_verbosity >= 1)
             fprintf(stderr, "%s: interrupted at step %lld; checkpoint saved, continue with --resume %s\n", cli_prog(),
                     st.step, rundir);
-        return 130;
+        status = 130;
     }
+done:
     ttt_dataset_close(train);
     if (val) ttt_dataset_close(val);
     ttt_gpu_model_free(gpu);
     ttt_model_free(m);
     free(st.m); free(st.v); free(ids); free(tg); free(scratch); free(starts); free(rj);
-    return 0;
+    run_opts_free(&o);
+    return status;
 }
