@@ -175,6 +175,20 @@ static void publish(split *sp)
     }
 }
 
+/* Frees the split's names once published. The nodes on staged_head share
+ * their strings with the splits' lists, so they go first, without them. */
+static void staged_free(split *train, split *val)
+{
+    for (staged *s = staged_head, *next; s; s = next) { next = s->next; free(s); }
+    staged_head = NULL;
+    split *sp[2] = { train, val };
+    for (int k = 0; k < 2; k++)
+        for (staged *s = sp[k]->done, *next; s; s = next) {
+            next = s->next;
+            free(s->part); free(s->final); free(s);
+        }
+}
+
 /* ---- the last N documents, held back until the end of the input ---- */
 typedef struct {
     uint32_t *ids;
@@ -194,9 +208,10 @@ static void summary(const split *sp)
 
 static char *default_prefix(const char *in)
 {
-    if (!in || !strcmp(in, "-")) return strdup("data");
-    char *p = strdup(in);
+    int std_in = !in || !strcmp(in, "-");
+    char *p = strdup(std_in ? "data" : in);
     if (!p) cli_die("out of memory");
+    if (std_in) return p;
     char *slash = strrchr(p, '/'), *dot = strrchr(p, '.');
     if (dot && dot > (slash ? slash + 1 : p)) *dot = 0;
     return p;
@@ -235,7 +250,8 @@ int main(int argc, char **argv)
     if (!f) cli_die("%s: %s", in, strerror(errno));
     struct stat st;
     if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) cli_die("%s: is a directory", name);
-    if (!prefix) prefix = default_prefix(in);
+    char *own_prefix = NULL;
+    if (!prefix) prefix = own_prefix = default_prefix(in);
 
     atexit(cleanup_at_exit);
     struct sigaction sa;
@@ -307,5 +323,10 @@ int main(int argc, char **argv)
         if (!train.docs) cli_warn("no training documents: all %llu went to validation", (unsigned long long)i);
         if ((val_docs > 0 || val_fraction > 0) && !val.docs) cli_warn("no document was selected for validation");
     }
+    staged_free(&train, &val);
+    for (size_t k = 0; ring && k < (size_t)val_docs; k++) free(ring[k].ids);
+    free(ring);
+    free(ids);
+    free(own_prefix);
     return 0;
 }
