@@ -473,8 +473,8 @@ static void mem_check(const ttt_config *c, int mb, int T)
     size_t lim = ttt_guard_mem_limit();
     if (lim && mem.total > lim) die_oom(NULL, lim);
     if (cli_verbosity >= 2)
-        cli_warn("memory: about %zu MiB (activations for %d windows x %d tokens: %zu MiB)", mib(mem.total), mem_mb,
-                 T, mib(mem.acts));
+        fprintf(stderr, "%s: memory: about %zu MiB (activations for %d windows x %d tokens: %zu MiB)\n", cli_prog(),
+                mib(mem.total), mem_mb, T, mib(mem.acts));
 }
 
 /* ---- main ---- */
@@ -863,7 +863,8 @@ int main(int argc, char **argv)
     }
     if (tty) fputc('\n', stderr);
     if (skipped_total && cli_verbosity >= 1)
-        cli_warn("%lld steps skipped: loss or gradient not finite (\"skipped\" in metrics.jsonl)", skipped_total);
+        cli_warn("%lld step%s skipped: loss or gradient not finite (\"skipped\" in metrics.jsonl)", skipped_total,
+                 skipped_total == 1 ? "" : "s");
     if (metrics) fclose(metrics);
     ttt_dist_finalize();   /* waits for rank 0's last checkpoint */
     if (signalled) {
