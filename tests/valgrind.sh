@@ -8,7 +8,8 @@
 # Single-threaded (OMP/OpenBLAS threads 1) to keep it fast and free of
 # thread-pool noise. Exit 0 all clean, 1 otherwise, 77 without valgrind.
 set -uo pipefail
-bin=$(cd "${1:-$(dirname "$0")/../build}" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+bin=$(cd "${1:-$here/../build}" && pwd)
 command -v valgrind >/dev/null || { echo "valgrind.sh: valgrind not installed, skipped"; exit 77; }
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=Haswell
 work=$(mktemp -d)
@@ -16,7 +17,8 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 
 vg=(valgrind --tool=memcheck --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,possible
-    --errors-for-leak-kinds=definite,possible --track-origins=yes --num-callers=30 -q)
+    --errors-for-leak-kinds=definite,possible --track-origins=yes --num-callers=30 -q
+    --suppressions="$here/valgrind.supp")
 failed=()
 step=0
 # run NAME CMD... : runs CMD under memcheck; stdin/stdout as given by the caller.
