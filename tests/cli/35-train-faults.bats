@@ -85,10 +85,12 @@ verified() {
   RANDOM=35   # the kill times: random, but the same on every run of the test
   kills=0 inwrite=0 resumed=0
   for k in $(seq 25); do
+    # odd rounds stretch the save (most kills land in it), even ones do not
+    slow=$((k % 2 * 3))
     if [ -e run/model.safetensors ] || [ -e run/ckpt.new/model.safetensors ]; then
-      TTT_TEST_SLOW_SAVE=3 ttt-train --resume run --threads 1 -q 2> err & resumed=$((resumed + 1))
+      TTT_TEST_SLOW_SAVE=$slow ttt-train --resume run --threads 1 -q 2> err & resumed=$((resumed + 1))
     else
-      TTT_TEST_SLOW_SAVE=3 ttt-train $(args --steps 300 --save-every 1) -o run 2> err &
+      TTT_TEST_SLOW_SAVE=$slow ttt-train $(args --steps 300 --save-every 1) -o run 2> err &
     fi
     pid=$!
     # from the moment it holds the lock (program start-up varies with the
