@@ -119,6 +119,72 @@ verified() {
   diff <(cut -d, -f1-4 straight/metrics.jsonl) <(cut -d, -f1-4 run/metrics.jsonl)
 }
 
+# strace_ok: strace can trace here (ptrace may be forbidden in containers)
+strace_ok() {
+  command -v strace > /dev/null && strace -qq -o /dev/null true 2>/dev/null
+}
+
+# The file-system calls that change what a crash leaves behind.
+FSCALLS=rename,mkdir,rmdir,unlink
+
+# kill_points EVENTS: "CALL K" for the K-th call of each kind in an strace
+# log (strace counts `when=K` per system call, not over the set)
+kill_points() {
+  local c k
+  for c in ${FSCALLS//,/ }; do
+    for k in $(seq 1 "$(grep -cE "^[0-9]+ +$c\(" "$1")"); do echo "$c $k"; done
+  done
+}
+
+@test "faults: SIGKILL after each file-system step of resume and two saves (strace): every state verifies and resumes to the same bits" {
+  strace_ok || skip_or_fail "strace cannot trace here"
+  ttt-train $(args --steps 3 --save-every 1) -o straight
+  ttt-train $(args --steps 3 --save-every 1) -o base --stop-after 1
+  cp -a base probe
+  strace -f -qq -e trace=$FSCALLS -o events ttt-train --resume probe --threads 1 -q
+  kill_points events > points
+  echo "$(wc -l < points) kill points in a resume with two saves" >&2
+  [ "$(wc -l < points)" -ge 15 ]
+  while read -r c k; do
+    rm -rf r
+    cp -a base r
+    st=0
+    strace -f -qq -o /dev/null -e trace=$c -e inject=$c:signal=KILL:when=$k \
+      ttt-train --resume r --threads 1 -q 2> /dev/null || st=$?
+    [ "$st" -eq 137 ] || { echo "$c #$k: exit $st, not killed" >&2; return 1; }
+    verified r || { echo "$c #$k: the checkpoint does not verify" >&2; return 1; }
+    run ttt-train --resume r --threads 1 -q
+    assert_status 0 || { echo "$c #$k" >&2; return 1; }
+    cmp straight/model.safetensors r/model.safetensors
+    cmp straight/optimizer.safetensors r/optimizer.safetensors
+    [ ! -e r/ckpt.tmp ] && [ ! -e r/ckpt.new ]
+  done < points
+}
+
+@test "faults: ttt-pack killed after each file-system step (strace) never leaves shards that pass for complete" {
+  strace_ok || skip_or_fail "strace cannot trace here"
+  mkdir many
+  for i in 1 2 3 4; do for f in "$(D corpus)"/*.txt; do cp "$f" "many/$i-${f##*/}"; done; done
+  ttt-tokenize encode -t "$(D tok.json)" many/*.txt > mid.tks
+  ttt-pack -q --shard-tokens 4000 -o ref mid.tks
+  [ "$(ls ref-train-*.tok | wc -l)" -ge 3 ]
+  strace -f -qq -e trace=$FSCALLS -o events ttt-pack -q --shard-tokens 4000 -o probe mid.tks
+  kill_points events > points
+  partial=
+  while read -r c k; do
+    rm -f p-* .p-*
+    strace -f -qq -o /dev/null -e trace=$c -e inject=$c:signal=KILL:when=$k \
+      ttt-pack -q --shard-tokens 4000 -o p mid.tks 2> /dev/null || true
+    [ -n "$(ls p-*.tok 2>/dev/null)" ] || continue
+    same=1
+    for f in ref-*.tok; do cmp -s "$f" "p${f#ref}" || same=0; done
+    [ "$(ls p-*.tok | wc -l)" -eq "$(ls ref-*.tok | wc -l)" ] || same=0
+    [ "$same" = 1 ] || partial="$partial $c#$k"
+  done < points
+  # KNOWN GAP, see the random-kill test below: kills inside publish()
+  [ -z "$partial" ] || skip_or_fail "known gap: ttt-pack killed at$partial (of $(wc -l < points) points) left a partial shard set"
+}
+
 @test "faults: ttt-pack killed at random moments never leaves shards that pass for complete" {
   # 480 documents (they are never split): many shards, a few hundred ms
   mkdir many
