@@ -160,19 +160,23 @@ static void split_add(split *sp, const uint32_t *ids, uint32_t n, uint64_t nbyte
     sp->docs++;
 }
 
-/* Renames the split's staged shards into place, then removes
- * higher-numbered shards of the same prefix left by an earlier run. */
+/* Publishes the split's staged shards as one set. 000000 is the commit
+ * point: the earlier run's set is invalidated by removing its 000000 first,
+ * then the rest of it, and the new shards are renamed highest number first,
+ * so 000000 appears last. A kill at any moment leaves either no set or a set
+ * without 000000, which the dataset reader refuses (shard_dataset.c). */
 static void publish(split *sp)
 {
-    for (staged *st = sp->done; st; st = st->next)
-        if (rename(st->part, st->final) != 0) cli_die("%s: cannot rename into place: %s", st->final, strerror(errno));
-    for (int k = sp->nshards;; k++) {
+    for (int k = 0;; k++) {
         char *old = xasprintf("%s-%s-%06d.tok", prefix, sp->name, k);
         int gone = unlink(old) != 0;
-        if (!gone && cli_verbosity > 0) fprintf(stderr, "%s: removed %s (left by an earlier run)\n", cli_prog(), old);
+        if (!gone && k >= sp->nshards && cli_verbosity > 0)
+            fprintf(stderr, "%s: removed %s (left by an earlier run)\n", cli_prog(), old);
         free(old);
-        if (gone) break;
+        if (gone && k > 0) break;
     }
+    for (staged *st = sp->done; st; st = st->next)   /* newest (highest number) first */
+        if (rename(st->part, st->final) != 0) cli_die("%s: cannot rename into place: %s", st->final, strerror(errno));
 }
 
 /* Frees the split's names once published. The nodes on staged_head share

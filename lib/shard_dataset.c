@@ -21,6 +21,38 @@ struct ttt_dataset {
 
 typedef unsigned long long ull;
 
+/* ttt-pack publishes a set PREFIX-SPLIT-000000..N-1.tok by renaming 000000
+ * last, so a set that lacks 000000 or has a gap was cut short (an interrupted
+ * ttt-pack): refuse it rather than train on part of the data. Names that do
+ * not end in -NNNNNN.tok are not checked. glob() sorts, so the shards of one
+ * set are adjacent and in number order. */
+static int check_sets(const glob_t *g)
+{
+    const char *stem = NULL;
+    size_t stemlen = 0;
+    long expect = 0;
+    for (size_t i = 0; i < g->gl_pathc; i++) {
+        const char *p = g->gl_pathv[i];
+        size_t n = strlen(p);
+        const size_t tail = sizeof "-000000.tok" - 1;
+        if (n < tail || p[n - tail] != '-' || strcmp(p + n - 4, ".tok") != 0 ||
+            strspn(p + n - tail + 1, "0123456789") != 6) {
+            stem = NULL;
+            continue;
+        }
+        long num = strtol(p + n - tail + 1, NULL, 10);
+        if (!stem || n - tail != stemlen || strncmp(p, stem, stemlen) != 0) {
+            stem = p;
+            stemlen = n - tail;
+            expect = 0;
+        }
+        if (num != expect)
+            return ttt_seterr("%.*s-%06ld.tok: missing from the set (an interrupted ttt-pack?)", (int)stemlen, stem, expect);
+        expect++;
+    }
+    return 0;
+}
+
 ttt_dataset *ttt_dataset_open(const char *pattern)
 {
     glob_t g;
@@ -31,6 +63,10 @@ ttt_dataset *ttt_dataset_open(const char *pattern)
     }
     if (grc != 0) {
         ttt_seterr("%s: cannot expand the pattern (%s)", pattern, grc == GLOB_NOSPACE ? "out of memory" : "read error");
+        return NULL;
+    }
+    if (check_sets(&g) < 0) {
+        globfree(&g);
         return NULL;
     }
     ttt_dataset *d = calloc(1, sizeof *d);
