@@ -6,20 +6,10 @@ load test_helper
 # Fixture, once per file: tokenizer, train/val shards, two tiny runs.
 setup_file() {
   cd "$BATS_FILE_TMPDIR"
-  make_corpus corpus
-  ttt-tokenize train -q -v 300 -o tok.json corpus/*.txt
-  ttt-tokenize encode -t tok.json corpus/*.txt | ttt-pack -q -o data --val-docs 2
-  ttt-train -q -c tiny -t tok.json -d 'data-train-*.tok' -o run --steps 3 --ctx 64 --batch 2 2>train.err || true
-  ttt-train -q -c tiny -t tok.json -d 'data-train-*.tok' -o run2 --steps 2 --ctx 64 --batch 2 --seed 2 2>>train.err || true
+  make_tiny_runs
 }
 
-setup() {
-  TMP="$BATS_TEST_TMPDIR"
-  FIX="$BATS_FILE_TMPDIR"
-  cd "$FIX"
-  [ -f run/model.safetensors ] && [ -f run2/model.safetensors ] ||
-    skip_or_fail "ttt-train made no fixture checkpoint: $(head -c 300 train.err)"
-}
+setup() { use_tiny_runs; }
 
 # jfield NAME: a number field of the first JSON line in $output
 jfield() { sed -n "1s/.*\"$1\":\([^,}]*\).*/\1/p" <<<"$output"; }

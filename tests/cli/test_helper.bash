@@ -54,3 +54,26 @@ make_corpus() {
     } | printf '%b' "$(cat)" > "$dir/doc$i.txt"
   done
 }
+
+# make_tiny_runs (for setup_file, in the fixture directory): a corpus, a
+# tokenizer tok.json, shards data-train-*/data-val-*, and two tiny runs,
+# run (3 steps) and run2 (2 steps, seed 2). ttt-train's errors go to
+# train.err and do not stop the file: use_tiny_runs reports them per test.
+make_tiny_runs() {
+  make_corpus corpus
+  ttt-tokenize train -q -v 300 -o tok.json corpus/*.txt
+  ttt-tokenize encode -t tok.json corpus/*.txt | ttt-pack -q -o data --val-docs 2
+  ttt-train -q -c tiny -t tok.json -d 'data-train-*.tok' -o run --steps 3 --ctx 64 --batch 2 2>train.err || true
+  ttt-train -q -c tiny -t tok.json -d 'data-train-*.tok' -o run2 --steps 2 --ctx 64 --batch 2 --seed 2 2>>train.err || true
+}
+
+# use_tiny_runs (as setup): TMP is the test's directory, FIX the fixture's,
+# where the test starts; without both checkpoints the test skips (fails
+# under TTT_TEST_STRICT=1).
+use_tiny_runs() {
+  TMP="$BATS_TEST_TMPDIR"
+  FIX="$BATS_FILE_TMPDIR"
+  cd "$FIX"
+  [ -f run/model.safetensors ] && [ -f run2/model.safetensors ] ||
+    skip_or_fail "ttt-train made no fixture checkpoint: $(head -c 300 train.err)"
+}
