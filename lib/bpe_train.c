@@ -60,18 +60,6 @@ struct ttt_bpe_trainer {
     uint32_t vocab;
 };
 
-static int grow(void **p, size_t *cap, size_t need, size_t elt)
-{
-    if (need <= *cap) return 0;
-    size_t c = *cap ? *cap : 64;
-    while (c < need) c *= 2;
-    void *q = realloc(*p, c * elt);
-    if (!q) return ttt_seterr("out of memory");
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
 ttt_bpe_trainer *ttt_bpe_new(void)
 {
     ttt_bpe_trainer *t = calloc(1, sizeof *t);
@@ -123,8 +111,8 @@ static int count_word(ttt_bpe_trainer *t, const char *p, size_t n)
         if (x->h == h && x->blen == n && !memcmp(t->wbytes + x->boff, p, n)) { x->freq++; return 0; }
     }
     if (t->nwords >= UINT32_MAX - 1) return ttt_seterr("too many distinct words");
-    if (grow((void **)&t->words, &t->capwords, t->nwords + 1, sizeof *t->words) ||
-        grow((void **)&t->wbytes, &t->wbcap, t->wblen + n, 1)) return -1;
+    if (ttt_tok_grow((void **)&t->words, &t->capwords, t->nwords + 1, sizeof *t->words) ||
+        ttt_tok_grow((void **)&t->wbytes, &t->wbcap, t->wblen + n, 1)) return -1;
     memcpy(t->wbytes + t->wblen, p, n);
     t->words[t->nwords] = (word){ .freq = 1, .blen = (uint32_t)n, .boff = t->wblen, .h = h };
     t->wblen += n;
@@ -152,7 +140,7 @@ static int hent_better(const hent *x, const hent *y)
 
 static int heap_push(ttt_bpe_trainer *t, int64_t count, uint32_t a, uint32_t b)
 {
-    if (grow((void **)&t->heap, &t->capheap, t->nheap + 1, sizeof *t->heap)) return -1;
+    if (ttt_tok_grow((void **)&t->heap, &t->capheap, t->nheap + 1, sizeof *t->heap)) return -1;
     hent v = { count, a, b };
     size_t i = t->nheap++;
     while (i && hent_better(&v, &t->heap[(i - 1) / 2])) { t->heap[i] = t->heap[(i - 1) / 2]; i = (i - 1) / 2; }
@@ -206,7 +194,7 @@ static long pair_get(ttt_bpe_trainer *t, uint32_t a, uint32_t b)
         if (t->pairs[p - 1].a == a && t->pairs[p - 1].b == b) return (long)p - 1;
     }
     if (t->npairs >= UINT32_MAX - 1) return ttt_seterr("too many pairs");
-    if (grow((void **)&t->pairs, &t->cappairs, t->npairs + 1, sizeof *t->pairs)) return -1;
+    if (ttt_tok_grow((void **)&t->pairs, &t->cappairs, t->npairs + 1, sizeof *t->pairs)) return -1;
     t->pairs[t->npairs] = (pair){ .a = a, .b = b, .stamp = UINT32_MAX };
     t->ptab[s] = (uint32_t)++t->npairs;
     return (long)t->npairs - 1;
@@ -236,7 +224,7 @@ static long pair_add(ttt_bpe_trainer *t, uint32_t a, uint32_t b, int64_t delta, 
 
 static int add_token(ttt_bpe_trainer *t, size_t *tcap, size_t *tlen, const char *s, size_t n)
 {
-    if (grow((void **)&t->tbytes, tcap, *tlen + n, 1)) return -1;
+    if (ttt_tok_grow((void **)&t->tbytes, tcap, *tlen + n, 1)) return -1;
     memcpy(t->tbytes + *tlen, s, n);
     *tlen += n;
     t->toff[++t->vocab] = *tlen;
@@ -259,7 +247,7 @@ static int merge_word(ttt_bpe_trainer *t, uint32_t w, uint32_t a, uint32_t b, ui
                 if (pair_add(t, s[j - 1], a, -f, w) < 0 || (p = pair_add(t, s[j - 1], z, f, w)) < 0) return -1;
                 if (t->pairs[p].stamp != m) {
                     t->pairs[p].stamp = m;
-                    if (grow((void **)touched, captouched, *ntouched + 1, sizeof **touched)) return -1;
+                    if (ttt_tok_grow((void **)touched, captouched, *ntouched + 1, sizeof **touched)) return -1;
                     (*touched)[(*ntouched)++] = (uint32_t)p;
                 }
             }
@@ -267,7 +255,7 @@ static int merge_word(ttt_bpe_trainer *t, uint32_t w, uint32_t a, uint32_t b, ui
                 if (pair_add(t, b, s[i + 2], -f, w) < 0 || (p = pair_add(t, z, s[i + 2], f, w)) < 0) return -1;
                 if (t->pairs[p].stamp != m) {
                     t->pairs[p].stamp = m;
-                    if (grow((void **)touched, captouched, *ntouched + 1, sizeof **touched)) return -1;
+                    if (ttt_tok_grow((void **)touched, captouched, *ntouched + 1, sizeof **touched)) return -1;
                     (*touched)[(*ntouched)++] = (uint32_t)p;
                 }
             }
@@ -334,7 +322,7 @@ int ttt_bpe_train(ttt_bpe_trainer *t, uint32_t vocab_size,
         t->merges[2 * m] = a;
         t->merges[2 * m + 1] = b;
         size_t la = t->toff[a + 1] - t->toff[a], lb = t->toff[b + 1] - t->toff[b];
-        if (grow((void **)&t->tbytes, &tcap, tlen + la + lb, 1)) { free(touched); return -1; }
+        if (ttt_tok_grow((void **)&t->tbytes, &tcap, tlen + la + lb, 1)) { free(touched); return -1; }
         memmove(t->tbytes + tlen, t->tbytes + t->toff[a], la);
         memmove(t->tbytes + tlen + la, t->tbytes + t->toff[b], lb);
         tlen += la + lb;

@@ -1,7 +1,11 @@
-/* tok_bytes.c - GPT-2 byte <-> Unicode mapping (see tok_bytes.h).
+/* tok_bytes.c - GPT-2 byte <-> Unicode mapping and the growable-array
+ * helper (see tok_bytes.h).
  * Printable Latin-1 bytes ('!'..'~', 0xA1..0xAC, 0xAE..0xFF) spell
  * themselves; the other 68 bytes get 256, 257, ... in byte order. */
 #include "tok_bytes.h"
+#include "err.h"      /* ttt_seterr */
+
+#include <stdlib.h>
 
 static uint32_t cp_of[256];
 static int16_t byte_of[324];   /* code point -> byte, -1 if none */
@@ -54,4 +58,16 @@ long ttt_tok_str_to_bytes(const char *s, size_t n, char *out)
         out[o++] = (char)byte_of[c];
     }
     return (long)o;
+}
+
+int ttt_tok_grow(void **p, size_t *cap, size_t need, size_t elt)
+{
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, c * elt);
+    if (!q) return ttt_seterr("out of memory");
+    *p = q;
+    *cap = c;
+    return 0;
 }

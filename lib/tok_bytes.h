@@ -1,7 +1,7 @@
 /* tok_bytes.h - GPT-2's byte <-> Unicode mapping used by byte-level BPE
  * vocabularies (tokenizer.json keys are bytes spelled as printable
  * characters: space is U+0120 'Ġ', newline U+010A 'Ċ', ...), and the small
- * hash helpers the tokenizer and the trainer share.
+ * hash and array helpers the tokenizer and the trainer share.
  */
 #ifndef TTT_TOK_BYTES_H
 #define TTT_TOK_BYTES_H
@@ -20,6 +20,11 @@ size_t ttt_tok_bytes_to_str(const char *s, size_t n, char *out);
  * (at most n bytes). Returns the length, or -1 if s holds a character that
  * is not in the mapping (or malformed UTF-8). */
 long ttt_tok_str_to_bytes(const char *s, size_t n, char *out);
+
+/* Makes room for `need` elements of `elt` bytes in the realloc'ed array *p
+ * of capacity *cap (doubling from 64). 0, or -1 with "out of memory" (the
+ * array is then left as it was). */
+int ttt_tok_grow(void **p, size_t *cap, size_t need, size_t elt);
 
 /* Hash of a (left, right) id pair for open-addressing tables. */
 static inline uint64_t ttt_tok_pair_hash(uint64_t key)

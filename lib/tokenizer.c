@@ -57,20 +57,6 @@ struct ttt_tokenizer {
     uint64_t *heap; size_t hcap;
 };
 
-/* ---- small helpers ---- */
-
-static int grow(void **p, size_t *cap, size_t need, size_t elt)
-{
-    if (need <= *cap) return 0;
-    size_t c = *cap ? *cap : 64;
-    while (c < need) c *= 2;
-    void *q = realloc(*p, c * elt);
-    if (!q) return ttt_seterr("out of memory");
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
 /* Merge lookup: returns 1 and sets rank/new id if (a, b) is a merge. */
 static inline int merge_find(const ttt_tokenizer *t, uint32_t a, uint32_t b, uint32_t *rank, uint32_t *nid)
 {
@@ -294,7 +280,7 @@ static int build(ttt_tokenizer *t, const json *root)
             goto out;
         }
         uint32_t ia = ea->id, ib = eb->id;
-        if (grow((void **)&cat, &catcap, an + bn, 1)) goto out;
+        if (ttt_tok_grow((void **)&cat, &catcap, an + bn, 1)) goto out;
         memcpy(cat, a, an);
         memcpy(cat + an, b, bn);
         smap_ent *ez = smap_slot(&names, cat, an + bn);
@@ -414,7 +400,7 @@ static uint64_t heap_pop(uint64_t *h, size_t *n)
 /* Writes the ids of piece s[0..n) to t->sym[0..count) and returns count. */
 static long bpe_piece(ttt_tokenizer *t, const unsigned char *s, size_t n)
 {
-    if (grow((void **)&t->sym, &t->scap, n, sizeof *t->sym)) return -1;
+    if (ttt_tok_grow((void **)&t->sym, &t->scap, n, sizeof *t->sym)) return -1;
     uint32_t *sym = t->sym;
     for (size_t i = 0; i < n; i++) sym[i] = t->byte_id[s[i]];
     if (n < 2) return (long)n;
@@ -514,7 +500,7 @@ int ttt_tokenizer_encode(const ttt_tokenizer *tc, const char *text, size_t n,
                 e = &t->cache[s];
                 if (!e->h) break;
                 if (e->h == h && e->blen == len && !memcmp(t->cbytes + e->boff, p, len)) {
-                    if (grow((void **)ids, cap, *nids + e->nids, sizeof **ids)) return -1;
+                    if (ttt_tok_grow((void **)ids, cap, *nids + e->nids, sizeof **ids)) return -1;
                     memcpy(*ids + *nids, t->cids + e->ioff, e->nids * sizeof **ids);
                     *nids += e->nids;
                     goto next;
@@ -523,13 +509,13 @@ int ttt_tokenizer_encode(const ttt_tokenizer *tc, const char *text, size_t n,
         }
         long m = bpe_piece(t, (const unsigned char *)p, len);
         if (m < 0) return -1;
-        if (grow((void **)ids, cap, *nids + (size_t)m, sizeof **ids)) return -1;
+        if (ttt_tok_grow((void **)ids, cap, *nids + (size_t)m, sizeof **ids)) return -1;
         memcpy(*ids + *nids, t->sym, (size_t)m * sizeof **ids);
         *nids += (size_t)m;
         if (e) {
             if (t->cblen + len > UINT32_MAX / 2 || t->cilen + (size_t)m > UINT32_MAX / 2) { cache_clear(t); goto next; }
-            if (grow((void **)&t->cbytes, &t->cbcap, t->cblen + len, 1) ||
-                grow((void **)&t->cids, &t->cicap, t->cilen + (size_t)m, sizeof *t->cids)) return -1;
+            if (ttt_tok_grow((void **)&t->cbytes, &t->cbcap, t->cblen + len, 1) ||
+                ttt_tok_grow((void **)&t->cids, &t->cicap, t->cilen + (size_t)m, sizeof *t->cids)) return -1;
             memcpy(t->cbytes + t->cblen, p, len);
             memcpy(t->cids + t->cilen, t->sym, (size_t)m * sizeof *t->cids);
             *e = (cache_ent){ h, (uint32_t)t->cblen, (uint32_t)len, (uint32_t)t->cilen, (uint32_t)m };
@@ -550,7 +536,7 @@ int ttt_tokenizer_decode(const ttt_tokenizer *t, const uint32_t *ids, size_t n,
         if (id >= t->V || !(t->flags[id] & 1))
             return ttt_seterr("token id %u is not in the vocabulary (size %u)", id, t->V);
         size_t l = t->off[id + 1] - t->off[id];
-        if (grow((void **)out, cap, *len + l + 1, 1)) return -1;
+        if (ttt_tok_grow((void **)out, cap, *len + l + 1, 1)) return -1;
         memcpy(*out + *len, t->arena + t->off[id], l);
         *len += l;
     }
