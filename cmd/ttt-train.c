@@ -60,7 +60,7 @@ void openblas_set_num_threads(int);
 enum {
     O_VAL = 256, O_ARCH, O_BACKBONE, O_CTX, O_BATCH, O_STEPS, O_TOKENS, O_LR, O_SEED, O_THREADS,
     O_EVAL_EVERY, O_SAVE_EVERY, O_RESUME, O_DEVICE, O_WARMUP, O_MIN_LR, O_WD, O_CLIP, O_ACCUM,
-    O_VAL_WINDOWS, O_STOP_AFTER, O_DTYPE, O_SKIP_NONFINITE,
+    O_VAL_WINDOWS, O_STOP_AFTER, O_DTYPE, O_SKIP_NONFINITE, O_ALLREDUCE,
 };
 
 static const cli_option opts[] = {
@@ -91,6 +91,7 @@ static const cli_option opts[] = {
     { "resume", O_RESUME, required_argument, "RUNDIR", "continue the run in RUNDIR" },
     { "device", O_DEVICE, required_argument, "DEV", "cpu or cuda (cpu)" },
     { "dtype", O_DTYPE, required_argument, "fp32|bf16", "cuda: projection inputs in fp32 or bf16, fp32 accumulation and state (fp32)" },
+    { "allreduce", O_ALLREDUCE, required_argument, "auto|nccl|mpi", "cuda under MPI: average gradients with NCCL on the GPUs or through host memory with MPI (auto)" },
     { "quiet", 'q', no_argument, NULL, "no progress or messages" },
     { "verbose", 'v', no_argument, NULL, "a line per evaluation and checkpoint even when not a terminal" },
     { 0 },
@@ -106,7 +107,7 @@ static const cli_program prog = {
     "exactly where the run stopped.",
     opts,
     "With --resume only --steps, --tokens, --eval-every, --save-every, --stop-after,\n"
-    "--threads, --device, --dtype, --skip-nonfinite, -q and -v may be given; the rest comes from\n"
+    "--threads, --device, --dtype, --allreduce, --skip-nonfinite, -q and -v may be given; the rest comes from\n"
     "RUNDIR/run.json.\n"
     "Exit status 130: interrupted, checkpoint saved.\n"
     "Data parallel: mpirun -np N ttt-train ... (or srun --mpi=pmix); --batch is the global batch.",
@@ -127,6 +128,7 @@ static const char *const arch_names[] = { "ttt-linear", "ttt-mlp", "transformer"
 static const char *const backbone_names[] = { "mamba", "transformer", NULL };
 static const char *const device_names[] = { "cpu", "cuda", NULL };
 static const char *const dtype_names[] = { "fp32", "bf16", NULL };
+static const char *const allreduce_names[] = { "auto", "nccl", "mpi", NULL };   /* TTT_ALLREDUCE_* */
 
 /* ---- signals ---- */
 
@@ -385,6 +387,7 @@ static void fmt_eta(char *buf, size_t n, double s)
 /* --device cuda: the model's working copy on the GPU (NULL on the CPU). The
  * host model m then holds the parameters only at start and at checkpoints. */
 static ttt_gpu_model *gpu;
+static ttt_dist_gpu *nccl;   /* averages gpu's gradients on the device (NULL: through the host) */
 
 static int forward(ttt_model *m, const int32_t *ids, const int32_t *tg, int B, int T, double *loss)
 {
@@ -487,7 +490,7 @@ int main(int argc, char **argv)
     o.lr = -1; o.min_lr = 1e-5; o.wd = 0.1; o.clip = 1.0; o.seed = 1; o.val_windows = 64;
     const char *out = NULL, *resume = NULL, *tokenizer = NULL;
     long long tokens = 0, stop_after = 0;
-    int threads = 0, device = 0, dtype = 0, steps_given = 0, arch_given = 0, backbone_given = 0;
+    int threads = 0, device = 0, dtype = 0, allreduce = TTT_ALLREDUCE_AUTO, steps_given = 0, arch_given = 0, backbone_given = 0;
     const char *fixed_given = NULL;   /* first run-defining option seen (conflicts with --resume) */
     int status = 0;                   /* 130: interrupted */
     int c;
@@ -523,6 +526,7 @@ int main(int argc, char **argv)
         case O_RESUME: resume = optarg; break;
         case O_DEVICE: device = cli_enum("--device", optarg, device_names); break;
         case O_DTYPE: dtype = cli_enum("--dtype", optarg, dtype_names); break;
+        case O_ALLREDUCE: allreduce = cli_enum("--allreduce", optarg, allreduce_names); break;
         case 'q': cli_verbosity = 0; break;
         case 'v': cli_verbosity++; break;
         default: cli_usage_error("unhandled option");
@@ -532,6 +536,7 @@ int main(int argc, char **argv)
     if (optind < argc) cli_usage_error("unexpected operand '%s'", argv[optind]);
     if (steps_given && tokens) cli_usage_error("--steps and --tokens exclude each other");
     if (dtype == 1 && device != 1) cli_usage_error("--dtype bf16 needs --device cuda (the CPU trains in fp32)");
+    if (allreduce == TTT_ALLREDUCE_NCCL && device != 1) cli_usage_error("--allreduce nccl needs --device cuda");
     if (device == 1) {
 #ifdef TTT_HAVE_CUDA
         if (ttt_gpu_available() < 1) cli_die("--device cuda: no CUDA device found");
@@ -745,7 +750,11 @@ int main(int argc, char **argv)
     }
     if (device == 1) {
         int prec = dtype == 1 ? TTT_CUDA_BF16 : TTT_CUDA_F32;
-        if (!(gpu = ttt_gpu_model_new(m, 0, prec, MB, T)) || ttt_gpu_model_upload_params(gpu, params) < 0 ||
+        int dev = ttt_dist_gpu_device(ttt_gpu_available());   /* local rank % GPUs */
+        char note[512];
+        if (ttt_dist_gpu_choose(allreduce, dev, &nccl, note, sizeof note) < 0) cli_die_lib();
+        if (*note && cli_verbosity >= 1) cli_warn("%s", note);
+        if (!(gpu = ttt_gpu_model_new(m, dev, prec, MB, T)) || ttt_gpu_model_upload_params(gpu, params) < 0 ||
             ttt_gpu_model_upload_opt(gpu, st.m, st.v) < 0)
             cli_die_lib();
         if (notes) {
@@ -775,14 +784,19 @@ int main(int argc, char **argv)
         }
         loss /= o.accum;
         int stop_signal = 0;
+        if (nccl) {   /* on the device, queued on the model's stream before the norm */
+            void *s;
+            float *dg = ttt_gpu_model_grad_arena(gpu, &s);
+            if (ttt_dist_gpu_allreduce_mean(nccl, dg, np, s) < 0) cli_die_lib();
+        }
         if (nranks > 1) {
             /* Rank means of equally many tokens: their mean is the global
              * mean. The stop flag rides along, so a signal on any rank stops
              * every rank after the same step. */
             double red[2] = { loss, interrupted ? 1 : 0 };
-            if (gpu && ttt_gpu_model_download_grads(gpu, grads) < 0) cli_die_lib();
-            if (ttt_dist_allreduce_mean(grads, np) < 0 || ttt_dist_allreduce_sum(red, 2) < 0) cli_die_lib();
-            if (gpu && ttt_gpu_model_upload_grads(gpu, grads) < 0) cli_die_lib();
+            if (gpu && !nccl && ttt_gpu_model_download_grads(gpu, grads) < 0) cli_die_lib();
+            if ((!nccl && ttt_dist_allreduce_mean(grads, np) < 0) || ttt_dist_allreduce_sum(red, 2) < 0) cli_die_lib();
+            if (gpu && !nccl && ttt_gpu_model_upload_grads(gpu, grads) < 0) cli_die_lib();
             loss = red[0] / nranks;
             stop_signal = red[1] > 0;
         }
@@ -866,6 +880,8 @@ int main(int argc, char **argv)
         cli_warn("%lld step%s skipped: loss or gradient not finite (\"skipped\" in metrics.jsonl)", skipped_total,
                  skipped_total == 1 ? "" : "s");
     if (metrics) fclose(metrics);
+    ttt_dist_gpu_close(nccl);
+    nccl = NULL;
     ttt_dist_finalize();   /* waits for rank 0's last checkpoint */
     if (signalled) {
         if (cli_verbosity >= 1)

@@ -125,6 +125,29 @@ void ttt_dist_finalize(void)
 int ttt_dist_rank(void) { return g_rank; }
 int ttt_dist_size(void) { return g_size; }
 
+int ttt_dist_local_rank(void)
+{
+    /* set per rank by the launcher itself: Open MPI, MPICH/Intel MPI hydra */
+    static const char *const vars[] = { "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID" };
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        long v = env_long(vars[i]);
+        if (v >= 0) return (int)v;
+    }
+#ifdef TTT_HAVE_MPI
+    if (g_active) {
+        MPI_Comm node;
+        int r;
+        if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+            if (MPI_Comm_rank(node, &r) != MPI_SUCCESS) r = -1;
+            MPI_Comm_free(&node);
+            if (r >= 0) return r;
+        }
+    }
+#endif
+    long v = env_long("SLURM_LOCALID");
+    return v >= 0 ? (int)v : 0;
+}
+
 int ttt_dist_allreduce_mean(real *buf, size_t n)
 {
     if (g_size == 1) return 0;

@@ -71,16 +71,54 @@ int ttt_dist_barrier(void);
  * hash of the parameters. */
 int ttt_dist_same_u64(uint64_t x);
 
+/* This process's rank among the ranks on its node (for choosing a GPU):
+ * the launcher's OMPI_COMM_WORLD_LOCAL_RANK or MPI_LOCALRANKID, else (MPI
+ * running) the rank in MPI_Comm_split_type(MPI_COMM_TYPE_SHARED), else
+ * SLURM_LOCALID, else 0. A collective when it asks MPI; call it on every
+ * rank. SLURM_LOCALID comes last: mpirun inside an sbatch script passes
+ * the batch step's 0 on to every rank. */
+int ttt_dist_local_rank(void);
+
 /* ---- GPUs (lib/cuda/dist_nccl.cu; builds with CUDA only) ----
  * The same average over NCCL for a float gradient arena in device memory.
  * NCCL is loaded at run time: open fails with a message where it is not
  * installed. The ranks' communicator is built from MPI (call ttt_dist_init
- * first); each rank names its own device (usually local rank % devices).
- * Not yet used by ttt-train (no CUDA training there). */
+ * first): rank 0's ncclUniqueId is broadcast. Each rank names its own
+ * device (ttt_dist_gpu_device). Every step of open that can fail on one
+ * rank is agreed on by all of them (an all-reduce of the failures), so
+ * either every rank gets a communicator or every rank gets NULL and none
+ * waits in a collective for another. A 1-rank communicator is allowed and
+ * really runs ncclAllReduce (an identity: ncclAvg over one rank). */
 typedef struct ttt_dist_gpu ttt_dist_gpu;
+/* 1 if every rank can load libnccl, else 0 + message (a collective). */
+int ttt_dist_nccl_loadable(void);
 ttt_dist_gpu *ttt_dist_gpu_open(int device);                                       /* NULL + message */
-int ttt_dist_gpu_allreduce_mean(ttt_dist_gpu *g, float *dev, size_t n, void *stream);   /* cudaStream_t */
+/* ncclAllReduce(ncclAvg, float) in place over dev[n] on stream (a
+ * cudaStream_t; NULL: the legacy default stream), asynchronously: what runs
+ * on that stream afterwards sees the average. */
+int ttt_dist_gpu_allreduce_mean(ttt_dist_gpu *g, float *dev, size_t n, void *stream);
 void ttt_dist_gpu_close(ttt_dist_gpu *g);
+
+/* ---- choosing the gradient all-reduce of a GPU run (lib/dist_gpu.c) ---- */
+
+/* The device this rank trains on: ttt_dist_local_rank() % ndev (0 if
+ * ndev < 1). A collective (see ttt_dist_local_rank). */
+int ttt_dist_gpu_device(int ndev);
+
+enum { TTT_ALLREDUCE_AUTO, TTT_ALLREDUCE_NCCL, TTT_ALLREDUCE_MPI };
+
+/* For a GPU run on `device` (already chosen), the NCCL communicator that
+ * averages the gradient arena, or NULL for the host path (download, MPI
+ * all-reduce, upload). Every rank calls it and every rank gets the same
+ * kind of answer.
+ *   TTT_ALLREDUCE_AUTO: NCCL when there are several ranks and NCCL works on
+ *     all of them; otherwise NULL, and where NCCL was wanted but failed
+ *     (not installed, refused) `note` gets the one-line reason to warn with.
+ *   TTT_ALLREDUCE_NCCL: NCCL, also for a single rank; failing is an error.
+ *   TTT_ALLREDUCE_MPI: NULL.
+ * 0, or -1 with a message (only TTT_ALLREDUCE_NCCL fails). note[0] = 0
+ * when there is nothing to say. */
+int ttt_dist_gpu_choose(int mode, int device, ttt_dist_gpu **out, char *note, size_t note_size);
 
 #ifdef __cplusplus
 }

@@ -58,6 +58,10 @@ int ttt_gpu_model_upload_params(ttt_gpu_model *g, const float *params);
 int ttt_gpu_model_download_params(ttt_gpu_model *g, float *params);
 int ttt_gpu_model_download_grads(ttt_gpu_model *g, float *grads);
 int ttt_gpu_model_upload_grads(ttt_gpu_model *g, const float *grads);
+/* The device gradient arena (num_params floats) and, in *stream, the
+ * cudaStream_t all of the model's work is queued on: for an in-place
+ * collective over the arena between backward and grad_norm (dist.h). */
+float *ttt_gpu_model_grad_arena(ttt_gpu_model *g, void **stream);
 int ttt_gpu_model_upload_opt(ttt_gpu_model *g, const float *m, const float *v);
 int ttt_gpu_model_download_opt(ttt_gpu_model *g, float *m, float *v);
 
@@ -97,6 +101,7 @@ static inline int ttt_gpu_model_upload_params(ttt_gpu_model *g, const float *p) 
 static inline int ttt_gpu_model_download_params(ttt_gpu_model *g, float *p) { (void)g; (void)p; return TTT_GPU_NOCUDA_; }
 static inline int ttt_gpu_model_download_grads(ttt_gpu_model *g, float *p) { (void)g; (void)p; return TTT_GPU_NOCUDA_; }
 static inline int ttt_gpu_model_upload_grads(ttt_gpu_model *g, const float *p) { (void)g; (void)p; return TTT_GPU_NOCUDA_; }
+static inline float *ttt_gpu_model_grad_arena(ttt_gpu_model *g, void **s) { (void)g; *s = NULL; TTT_GPU_NOCUDA_; return NULL; }
 static inline int ttt_gpu_model_upload_opt(ttt_gpu_model *g, const float *m, const float *v) { (void)g; (void)m; (void)v; return TTT_GPU_NOCUDA_; }
 static inline int ttt_gpu_model_download_opt(ttt_gpu_model *g, float *m, float *v) { (void)g; (void)m; (void)v; return TTT_GPU_NOCUDA_; }
 static inline int ttt_gpu_model_zero_grad(ttt_gpu_model *g) { (void)g; return TTT_GPU_NOCUDA_; }

@@ -544,6 +544,7 @@ extern "C" int ttt_gpu_model_upload_params(ttt_gpu_model *g, const float *p) { r
 extern "C" int ttt_gpu_model_download_params(ttt_gpu_model *g, float *p) { return copy(g, p, g->P, g->np * 4, cudaMemcpyDeviceToHost); }
 extern "C" int ttt_gpu_model_download_grads(ttt_gpu_model *g, float *p) { return copy(g, p, g->G, g->np * 4, cudaMemcpyDeviceToHost); }
 extern "C" int ttt_gpu_model_upload_grads(ttt_gpu_model *g, const float *p) { return copy(g, g->G, p, g->np * 4, cudaMemcpyHostToDevice); }
+extern "C" float *ttt_gpu_model_grad_arena(ttt_gpu_model *g, void **stream) { *stream = (void *)g->s; return g->G; }
 extern "C" int ttt_gpu_model_upload_opt(ttt_gpu_model *g, const float *m, const float *v)
 {
     return copy(g, g->M, m, g->np * 4, cudaMemcpyHostToDevice) || copy(g, g->V, v, g->np * 4, cudaMemcpyHostToDevice) ? -1 : 0;
