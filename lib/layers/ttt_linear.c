@@ -8,6 +8,7 @@
  */
 #include "ttt_linear.h"
 #include "layernorm.h"
+#include "ttt_inner.h"
 #include "ttt_mm.h"
 
 size_t ttt_linear_state_size(int D) { return (size_t)D * D + D; }
@@ -25,18 +26,6 @@ static void ttt_inner_grad(real *Z, real *G, real *Tg, const real *S, const real
         for (int c = 0; c < D; c++) { z[c] += b[c]; t[c] = V[(size_t)i * D + c] - K[(size_t)i * D + c]; }
         ln_l2grad_row(G + (size_t)i * D, z, t, gamma, beta, D, TTT_INNER_LN_EPS);
     }
-}
-
-/* A_ij = q_i.k_j, M_ij = tau_i lr_j (A_ij + 1) for j <= i, 0 above the diagonal */
-static void attn_matrix(real *A, real *M, const real *Q, const real *K, const real *tau,
-                        const real *lr, int r, int D)
-{
-    mm_nt(A, r, Q, D, K, D, r, r, D, 1, 0);     /* vectorised dot products; the upper half is dropped */
-    for (int i = 0; i < r; i++)
-        for (int j = 0; j < r; j++) {
-            if (j > i) { A[i * r + j] = 0; M[i * r + j] = 0; continue; }
-            M[i * r + j] = tau[i] * lr[j] * (A[i * r + j] + 1);
-        }
 }
 
 /* ttt_inner_forward (pre-LN part): Zbar = Q W + 1b - M G */
@@ -71,14 +60,9 @@ void ttt_linear_forward(real *out, int ldo, real *S, const real *Q, const real *
     real *Z = scr, *G = Z + r * D, *Tg = G + r * D, *Zb = Tg + r * D;
     real *A = Zb + r * D, *M = A + r * r;
     ttt_inner_grad(Z, G, Tg, S, K, V, gamma, beta, r, D);
-    attn_matrix(A, M, Q, K, tau, lr, r, D);
+    ttt_attn_matrix(A, M, Q, K, D, tau, lr, r);
     ttt_inner_forward(Zb, S, Q, M, G, r, D);
-    /* out = Q + LN(Zbar) */
-    for (int i = 0; i < r; i++) {
-        real *o = out + (size_t)i * ldo;
-        ln_row_forward(o, NULL, NULL, Zb + (size_t)i * D, gamma, beta, D, TTT_INNER_LN_EPS);
-        for (int c = 0; c < D; c++) o[c] += Q[(size_t)i * D + c];
-    }
+    ttt_out_forward(out, ldo, Zb, Q, gamma, beta, r, D);   /* out = Q + LN(Zbar) */
     ttt_inner_update(S, K, G, M + r * r, tau, lr, r, D);
 }
 
@@ -95,7 +79,7 @@ void ttt_linear_backward(real *dQ, real *dK, real *dV, real *dtau, real *dlr, re
     real *dZb = M + r * r, *dG = dZb + r * D, *tmp = dG + r * D, *dZ = tmp + r * D;
     real *dM = dZ + r * D, *deta = dM + r * r;
     ttt_inner_grad(Z, G, Tg, S, K, V, gamma, beta, r, D);
-    attn_matrix(A, M, Q, K, tau, lr, r, D);
+    ttt_attn_matrix(A, M, Q, K, D, tau, lr, r);
     ttt_inner_forward(Zb, S, Q, M, G, r, D);
     for (int i = 0; i < r * r; i++) deta[i] = 0;
 
@@ -115,13 +99,7 @@ void ttt_linear_backward(real *dQ, real *dK, real *dV, real *dtau, real *dlr, re
     }
 
     /* out = Q + LN(Zbar) */
-    for (int i = 0; i < r; i++) {
-        real mean, rstd, y[D];
-        ln_row_forward(y, &mean, &rstd, Zb + (size_t)i * D, gamma, beta, D, TTT_INNER_LN_EPS);
-        ln_row_backward(dZb + (size_t)i * D, dgamma, dbeta, dout + (size_t)i * lddo,
-                        Zb + (size_t)i * D, mean, rstd, gamma, D);
-        for (int c = 0; c < D; c++) dQ[(size_t)i * D + c] = dout[(size_t)i * lddo + c];
-    }
+    ttt_out_backward(dZb, dQ, dgamma, dbeta, dout, lddo, Zb, gamma, beta, r, D);
     /* Zbar = Q W + 1b - M G,  M = eta (.) (A + 1) */
     mm_nt(dQ, D, dZb, D, W, D, r, D, D, 1, 1);
     mm_tn(dW, D, Q, D, dZb, D, D, D, r, 1, 1);
@@ -129,13 +107,7 @@ void ttt_linear_backward(real *dQ, real *dK, real *dV, real *dtau, real *dlr, re
     mm_nt(dM, r, dZb, D, G, D, r, r, D, -1, 0);
     mm_tn(dG, D, M, r, dZb, D, r, D, r, -1, 1);
     /* deta = dM (.) (A+1); dA = dM (.) eta (kept in dM) */
-    for (int i = 0; i < r; i++)
-        for (int j = 0; j < r; j++) {
-            if (j > i) { dM[i * r + j] = 0; continue; }
-            real dm = dM[i * r + j];
-            deta[i * r + j] += dm * (A[i * r + j] + 1);
-            dM[i * r + j] = dm * tau[i] * lr[j];
-        }
+    ttt_attn_backward(deta, dM, A, tau, lr, r);
     /* A = tril(Q K^T) */
     mm_nn(dQ, D, dM, r, K, D, r, D, r, 1, 1);
     mm_tn(dK, D, dM, r, Q, D, r, D, r, 1, 1);
@@ -152,12 +124,7 @@ void ttt_linear_backward(real *dQ, real *dK, real *dV, real *dtau, real *dlr, re
     mm_colsum(db, dZ, D, r, D, 1, 1);
 
     /* eta_ij = tau_i lr_j */
-    for (int j = 0; j < r; j++) dlr[j] = 0;
-    for (int i = 0; i < r; i++)
-        for (int j = 0; j <= i; j++) {
-            dtau[i] += deta[i * r + j] * lr[j];
-            dlr[j] += deta[i * r + j] * tau[i];
-        }
+    ttt_eta_backward(dtau, dlr, deta, tau, lr, r);
 }
 
 /* g = LNl2grad(k W + b, v - k);  A_W += lr k^T g,  A_b += lr g */
@@ -185,6 +152,5 @@ void ttt_linear_apply(real *out, const ttt_fast_weights *S, const ttt_fast_weigh
     mm_nn(z, D, q, D, S->W1, D, 1, D, D, 1, 0);
     mm_nn(za, D, q, D, A->W1, D, 1, D, D, 1, 0);
     for (int c = 0; c < D; c++) z[c] += S->b1[c] - tau * (za[c] + A->b1[c]);
-    ln_row_forward(out, NULL, NULL, z, gamma, beta, D, TTT_INNER_LN_EPS);
-    for (int c = 0; c < D; c++) out[c] += q[c];
+    ttt_out_forward(out, D, z, q, gamma, beta, 1, D);
 }

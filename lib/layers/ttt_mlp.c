@@ -11,6 +11,7 @@
 #include "ttt_mlp.h"
 #include "gelu.h"
 #include "layernorm.h"
+#include "ttt_inner.h"
 #include "ttt_linear.h"
 #include "ttt_mm.h"
 
@@ -78,25 +79,13 @@ static void ttt_inner_grad(mlp_fwd *f, const real *S, const real *K, const real 
     for (size_t i = 0; i < (size_t)r * F; i++) f->G1[i] = f->GW[i] * f->Hd[i];
 }
 
-/* A_ij = x_i.y_j, M_ij = tau_i lr_j (A_ij + 1) for j <= i, 0 above the diagonal */
-static void attn_matrix(real *A, real *M, const real *X, const real *Y, int n, const real *tau,
-                        const real *lr, int r)
-{
-    mm_nt(A, r, X, n, Y, n, r, r, n, 1, 0);     /* vectorised dot products; the upper half is dropped */
-    for (int i = 0; i < r; i++)
-        for (int j = 0; j < r; j++) {
-            if (j > i) { A[i * r + j] = 0; M[i * r + j] = 0; continue; }
-            M[i * r + j] = tau[i] * lr[j] * (A[i * r + j] + 1);
-        }
-}
-
 /* ttt_inner_forward (pre-LN part):
  *   Zb1 = Q W1 + 1b1 - M1 G1;  Xb2 = gelu(Zb1);  Zb2 = Xb2 W2 + 1b2 - M2 G2 */
 static void ttt_inner_forward(mlp_fwd *f, const real *S, const real *Q, const real *K,
                               const real *tau, const real *lr, int r, int D, int F)
 {
     mlp_view s = view(S, D, F);
-    attn_matrix(f->A1, f->M1, Q, K, D, tau, lr, r);
+    ttt_attn_matrix(f->A1, f->M1, Q, K, D, tau, lr, r);
     mm_nn(f->Zb1, F, Q, D, s.W1, F, r, F, D, 1, 0);
     mm_nn(f->Zb1, F, f->M1, r, f->G1, F, r, F, r, -1, 1);
     for (int i = 0; i < r; i++)
@@ -105,7 +94,7 @@ static void ttt_inner_forward(mlp_fwd *f, const real *S, const real *Q, const re
             real z = f->Zb1[(size_t)i * F + c] += s.b1[c];
             f->Xb2[(size_t)i * F + c] = gelu_tanh(z);
         }
-    attn_matrix(f->A2, f->M2, f->Xb2, f->X2, F, tau, lr, r);
+    ttt_attn_matrix(f->A2, f->M2, f->Xb2, f->X2, F, tau, lr, r);
     mm_nn(f->Zb2, D, f->Xb2, F, s.W2, D, r, D, F, 1, 0);
     mm_nn(f->Zb2, D, f->M2, r, f->G2, D, r, D, r, -1, 1);
     for (int i = 0; i < r; i++)
@@ -146,25 +135,8 @@ void ttt_mlp_forward(real *out, int ldo, real *S, const real *Q, const real *K, 
     fwd_alloc(&f, &p, r, D, F);
     ttt_inner_grad(&f, S, K, V, gamma, beta, r, D, F);
     ttt_inner_forward(&f, S, Q, K, tau, lr, r, D, F);
-    /* out = Q + LN(Zb2) */
-    for (int i = 0; i < r; i++) {
-        real *o = out + (size_t)i * ldo;
-        ln_row_forward(o, NULL, NULL, f.Zb2 + (size_t)i * D, gamma, beta, D, TTT_INNER_LN_EPS);
-        for (int c = 0; c < D; c++) o[c] += Q[(size_t)i * D + c];
-    }
+    ttt_out_forward(out, ldo, f.Zb2, Q, gamma, beta, r, D);   /* out = Q + LN(Zb2) */
     ttt_inner_update(S, &f, K, tau, lr, r, D, F);
-}
-
-/* deta += dM (.) (A + 1) and dM <- dA = dM (.) eta, lower triangle only */
-static void attn_backward(real *deta, real *dM, const real *A, const real *tau, const real *lr, int r)
-{
-    for (int i = 0; i < r; i++)
-        for (int j = 0; j < r; j++) {
-            if (j > i) { dM[i * r + j] = 0; continue; }
-            real dm = dM[i * r + j];
-            deta[i * r + j] += dm * (A[i * r + j] + 1);
-            dM[i * r + j] = dm * tau[i] * lr[j];
-        }
 }
 
 void ttt_mlp_backward(real *dQ, real *dK, real *dV, real *dtau, real *dlr, real *dgamma,
@@ -212,20 +184,14 @@ void ttt_mlp_backward(real *dQ, real *dK, real *dV, real *dtau, real *dlr, real 
     }
 
     /* out = Q + LN(Zb2) */
-    for (int i = 0; i < r; i++) {
-        real mean, rstd, y[D];
-        ln_row_forward(y, &mean, &rstd, f.Zb2 + (size_t)i * D, gamma, beta, D, TTT_INNER_LN_EPS);
-        ln_row_backward(dZb2 + (size_t)i * D, dgamma, dbeta, dout + (size_t)i * lddo,
-                        f.Zb2 + (size_t)i * D, mean, rstd, gamma, D);
-        for (int c = 0; c < D; c++) dQ[(size_t)i * D + c] = dout[(size_t)i * lddo + c];
-    }
+    ttt_out_backward(dZb2, dQ, dgamma, dbeta, dout, lddo, f.Zb2, gamma, beta, r, D);
     /* Zb2 = Xb2 W2 + 1b2 - M2 G2,  M2 = eta (.) (tril(Xb2 X2^T) + 1) */
     mm_nt(dXb2, F, dZb2, D, s.W2, D, r, F, D, 1, 0);
     mm_tn(d.W2, D, f.Xb2, F, dZb2, D, F, D, r, 1, 1);
     mm_colsum(d.b2, dZb2, D, r, D, 1, 1);
     mm_nt(dM, r, dZb2, D, f.G2, D, r, r, D, -1, 0);
     mm_tn(dG2, D, f.M2, r, dZb2, D, r, D, r, -1, 1);
-    attn_backward(deta, dM, f.A2, tau, lr, r);
+    ttt_attn_backward(deta, dM, f.A2, tau, lr, r);
     mm_nn(dXb2, F, dM, r, f.X2, F, r, F, r, 1, 1);
     mm_tn(dX2, F, dM, r, f.Xb2, F, r, F, r, 1, 1);
     /* Xb2 = gelu(Zb1) */
@@ -237,7 +203,7 @@ void ttt_mlp_backward(real *dQ, real *dK, real *dV, real *dtau, real *dlr, real 
     mm_colsum(d.b1, dZb1, F, r, F, 1, 1);
     mm_nt(dM, r, dZb1, F, f.G1, F, r, r, F, -1, 0);
     mm_tn(dG1, F, f.M1, r, dZb1, F, r, F, r, -1, 1);
-    attn_backward(deta, dM, f.A1, tau, lr, r);
+    ttt_attn_backward(deta, dM, f.A1, tau, lr, r);
     mm_nn(dQ, D, dM, r, K, D, r, D, r, 1, 1);
     mm_tn(dK, D, dM, r, Q, D, r, D, r, 1, 1);
 
@@ -270,12 +236,7 @@ void ttt_mlp_backward(real *dQ, real *dK, real *dV, real *dtau, real *dlr, real 
     mm_colsum(d.b1, dZ1, F, r, F, 1, 1);
 
     /* eta_ij = tau_i lr_j */
-    for (int j = 0; j < r; j++) dlr[j] = 0;
-    for (int i = 0; i < r; i++)
-        for (int j = 0; j <= i; j++) {
-            dtau[i] += deta[i * r + j] * lr[j];
-            dlr[j] += deta[i * r + j] * tau[i];
-        }
+    ttt_eta_backward(dtau, dlr, deta, tau, lr, r);
 }
 
 /* z1 = k W1 + b1; x2 = gelu(z1); z2 = x2 W2 + b2; g2 = LNl2grad(z2, v - k);
@@ -318,6 +279,5 @@ void ttt_mlp_apply(real *out, const ttt_fast_weights *S, const ttt_fast_weights 
     mm_nn(z2, D, z1, F, s.W2, D, 1, D, F, 1, 0);
     mm_nn(zc, D, z1, F, a.W2, D, 1, D, F, 1, 0);
     for (int c = 0; c < D; c++) z2[c] += s.b2[c] - tau * (zc[c] + a.b2[c]);
-    ln_row_forward(out, NULL, NULL, z2, gamma, beta, D, TTT_INNER_LN_EPS);
-    for (int c = 0; c < D; c++) out[c] += q[c];
+    ttt_out_forward(out, D, z2, q, gamma, beta, 1, D);
 }
