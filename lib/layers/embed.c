@@ -1,10 +1,8 @@
 /* embed.c - token embedding forward/backward (see embed.h). */
 #include "embed.h"
+#include "par.h"
 
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 void embed_forward(real *out, const int32_t *ids, const real *E, int N, int C)
 {
@@ -19,11 +17,8 @@ void embed_backward(real *dE, const real *dout, const int32_t *ids, int N, int C
      * each owns a column range of every row and no two write the same place. */
     #pragma omp parallel
     {
-#ifdef _OPENMP
-        int nt = omp_get_num_threads(), id = omp_get_thread_num();
-#else
-        int nt = 1, id = 0;
-#endif
+        int id, nt;
+        par_team(&id, &nt);
         int c0 = (int)((long)C * id / nt), c1 = (int)((long)C * (id + 1) / nt);
         for (int n = 0; n < N; n++) {
             real *d = dE + (size_t)ids[n] * C;

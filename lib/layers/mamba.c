@@ -3,13 +3,11 @@
  * decoding (mamba.h). */
 #include "mamba.h"
 #include "dwconv.h"     /* dwconv_forward/backward/step */
+#include "par.h"        /* par_max_threads, par_thread_id */
 #include "../blas.h"    /* ttt_gemm */
 
 #include <math.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #define EBLK 32         /* channels per scan task */
 
@@ -25,24 +23,6 @@ void mamba_config_init(mamba_config *m, int C, int conv_kernel)
 static inline real sigm(real x) { return 1 / (1 + exp(-x)); }
 /* softplus, linear above 20 as in PyTorch (threshold=20) */
 static inline real softplus(real x) { return x > 20 ? x : log1p(exp(x)); }
-
-static int max_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 /* ---- selective scan ---- */
 
@@ -85,7 +65,7 @@ size_t mamba_scan_scratch_size(int B, int T, int E, int S)
 {
     size_t nblk = (E + EBLK - 1) / EBLK;
     return (size_t)B * nblk * T * 2 * S + (size_t)B * E * S + (size_t)B * E +
-           (size_t)max_threads() * (MAMBA_CHUNK + 1) * EBLK * S;
+           (size_t)par_max_threads() * (MAMBA_CHUNK + 1) * EBLK * S;
 }
 
 void mamba_scan_backward(real *du, real *ddt, real *dBm, real *dCm, real *dA, real *dD,
@@ -100,7 +80,7 @@ void mamba_scan_backward(real *du, real *ddt, real *dBm, real *dCm, real *dA, re
     real *thr = pD + (size_t)B * E;                        /* per thread */
     #pragma omp parallel
     {
-        real *Hb = thr + (size_t)thread_id() * (MAMBA_CHUNK + 1) * EBLK * S;
+        real *Hb = thr + (size_t)par_thread_id() * (MAMBA_CHUNK + 1) * EBLK * S;
         real *dh = Hb + (size_t)MAMBA_CHUNK * EBLK * S;
         #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++)

@@ -23,9 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "../blas.h"
 #include "../err.h"
@@ -33,6 +30,7 @@
 #include "dwconv.h"
 #include "gelu.h"
 #include "layernorm.h"
+#include "par.h"
 #include "ttt_linear.h"
 #include "ttt_mlp.h"
 
@@ -43,36 +41,11 @@ static int nslots(int B, int H) { return B * H < TTT_SLOTS ? B * H : TTT_SLOTS; 
 
 static int nthreads(int slots)
 {
-#ifdef _OPENMP
-    int n = omp_get_max_threads();
+    int n = par_max_threads();
     return n < slots ? n : slots;
-#else
-    return 1;
-#endif
-}
-
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
 }
 
 static int is_mlp(const ttt_layer_config *c) { return c->kind == TTT_MLP; }
-
-/* This thread's index and the team size inside a parallel region. */
-static void team(int *id, int *nt)
-{
-#ifdef _OPENMP
-    *id = omp_get_thread_num();
-    *nt = omp_get_num_threads();
-#else
-    *id = 0;
-    *nt = 1;
-#endif
-}
 
 /* Element-wise passes go parallel only above this many reals: a decode step
  * (B rows) is cheaper on one thread than a fork/join. */
@@ -323,7 +296,7 @@ static void forward_impl(const ttt_layer_config *c, real *out, real *acts, const
     #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads(slotsn))
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
-        real *scr = slots + (size_t)thread_id() * ssz;
+        real *scr = slots + (size_t)par_thread_id() * ssz;
         real *st = states + (size_t)bh * (N + 1) * P;
         ttt_fast_weights w0 = S0 ? fw_at(c, S0->W1, S0->b1, S0->W2, S0->b2, bh)
                                  : fw_at(c, p->W1, p->b1, p->W2, p->b2, h);
@@ -416,7 +389,7 @@ void ttt_layer_backward(const ttt_layer_config *c, real *dx, const ttt_layer_par
     #pragma omp parallel
     {
         int id, nt;
-        team(&id, &nt);
+        par_team(&id, &nt);
         int c0 = C * id / nt, c1 = C * (id + 1) / nt;
         real *gw = g->post_norm_w, *gb = g->post_norm_b;
         for (size_t i = 0; i < BT; i++) {
@@ -436,7 +409,7 @@ void ttt_layer_backward(const ttt_layer_config *c, real *dx, const ttt_layer_par
     #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads(slotsn))
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
-        real *scr = slots + (size_t)thread_id() * ssz;
+        real *scr = slots + (size_t)par_thread_id() * ssz;
         real *st = states + (size_t)bh * (N + 1) * P;
         real *dS = st + (size_t)N * P;
         real *dgamma = accb + (size_t)bh * (2 * D + K), *dbeta = dgamma + D, *dtau = dbeta + D;
@@ -639,7 +612,7 @@ void ttt_layer_step(const ttt_layer_config *c, real *out, real *state, const rea
     #pragma omp parallel for schedule(static) num_threads(nthreads(slotsn))
     for (int bh = 0; bh < B * H; bh++) {
         int h = bh % H;
-        real *scr = slots + (size_t)thread_id() * ssz;
+        real *scr = slots + (size_t)par_thread_id() * ssz;
         ttt_fast_weights S = dstate_fw(c, state, L.S, bh), A = dstate_fw(c, state, L.A, bh);
         const real *gamma = p->ttt_norm_w + (size_t)h * D, *beta = p->ttt_norm_b + (size_t)h * D;
         size_t o = (size_t)bh * D;
