@@ -65,7 +65,7 @@ define fuzz_run
 	    >build/fuzz/$$t.log 2>&1 \
 	    || { grep -aE 'ERROR|SUMMARY|runtime error|#[0-9]+ 0x.* in [a-z_]+ /' build/fuzz/$$t.log | head -20; \
 	         echo "fuzz: $$t: FAILED, input kept in build/fuzz/crashes/$$t/"; fail="$$fail $$t"; continue; }; \
-	  grep -a ' DONE ' build/fuzz/$$t.log | tail -1; \
+	  grep -aE '[[:space:]]DONE ' build/fuzz/$$t.log | tail -1; \
 	done; \
 	if [ -n "$$fail" ]; then echo "fuzz: failed:$$fail"; exit 1; fi; echo "fuzz: all targets clean"
 endef
