@@ -5,6 +5,7 @@
  * JSON round trip and errors, preset parameter counts against the spec table.
  */
 #include "check.h"
+#include "model_check.h"
 #include "../../lib/model.h"
 #include "../../lib/err.h"
 #include "../../lib/rng.h"
@@ -211,13 +212,6 @@ static void scramble(ttt_model *m)
     }
 }
 
-static double model_loss(ttt_model *m, const int32_t *ids, const int32_t *tg, int B, int T)
-{
-    double loss = NAN;
-    CHECK(ttt_model_forward(m, ids, tg, B, T, &loss) == 0);
-    return loss;
-}
-
 static void test_model_fd(int kind, int mamba)
 {
     ttt_config c;
@@ -228,17 +222,11 @@ static void test_model_fd(int kind, int mamba)
     scramble(m);
     int B = 2, T = 21;   /* one full mini-batch and a partial one of 5 */
     int32_t ids[42], tg[42];
-    for (int i = 0; i < B * T; i++) ids[i] = (int32_t)ttt_rng_below(&rng, c.vocab_size);
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) tg[b * T + t] = t + 1 < T ? ids[b * T + t + 1] : -1;
+    random_batch(&rng, ids, tg, B, T, c.vocab_size);
     tg[3] = -1;   /* an ignored target in the middle */
     size_t n = ttt_model_num_params(m);
     real *p = ttt_model_params(m), *g = ttt_model_grads(m);
-    model_loss(m, ids, tg, B, T);
-    ttt_model_zero_grad(m);
-    CHECK(ttt_model_backward(m) == 0);
-    real *grad = malloc(n * sizeof *grad);
-    memcpy(grad, g, n * sizeof *grad);
+    real *grad = model_grad(m, ids, tg, B, T);
 
     /* random directions through all parameters */
     double h = 1e-5;
@@ -258,18 +246,7 @@ static void test_model_fd(int kind, int mamba)
     int bad = 0;
     for (int i = 0; i < ttt_model_num_tensors(m); i++) {
         const ttt_tensor *t = ttt_model_tensor(m, i);
-        size_t best = t->offset;
-        for (size_t k = t->offset; k < t->offset + t->numel; k++)
-            if (fabs(grad[k]) > fabs(grad[best])) best = k;
-        real s = p[best];
-        p[best] = s + h; double lp = model_loss(m, ids, tg, B, T);
-        p[best] = s - h; double lm = model_loss(m, ids, tg, B, T);
-        p[best] = s;
-        double fd = (lp - lm) / (2 * h);
-        if (!(fabs(fd - grad[best]) <= 1e-9 + 1e-6 * fabs(fd))) {
-            fprintf(stderr, "  fd mismatch %s: analytic %.10g fd %.10g\n", t->name, grad[best], fd);
-            bad++;
-        }
+        bad += !fd_agrees(m, ids, tg, B, T, t, largest_grad(grad, t), grad, h);
     }
     CHECK(bad == 0);
     /* gradients accumulate; one backward per forward */
@@ -299,10 +276,8 @@ static void test_decode(int kind, int mamba)
     enum { B = 2, T = 53 };
     int V = c.vocab_size;
     int32_t ids[B * T], chunk[B * T];
-    for (int i = 0; i < B * T; i++) ids[i] = (int32_t)ttt_rng_below(&rng, V);
-    CHECK(ttt_model_forward(m, ids, NULL, B, T, NULL) == 0);
-    real *full = malloc((size_t)B * T * V * sizeof *full), *lg = malloc((size_t)B * T * V * sizeof *lg);
-    memcpy(full, ttt_model_logits(m), (size_t)B * T * V * sizeof *full);
+    random_batch(&rng, ids, NULL, B, T, V);
+    real *full = full_logits(m, ids, B, T, V), *lg = malloc((size_t)B * T * V * sizeof *lg);
     static const int Ps[] = { 0, 1, 16, 19, 32 };
     for (size_t pi = 0; pi < sizeof Ps / sizeof Ps[0]; pi++) {
         int P = Ps[pi];
@@ -312,17 +287,12 @@ static void test_decode(int kind, int mamba)
         if (P > 0) {
             for (int b = 0; b < B; b++) memcpy(chunk + b * P, ids + b * T, P * sizeof *ids);
             CHECK(ttt_decode_prefill(m, s, chunk, P, lg) == 0);
-            for (int b = 0; b < B; b++)
-                for (int t = 0; t < P; t++)
-                    for (int v = 0; v < V; v++)
-                        worst = fmax(worst, fabs(lg[(b * P + t) * V + v] - full[(b * T + t) * V + v]));
+            worst = fmax(worst, logits_diff(lg, full, B, P, T, 0, V));
         }
         for (int t = P; t < T; t++) {
             for (int b = 0; b < B; b++) chunk[b] = ids[b * T + t];
             CHECK(ttt_decode_step(m, s, chunk, lg) == 0);
-            for (int b = 0; b < B; b++)
-                for (int v = 0; v < V; v++)
-                    worst = fmax(worst, fabs(lg[b * V + v] - full[(b * T + t) * V + v]));
+            worst = fmax(worst, logits_diff(lg, full, B, 1, T, t, V));
         }
         CHECK(ttt_decode_position(s) == T);
         if (!(worst < 1e-10)) fprintf(stderr, "  decode P=%d: max |diff| %.3g\n", P, worst);
@@ -337,10 +307,7 @@ static void test_decode(int kind, int mamba)
         int P = part ? 21 : 16;
         for (int b = 0; b < B; b++) memcpy(chunk + b * P, ids + b * T + done, P * sizeof *ids);
         CHECK(ttt_decode_prefill(m, s, chunk, P, lg) == 0);
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < P; t++)
-                for (int v = 0; v < V; v++)
-                    worst = fmax(worst, fabs(lg[(b * P + t) * V + v] - full[(b * T + done + t) * V + v]));
+        worst = fmax(worst, logits_diff(lg, full, B, P, T, done, V));
         done += P;
     }
     CHECK(worst < 1e-10);

@@ -5,6 +5,7 @@
  * JSON (seq_modeling_block) round trip and errors, presets matched by
  * parameter count, the KV cache limit. */
 #include "check.h"
+#include "model_check.h"
 #include "../../lib/model.h"
 #include "../../lib/err.h"
 #include "../../lib/json.h"
@@ -41,13 +42,6 @@ static void scramble(ttt_model *m)
     }
 }
 
-static double model_loss(ttt_model *m, const int32_t *ids, const int32_t *tg, int B, int T)
-{
-    double loss = 0;
-    CHECK(ttt_model_forward(m, ids, tg, B, T, &loss) == 0);
-    return loss;
-}
-
 static void test_fd(int block)
 {
     ttt_config c;
@@ -59,39 +53,16 @@ static void test_fd(int block)
     scramble(m);
     enum { B = 2, T = 70 };   /* T crosses the Mamba scan's chunk and the attention tile */
     int32_t ids[B * T], tg[B * T];
-    for (int i = 0; i < B * T; i++) ids[i] = (int32_t)ttt_rng_below(&rng, c.vocab_size);
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) tg[b * T + t] = t + 1 < T ? ids[b * T + t + 1] : -1;
+    random_batch(&rng, ids, tg, B, T, c.vocab_size);
     tg[5] = -1;
-    size_t n = ttt_model_num_params(m);
-    real *p = ttt_model_params(m), *g = ttt_model_grads(m);
-    model_loss(m, ids, tg, B, T);
-    ttt_model_zero_grad(m);
-    CHECK(ttt_model_backward(m) == 0);
-    real *grad = malloc(n * sizeof *grad);
-    memcpy(grad, g, n * sizeof *grad);
+    real *grad = model_grad(m, ids, tg, B, T);
     double h = 1e-5;
     /* every tensor: its largest-gradient entry and two others */
     int bad = 0;
     for (int i = 0; i < ttt_model_num_tensors(m); i++) {
         const ttt_tensor *t = ttt_model_tensor(m, i);
-        size_t best = t->offset;
-        for (size_t k = t->offset; k < t->offset + t->numel; k++)
-            if (fabs(grad[k]) > fabs(grad[best])) best = k;
-        size_t pick[3] = { best, t->offset + t->numel / 3, t->offset + t->numel - 1 };
-        for (int j = 0; j < 3; j++) {
-            size_t k = pick[j];
-            real s = p[k];
-            p[k] = s + h; double lp = model_loss(m, ids, tg, B, T);
-            p[k] = s - h; double lm = model_loss(m, ids, tg, B, T);
-            p[k] = s;
-            double fd = (lp - lm) / (2 * h);
-            if (!(fabs(fd - grad[k]) <= 1e-9 + 1e-6 * fabs(fd))) {
-                fprintf(stderr, "  fd mismatch %s[%zu]: analytic %.10g fd %.10g\n", t->name,
-                        k - t->offset, grad[k], fd);
-                bad++;
-            }
-        }
+        size_t pick[3] = { largest_grad(grad, t), t->offset + t->numel / 3, t->offset + t->numel - 1 };
+        for (int j = 0; j < 3; j++) bad += !fd_agrees(m, ids, tg, B, T, t, pick[j], grad, h);
     }
     CHECK(bad == 0);
     /* the inter views reach the baseline blocks */
@@ -114,10 +85,8 @@ static void test_decode(int block)
     enum { B = 2, T = 75 };
     int V = c.vocab_size;
     int32_t ids[B * T], chunk[B * T];
-    for (int i = 0; i < B * T; i++) ids[i] = (int32_t)ttt_rng_below(&rng, V);
-    CHECK(ttt_model_forward(m, ids, NULL, B, T, NULL) == 0);
-    real *full = malloc((size_t)B * T * V * sizeof *full), *lg = malloc((size_t)B * T * V * sizeof *lg);
-    memcpy(full, ttt_model_logits(m), (size_t)B * T * V * sizeof *full);
+    random_batch(&rng, ids, NULL, B, T, V);
+    real *full = full_logits(m, ids, B, T, V), *lg = malloc((size_t)B * T * V * sizeof *lg);
     /* no alignment needed: prefills of 3, steps, a prefill of 67 from position 5 */
     static const int Ps[] = { 3, 1, 1, 67, 1, 1, 1 };
     ttt_decode *s = ttt_decode_new(m, B);
@@ -129,10 +98,7 @@ static void test_decode(int block)
         for (int b = 0; b < B; b++) memcpy(chunk + b * P, ids + b * T + pos, P * sizeof *ids);
         int rc = P == 1 ? ttt_decode_step(m, s, chunk, lg) : ttt_decode_prefill(m, s, chunk, P, lg);
         CHECK(rc == 0);
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < P; t++)
-                for (int v = 0; v < V; v++)
-                    worst = fmax(worst, fabs(lg[(b * P + t) * V + v] - full[(b * T + pos + t) * V + v]));
+        worst = fmax(worst, logits_diff(lg, full, B, P, T, pos, V));
         pos += P;
     }
     CHECK(pos == T && ttt_decode_position(s) == T);
