@@ -1,6 +1,7 @@
 /* dist_nccl.cu - the GPU gradient all-reduce of lib/dist.h over NCCL.
  *
- * NCCL is loaded at run time (dlopen of libnccl.so.2) rather than linked,
+ * NCCL is loaded at run time (dlopen of libnccl.so.2, or of the file named
+ * by $TTT_NCCL_LIBRARY) rather than linked,
  * so the library and every program build and run where NCCL is absent; only
  * ttt_dist_gpu_open fails there, naming the missing library. The header is
  * used for the types alone, and when it is missing too the functions are
@@ -53,9 +54,16 @@ static int nccl_fail(ttt_dist_gpu *g, const char *what, ncclResult_t r)
 /* The library and its functions into g; 0 or -1 + message (local). */
 static int load(ttt_dist_gpu *g)
 {
-    g->lib = dlopen("libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
-    if (!g->lib) g->lib = dlopen("libnccl.so", RTLD_NOW | RTLD_LOCAL);
-    if (!g->lib) return ttt_seterr("cannot load NCCL (libnccl.so.2): %s", dlerror());
+    /* TTT_NCCL_LIBRARY: one NCCL among several, or none (tests) */
+    const char *path = getenv("TTT_NCCL_LIBRARY");
+    if (path && *path) {
+        if (!(g->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL)))
+            return ttt_seterr("cannot load NCCL (TTT_NCCL_LIBRARY=%s): %s", path, dlerror());
+    } else {
+        g->lib = dlopen("libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
+        if (!g->lib) g->lib = dlopen("libnccl.so", RTLD_NOW | RTLD_LOCAL);
+        if (!g->lib) return ttt_seterr("cannot load NCCL (libnccl.so.2): %s", dlerror());
+    }
     *(void **)&g->get_id = dlsym(g->lib, "ncclGetUniqueId");
     *(void **)&g->init_rank = dlsym(g->lib, "ncclCommInitRank");
     *(void **)&g->all_reduce = dlsym(g->lib, "ncclAllReduce");
