@@ -15,6 +15,7 @@
 #include "sampler.h"      /* ttt_sampler */
 #include "state.h"        /* ttt_state_save, ttt_state_load */
 #include "tokenizer.h"    /* ttt_tokenizer_* */
+#include "ttt_cuda_decode.h"  /* --device cuda: ttt_gpu_decode_* */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -131,6 +132,24 @@ static void flush_held(out_state *o)
     check_out();
 }
 
+/* --device cuda: the GPU decoder; the CPU decoder s then only carries the
+ * state to and from state files. The GPU returns the logits of a chunk's
+ * last token only: they are put where the CPU path leaves them. */
+static ttt_gpu_decode *gd;
+
+static int dec_step(ttt_model *m, ttt_decode *s, const int32_t *id, real *logits)
+{
+    return gd ? ttt_gpu_decode_step(gd, id, (float *)logits) : ttt_decode_step(m, s, id, logits);
+}
+
+static int dec_prefill(ttt_model *m, ttt_decode *s, const int32_t *ids, int P, real *logits, int V)
+{
+    return gd ? ttt_gpu_decode_prefill(gd, ids, P, (float *)logits + (size_t)(P - 1) * V)
+              : ttt_decode_prefill(m, s, ids, P, logits);
+}
+
+static long dec_pos(const ttt_decode *s) { return gd ? ttt_gpu_decode_position(gd) : ttt_decode_position(s); }
+
 static double now(void)
 {
     struct timespec ts;
@@ -174,7 +193,9 @@ int main(int argc, char **argv)
     }
     if (optind < argc) cli_usage_error("unexpected operand '%s'", argv[optind]);
     if (!model_path) cli_usage_error("no model given (-m RUNDIR)");
+#ifndef TTT_HAVE_CUDA
     if (device == 1) cli_die("--device cuda: the CUDA backend is not available in this build; use --device cpu");
+#endif
 
     /* model and tokenizer */
     uint64_t model_tok_hash = 0;
@@ -224,10 +245,15 @@ int main(int argc, char **argv)
     ttt_decode *s = ttt_decode_new(m, 1);
     real *logits = malloc((size_t)PREFILL_CHUNK * V * sizeof *logits);
     if (!s || !logits) cli_die("out of memory");
+    if (device == 1) {
+        if (sizeof(real) != sizeof(float)) cli_die("--device cuda needs the float32 library");
+        if (!(gd = ttt_gpu_decode_for(m, 0, 1))) cli_die("--device cuda: %s", ttt_errmsg());
+    }
     int32_t last = -1;
     if (state_in) {
         ttt_rng saved;
         if (ttt_state_load(state_in, m, s, &saved, &last, logits) < 0) cli_die_lib();
+        if (gd && ttt_gpu_decode_sync_host(gd, s, 1) < 0) cli_die_lib();
         if (!seed_given) smp.rng = saved;
     }
 
@@ -237,16 +263,16 @@ int main(int argc, char **argv)
     double t0 = now();
     size_t i = 0;
     int32_t one;
-    while (i < nids && ttt_decode_position(s) % K != 0) {
+    while (i < nids && dec_pos(s) % K != 0) {
         one = (int32_t)ids[i++];
-        if (ttt_decode_step(m, s, &one, logits) < 0) cli_die_lib();
+        if (dec_step(m, s, &one, logits) < 0) cli_die_lib();
     }
     int32_t *chunk = malloc(PREFILL_CHUNK * sizeof *chunk);
     if (!chunk) cli_die("out of memory");
     while (i < nids) {
         int P = nids - i < PREFILL_CHUNK ? (int)(nids - i) : PREFILL_CHUNK;
         for (int j = 0; j < P; j++) chunk[j] = (int32_t)ids[i + j];
-        if (ttt_decode_prefill(m, s, chunk, P, logits) < 0) cli_die_lib();
+        if (dec_prefill(m, s, chunk, P, logits, V) < 0) cli_die_lib();
         if (P > 1) memmove(logits, logits + (size_t)(P - 1) * V, (size_t)V * sizeof *logits);
         i += P;
     }
@@ -270,10 +296,10 @@ int main(int argc, char **argv)
          * the last one only matters when the state is saved */
         if (made < ntok && !stopped) {
             one = next;
-            if (ttt_decode_step(m, s, &one, logits) < 0) cli_die_lib();
+            if (dec_step(m, s, &one, logits) < 0) cli_die_lib();
         } else if (state_out) {
             one = next;
-            if (ttt_decode_step(m, s, &one, logits) < 0) cli_die_lib();
+            if (dec_step(m, s, &one, logits) < 0) cli_die_lib();
         }
         last = next;
     }
@@ -282,11 +308,12 @@ int main(int argc, char **argv)
     check_out();
     double t2 = now();
 
+    if (state_out && gd && ttt_gpu_decode_sync_host(gd, s, 0) < 0) cli_die_lib();
     if (state_out && ttt_state_save(state_out, m, s, &smp.rng, last, logits) < 0) cli_die_lib();
     if (cli_verbosity >= 2)
         fprintf(stderr, "%s: prompt %zu tokens in %.3f s (%.1f tokens/s); generated %lld tokens in %.3f s (%.2f ms/token); position %ld\n",
                 cli_prog(), nids, t1 - t0, nids ? nids / (t1 - t0) : 0.0, made, t2 - t1,
-                made ? 1e3 * (t2 - t1) / made : 0.0, ttt_decode_position(s));
+                made ? 1e3 * (t2 - t1) / made : 0.0, dec_pos(s));
 
     free(o.held);
     free(chunk);
@@ -296,6 +323,7 @@ int main(int argc, char **argv)
     free(tp);
     ttt_sampler_free(&smp);
     ttt_decode_free(s);
+    ttt_gpu_decode_free(gd);
     ttt_tokenizer_free(tok);
     ttt_model_free(m);
     return 0;
