@@ -144,3 +144,63 @@ same_curve() {
   assert_status 0
   [ "$(wc -l < intr/metrics.jsonl)" -eq $((step + 2)) ]
 }
+
+@test "--allreduce: nccl needs --device cuda; a bad value is a usage error" {
+  run ttt-train "${A[@]}" --batch 4 --steps 2 --allreduce nccl -o x
+  assert_status 2
+  [[ "$output" == *"ttt-train: --allreduce nccl needs --device cuda"* ]]
+  run ttt-train "${A[@]}" --batch 4 --steps 2 --allreduce nvlink -o x
+  assert_status 2
+  [[ "$output" == *"--allreduce: invalid value 'nvlink'"* ]]
+  # mpi is the CPU's own path: accepted, same run
+  run "${MPIRUN[@]}" -np 2 ttt-train "${A[@]}" --batch 4 --steps 3 --allreduce mpi -o y
+  assert_status 0
+  [ "$(wc -l < y/metrics.jsonl)" -eq 3 ]
+  [ ! -e x ]
+}
+
+# --device cuda: needs a GPU (and NCCL for the NCCL path); skipped otherwise.
+gpu_setup() {
+  ttt-train -V -v | grep -q '^cuda: yes' || skip "ttt-train built without CUDA"
+  G=(-d "$D/data-train-*.tok" --val "$D/data-val-*.tok" -c tiny --ctx 32 -q --eval-every 5 --device cuda)
+  run ttt-train "${G[@]}" --batch 8 --steps 1 -o probe
+  [[ "$output" == *"no CUDA device"* || "$output" == *"CUDA driver"* ]] && skip "no CUDA GPU"
+  assert_status 0
+  rm -rf probe
+}
+
+@test "cuda under mpirun: the NCCL all-reduce (forced on 1 rank) equals the plain GPU run" {
+  gpu_setup
+  run "${MPIRUN[@]}" -np 1 ttt-train "${G[@]}" --batch 8 --steps 12 --allreduce nccl -o nccl
+  [[ "$output" == *"cannot load NCCL"* ]] && skip "NCCL not installed"
+  assert_status 0
+  run ttt-train "${G[@]}" --batch 8 --steps 12 -o plain
+  assert_status 0
+  same_curve plain nccl 1e-5
+  run "$CMP" --compare plain/model.safetensors nccl/model.safetensors 1e-5
+  assert_status 0
+  # several GPUs: 2 ranks average on the devices and match the 1-process run
+  local ngpu
+  ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+  if [ "$ngpu" -ge 2 ]; then
+    run "${MPIRUN[@]}" -np 2 ttt-train "${G[@]}" --batch 8 --steps 12 -v -o two
+    assert_status 0
+    [[ "$output" != *"warning"* ]]
+    same_curve plain two 1e-4
+  fi
+}
+
+@test "cuda under mpirun without NCCL: one warning, the host path, the same curve; --allreduce nccl fails" {
+  gpu_setup
+  export TTT_NCCL_LIBRARY=/nonexistent/libnccl.so.2
+  run ttt-train "${G[@]}" --batch 8 --steps 6 -o plain
+  assert_status 0
+  run "${MPIRUN[@]}" -np 2 -x TTT_NCCL_LIBRARY ttt-train "${G[@]}" --batch 8 --steps 6 -v -o two
+  assert_status 0
+  [ "$(grep -c 'warning: cannot load NCCL.*with MPI instead' <<<"$output")" -eq 1 ]
+  same_curve plain two 1e-4
+  run "${MPIRUN[@]}" -np 1 -x TTT_NCCL_LIBRARY ttt-train "${G[@]}" --batch 8 --steps 2 --allreduce nccl -o bad
+  assert_status 1
+  [[ "$output" == *"ttt-train: --allreduce nccl: cannot load NCCL (TTT_NCCL_LIBRARY=/nonexistent/libnccl.so.2)"* ]]
+  [ ! -e bad ]
+}
