@@ -147,21 +147,16 @@ static void fw_scatter(const ttt_layer_config *c, const ttt_fast_weights *w, con
 
 /* ---- input side ---- */
 
-/* Causal depthwise conv continuing from a history state [B,C,k] (oldest
- * first), which is updated to the last k inputs. */
+/* Causal depthwise conv of x [B,T,C] continuing from a history state
+ * [B,C,k] (oldest first), which is updated to the last k inputs: one
+ * decoding step per token. */
 static void conv_with_state(real *y, const real *x, const real *w, const real *bias, real *state,
                             int B, int T, int C, int k)
 {
     for (int b = 0; b < B; b++)
-        for (int ch = 0; ch < C; ch++) {
-            real *st = state + ((size_t)b * C + ch) * k;
-            for (int t = 0; t < T; t++) {
-                memmove(st, st + 1, sizeof(real) * (k - 1));
-                st[k - 1] = x[((size_t)b * T + t) * C + ch];
-                real acc = bias ? bias[ch] : 0;
-                for (int j = 0; j < k; j++) acc += st[j] * w[ch * k + j];
-                y[((size_t)b * T + t) * C + ch] = acc;
-            }
+        for (int t = 0; t < T; t++) {
+            size_t row = ((size_t)b * T + t) * C;
+            dwconv_step(y + row, state + (size_t)b * C * k, x + row, w, bias, 1, C, k);
         }
 }
 
