@@ -96,15 +96,6 @@ static float *as_f32(const real *x, size_t n, float **owned)
 #endif
 }
 
-static int read_real(const ttt_st *st, const ttt_st_tensor *t, real *out)
-{
-#ifdef TTT_F64
-    return ttt_st_read_f64(st, t, out);
-#else
-    return ttt_st_read_f32(st, t, out);
-#endif
-}
-
 static char *config_json(const ttt_config *c)
 {
     char *buf = NULL;
@@ -339,7 +330,7 @@ static int load_tensors(const ttt_st *st, const ttt_model *m, const char *prefix
             return ttt_seterr("%s: tensor %s: shape [%s], the model needs [%s]", P, name, b, a);
         }
         if (ttt_st_verify_tensor(st, s) < 0) return -1;
-        if (read_real(st, s, x + t->offset) < 0) return -1;
+        if (ttt_st_read_real(st, s, x + t->offset) < 0) return -1;
     }
     if (ttt_st_count(st) != nt + extra) {
         /* Name one tensor the model does not have. */

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "real.h"
+
 #define TTT_ST_MAX_DIMS 8
 
 typedef enum {
@@ -68,6 +70,15 @@ int ttt_st_verify_tensor(const ttt_st *st, const ttt_st_tensor *t);
  * out holds t->numel values. 0 or -1 (unsupported dtype). */
 int ttt_st_read_f32(const ttt_st *st, const ttt_st_tensor *t, float *out);
 int ttt_st_read_f64(const ttt_st *st, const ttt_st_tensor *t, double *out);
+/* The same into `real` (float, or double in the TTT_F64 build). */
+static inline int ttt_st_read_real(const ttt_st *st, const ttt_st_tensor *t, real *out)
+{
+#ifdef TTT_F64
+    return ttt_st_read_f64(st, t, out);
+#else
+    return ttt_st_read_f32(st, t, out);
+#endif
+}
 
 /* ---- writer ---- */
 typedef struct ttt_st_writer ttt_st_writer;
