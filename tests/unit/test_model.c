@@ -212,14 +212,21 @@ static void scramble(ttt_model *m)
     }
 }
 
+/* The scrambled tiny model; NULL (a failed check) if it does not build. */
+static ttt_model *tiny_model(ttt_config *c, int kind, int mamba)
+{
+    tiny_config(c, kind, mamba);
+    ttt_model *m = ttt_model_build(c);
+    CHECK(m != NULL);
+    if (m) scramble(m);
+    return m;
+}
+
 static void test_model_fd(int kind, int mamba)
 {
     ttt_config c;
-    tiny_config(&c, kind, mamba);
-    ttt_model *m = ttt_model_build(&c);
-    CHECK(m != NULL);
+    ttt_model *m = tiny_model(&c, kind, mamba);
     if (!m) return;
-    scramble(m);
     int B = 2, T = 21;   /* one full mini-batch and a partial one of 5 */
     int32_t ids[42], tg[42];
     random_batch(&rng, ids, tg, B, T, c.vocab_size);
@@ -268,11 +275,8 @@ static void test_model_fd(int kind, int mamba)
 static void test_decode(int kind, int mamba)
 {
     ttt_config c;
-    tiny_config(&c, kind, mamba);
-    ttt_model *m = ttt_model_build(&c);
-    CHECK(m != NULL);
+    ttt_model *m = tiny_model(&c, kind, mamba);
     if (!m) return;
-    scramble(m);
     enum { B = 2, T = 53 };
     int V = c.vocab_size;
     int32_t ids[B * T], chunk[B * T];
