@@ -16,6 +16,7 @@
 #include "state.h"        /* ttt_state_save, ttt_state_load */
 #include "tokenizer.h"    /* ttt_tokenizer_* */
 #include "ttt_cuda_decode.h"  /* --device cuda: ttt_gpu_decode_* */
+#include "ttt_cuda_model.h"   /* ttt_gpu_available */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -196,6 +197,7 @@ int main(int argc, char **argv)
 #ifndef TTT_HAVE_CUDA
     if (device == 1) cli_die("--device cuda: the CUDA backend is not available in this build; use --device cpu");
 #endif
+    if (device == 1 && ttt_gpu_available() < 1) cli_die("--device cuda: no CUDA device found; use --device cpu");
 
     /* model and tokenizer */
     uint64_t model_tok_hash = 0;
@@ -247,7 +249,7 @@ int main(int argc, char **argv)
     if (!s || !logits) cli_die("out of memory");
     if (device == 1) {
         if (sizeof(real) != sizeof(float)) cli_die("--device cuda needs the float32 library");
-        if (!(gd = ttt_gpu_decode_for(m, 0, 1))) cli_die("--device cuda: %s", ttt_errmsg());
+        if (!(gd = ttt_gpu_decode_for(m, 0, 1))) cli_die_lib();
     }
     int32_t last = -1;
     if (state_in) {
