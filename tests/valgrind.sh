@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # valgrind.sh [BINDIR] - valgrind memcheck over one end-to-end pipeline:
-# tokenize train/encode/decode, pack, inspect --verify, train (a very small
-# model, two steps, then a resume), eval, generate with a saved state. Every
+# tokenize train/encode/decode, pack (--val-docs, --val-fraction), inspect
+# --verify, train (a very small model, two steps, a resume, a resume of the
+# complete run), eval, generate with a saved state. Every
 # step must have no invalid access, no use of uninitialised values and no
 # definitely or possibly lost memory (--leak-check=full --error-exitcode=1).
 # Every step runs even after a failure; the summary lists them all.
@@ -53,6 +54,7 @@ run "tokenize encode jsonl" "$bin/ttt-tokenize" encode -t tok.json --format json
 run "tokenize decode"       "$bin/ttt-tokenize" decode -t tok.json s.tks > back.txt
 cat doc1.txt doc2.txt doc3.txt | cmp -s - back.txt || { echo "FAIL decode does not give the input back" >&2; failed+=("round trip"); }
 run "pack"                  "$bin/ttt-pack" -q -o data --block-tokens 128 --val-docs 1 s.tks
+run "pack --val-fraction"   "$bin/ttt-pack" -q -o frac --shard-tokens 200 --val-fraction 0.3 - < s.tks
 run "inspect --verify"      "$bin/ttt-inspect" --verify data-train-000000.tok data-val-000000.tok s.tks tok.json > inspect.out
 run "inspect --docs"        "$bin/ttt-inspect" -t tok.json --docs 2 data-train-000000.tok > /dev/null
 printf 'garbage that is no shard' > bad.tok
@@ -62,6 +64,7 @@ printf 'garbage that is no shard' > bad.tok
 run "train"                 "$bin/ttt-train" -q -d 'data-train-*.tok' --val 'data-val-*.tok' -t tok.json -c cfg.json \
                               -o run --ctx 32 --batch 2 --steps 2 --val-windows 2
 run "train --resume"        "$bin/ttt-train" -q --resume run --steps 3
+run "train, run complete"   "$bin/ttt-train" -q --resume run --steps 3
 run "eval"                  "$bin/ttt-eval" -q -m run -d 'data-val-*.tok' --ctx 32 > eval.out
 run "generate"              "$bin/ttt-generate" -q -m run -p "the quick" -n 5 --seed 1 --state-out st > gen.out
 run "generate --state-in"   "$bin/ttt-generate" -q -m run -n 3 --state-in st > gen2.out
