@@ -4,6 +4,7 @@
  * central finite differences of the whole layer, and KV-cache decoding
  * (chunks and single steps) equal to the full forward. */
 #include "check.h"
+#include "testvec.h"
 #include "../../lib/layers/attn.h"
 #include "../../lib/rng.h"
 
@@ -12,27 +13,6 @@
 #include <string.h>
 
 static ttt_rng rng;
-
-static real *randvec(size_t n, double scale)
-{
-    real *v = malloc(n * sizeof *v);
-    for (size_t i = 0; i < n; i++) v[i] = scale * ttt_rng_normal(&rng);
-    return v;
-}
-
-static double dot(const real *a, const real *b, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-static double maxdiff(const real *a, const real *b, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i] - b[i]));
-    return m;
-}
 
 /* Reference for one head: the full T x T score matrix, masked softmax,
  * output, log-sum-exp, and the textbook backward from dO. */
@@ -85,7 +65,8 @@ static void test_flash_vs_naive(void)
     int G = 3, T = 150, D = 8;   /* three query/key tiles, the last partial */
     size_t n = (size_t)G * T * D;
     /* large scores so the online max really moves between tiles */
-    real *Q = randvec(n, 2), *K = randvec(n, 2), *V = randvec(n, 1), *dO = randvec(n, 1);
+    real *Q = randvec(&rng, n, 2, 0), *K = randvec(&rng, n, 2, 0);
+    real *V = randvec(&rng, n, 1, 0), *dO = randvec(&rng, n, 1, 0);
     real *O = malloc(n * sizeof *O), *lse = malloc(G * T * sizeof *lse);
     real *dQ = malloc(n * sizeof *dQ), *dK = malloc(n * sizeof *dK), *dV = malloc(n * sizeof *dV);
     real *delta = malloc(G * T * sizeof *delta);
@@ -150,10 +131,10 @@ static attn_config cfg = { .C = 16, .H = 2, .D = 8, .rope_theta = 10000 };
 static void alloc_params(attn_params *p, double scale)
 {
     size_t CC = (size_t)cfg.C * cfg.C;
-    p->q_proj = randvec(CC, scale);
-    p->k_proj = randvec(CC, scale);
-    p->v_proj = randvec(CC, scale);
-    p->o_proj = randvec(CC, scale);
+    p->q_proj = randvec(&rng, CC, scale, 0);
+    p->k_proj = randvec(&rng, CC, scale, 0);
+    p->v_proj = randvec(&rng, CC, scale, 0);
+    p->o_proj = randvec(&rng, CC, scale, 0);
 }
 
 static double layer_loss(const real *x, const attn_params *p, const real *R, int B, int T)
@@ -175,7 +156,7 @@ static void test_layer_fd(void)
     alloc_params(&p, 0.5);
     g.q_proj = calloc(CC, sizeof(real)); g.k_proj = calloc(CC, sizeof(real));
     g.v_proj = calloc(CC, sizeof(real)); g.o_proj = calloc(CC, sizeof(real));
-    real *x = randvec(NC, 1), *R = randvec(NC, 1), *out = malloc(NC * sizeof *out);
+    real *x = randvec(&rng, NC, 1, 0), *R = randvec(&rng, NC, 1, 0), *out = malloc(NC * sizeof *out);
     real *dx = malloc(NC * sizeof *dx), *acts = malloc(attn_acts_size(&cfg, B, T) * sizeof *acts);
     real *scr = malloc(attn_scratch_size(&cfg, B, T) * sizeof *scr);
     attn_forward(&cfg, out, acts, x, &p, B, T);
@@ -219,7 +200,7 @@ static void test_decode(void)
     size_t NC = (size_t)B * T * C;
     attn_params p;
     alloc_params(&p, 0.5);
-    real *x = randvec(NC, 1), *out = malloc(NC * sizeof *out);
+    real *x = randvec(&rng, NC, 1, 0), *out = malloc(NC * sizeof *out);
     real *acts = malloc(attn_acts_size(&cfg, B, T) * sizeof *acts);
     attn_forward(&cfg, out, acts, x, &p, B, T);
     /* chunks of 5, 1, 1, 13, 1, 8 tokens continuing one cache */

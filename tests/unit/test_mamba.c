@@ -4,6 +4,7 @@
  * differences, the chunk size irrelevant to the result, and recurrent
  * decoding equal to the full forward. */
 #include "check.h"
+#include "testvec.h"
 #include "../../lib/layers/mamba.h"
 #include "../../lib/rng.h"
 
@@ -12,20 +13,6 @@
 #include <string.h>
 
 static ttt_rng rng;
-
-static real *randvec(size_t n, double scale, double offset)
-{
-    real *v = malloc((n ? n : 1) * sizeof *v);
-    for (size_t i = 0; i < n; i++) v[i] = offset + scale * ttt_rng_normal(&rng);
-    return v;
-}
-
-static double maxdiff(const real *a, const real *b, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i] - b[i]));
-    return m;
-}
 
 /* ---- the scan ---- */
 
@@ -76,8 +63,8 @@ static double fd_diff(const real *R, size_t n, double h)
 static void test_scan(void)
 {
     size_t n = (size_t)SB * ST * SE, nbc = (size_t)SB * ST * LD;
-    real *u = randvec(n, 1, 0), *dt = malloc(n * sizeof *dt), *A = malloc(SE * SS * sizeof *A);
-    real *bc = randvec(nbc, 1, 0), *Dv = randvec(SE, 1, 0), *R = randvec(n, 1, 0);
+    real *u = randvec(&rng, n, 1, 0), *dt = malloc(n * sizeof *dt), *A = malloc(SE * SS * sizeof *A);
+    real *bc = randvec(&rng, nbc, 1, 0), *Dv = randvec(&rng, SE, 1, 0), *R = randvec(&rng, n, 1, 0);
     for (size_t i = 0; i < n; i++) dt[i] = 0.05 + 0.5 * ttt_rng_uniform(&rng);
     for (int i = 0; i < SE * SS; i++) A[i] = -(1 + i % SS) * (0.5 + ttt_rng_uniform(&rng));
     real *y = malloc(n * sizeof *y), *yd = malloc(n * sizeof *yd), *hs = hs_buf();
@@ -144,7 +131,7 @@ static void block_alloc(block *b, int zero)
     double scale[9] = { 0.3, 0.4, 0.2, 0.3, 0.5, 0.3, 0.2, 0.5, 0.3 };
     for (int i = 0; i < 9; i++) {
         b->n[i] = n[i];
-        b->t[i] = zero ? calloc(n[i], sizeof(real)) : randvec(n[i], scale[i], 0);
+        b->t[i] = zero ? calloc(n[i], sizeof(real)) : randvec(&rng, n[i], scale[i], 0);
     }
     if (!zero)
         for (int e = 0; e < E; e++)
@@ -172,7 +159,7 @@ static void test_block_fd(void)
     block_alloc(&p, 0);
     block_alloc(&g, 1);
     mamba_params pp = view(&p), gg = view(&g);
-    real *x = randvec(NC, 1, 0), *R = randvec(NC, 1, 0), *out = malloc(NC * sizeof *out);
+    real *x = randvec(&rng, NC, 1, 0), *R = randvec(&rng, NC, 1, 0), *out = malloc(NC * sizeof *out);
     real *dx = malloc(NC * sizeof *dx), *acts = malloc(mamba_acts_size(&mc, B, T) * sizeof *acts);
     real *scr = malloc(mamba_scratch_size(&mc, B, T) * sizeof *scr);
     fd_out[0] = malloc(NC * sizeof(real));
@@ -220,7 +207,7 @@ static void test_decode(void)
     block p;
     block_alloc(&p, 0);
     mamba_params pp = view(&p);
-    real *x = randvec(NC, 1, 0), *out = malloc(NC * sizeof *out), *dout = malloc(NC * sizeof *dout);
+    real *x = randvec(&rng, NC, 1, 0), *out = malloc(NC * sizeof *out), *dout = malloc(NC * sizeof *dout);
     real *acts = malloc(mamba_acts_size(&mc, B, T) * sizeof *acts);
     mamba_forward(&mc, out, acts, x, &pp, B, T);
     real *state = calloc(mamba_state_size(&mc, B), sizeof *state);

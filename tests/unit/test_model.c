@@ -6,6 +6,7 @@
  */
 #include "check.h"
 #include "model_check.h"
+#include "testvec.h"
 #include "../../lib/model.h"
 #include "../../lib/err.h"
 #include "../../lib/rng.h"
@@ -19,20 +20,6 @@
 #include <string.h>
 
 static ttt_rng rng;
-
-static real *randvec(size_t n, double scale, double offset)
-{
-    real *v = malloc(n * sizeof *v);
-    for (size_t i = 0; i < n; i++) v[i] = offset + scale * ttt_rng_normal(&rng);
-    return v;
-}
-
-static double dot(const real *a, const real *b, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
 
 /* ---- layer pieces: loss = sum(out * R) ---- */
 
@@ -48,7 +35,7 @@ static double rms_loss(const real *x, const real *w, const real *R, int N, int C
 static void test_rmsnorm(void)
 {
     int N = 5, C = 7;
-    real *x = randvec(N * C, 1, 0), *w = randvec(C, 0.3, 1), *R = randvec(N * C, 1, 0);
+    real *x = randvec(&rng, N * C, 1, 0), *w = randvec(&rng, C, 0.3, 1), *R = randvec(&rng, N * C, 1, 0);
     real *out = malloc(N * C * sizeof *out), *rstd = malloc(N * sizeof *rstd);
     real *dx = malloc(N * C * sizeof *dx), *dw = calloc(C, sizeof *dw);
     rmsnorm_forward(out, rstd, x, w, N, C, 1e-6);
@@ -91,8 +78,8 @@ static double sw_loss(const real *x, real *const W[3], const real *R, int N, int
 static void test_swiglu(void)
 {
     int N = 6, C = 5, I = 9;
-    real *x = randvec(N * C, 1, 0), *R = randvec(N * C, 1, 0);
-    real *W[3] = { randvec(I * C, 0.5, 0), randvec(I * C, 0.5, 0), randvec(C * I, 0.5, 0) };
+    real *x = randvec(&rng, N * C, 1, 0), *R = randvec(&rng, N * C, 1, 0);
+    real *W[3] = { randvec(&rng, I * C, 0.5, 0), randvec(&rng, I * C, 0.5, 0), randvec(&rng, C * I, 0.5, 0) };
     real *dW[3] = { calloc(I * C, sizeof(real)), calloc(I * C, sizeof(real)), calloc(C * I, sizeof(real)) };
     real *out = malloc(N * C * sizeof *out), *acts = malloc(swiglu_acts_size(N, I) * sizeof *acts);
     real *dx = malloc(N * C * sizeof *dx), *scratch = malloc(2 * N * I * sizeof *scratch);
@@ -130,7 +117,7 @@ static void test_embed(void)
 {
     int V = 6, C = 4, N = 5;
     int32_t ids[5] = { 3, 0, 3, 5, 3 };
-    real *E = randvec(V * C, 1, 0), *out = malloc(N * C * sizeof *out), *g = randvec(N * C, 1, 0);
+    real *E = randvec(&rng, V * C, 1, 0), *out = malloc(N * C * sizeof *out), *g = randvec(&rng, N * C, 1, 0);
     real *dE = calloc(V * C, sizeof *dE);
     embed_forward(out, ids, E, N, C);
     CHECK(out[3 * C + 2] == E[5 * C + 2]);
@@ -156,7 +143,7 @@ static void test_xent(void)
 {
     int N = 4, V = 7;
     int32_t t[4] = { 2, -1, 6, 0 };
-    real *l = randvec(N * V, 2, 0), *d = malloc(N * V * sizeof *d);
+    real *l = randvec(&rng, N * V, 2, 0), *d = malloc(N * V * sizeof *d);
     real losses[4], lse[4];
     long cnt;
     double sum = xent_forward(losses, lse, l, t, N, V, &cnt);
@@ -238,7 +225,7 @@ static void test_model_fd(int kind, int mamba)
     /* random directions through all parameters */
     double h = 1e-5;
     for (int rep = 0; rep < 3; rep++) {
-        real *dir = randvec(n, 1, 0), *p0 = malloc(n * sizeof *p0);
+        real *dir = randvec(&rng, n, 1, 0), *p0 = malloc(n * sizeof *p0);
         memcpy(p0, p, n * sizeof *p0);
         for (size_t i = 0; i < n; i++) p[i] = p0[i] + h * dir[i];
         double lp = model_loss(m, ids, tg, B, T);
