@@ -582,6 +582,8 @@ extern "C" ttt_gpu_decode *ttt_gpu_decode_new(const ttt_model *m, const float *p
         free(tab);
         if (bad) { if (d->rope) ttt_seterr("cuda decode: cannot upload the RoPE table"); goto fail; }
     }
+    /* the uploads above ran on the legacy stream: finish them before d->s reads */
+    if (cudaDeviceSynchronize() != cudaSuccess) { ttt_seterr("cuda decode: upload failed"); goto fail; }
     if (reset_state(d) || ttt_cuda_sync(d->cu)) goto fail;
     return d;
 fail:
@@ -785,6 +787,7 @@ extern "C" int ttt_gpu_decode_copy(ttt_gpu_decode *d, float *dst, const float *s
 {
     if (ttt_cuda_sync(d->cu)) return -1;
     CK(cudaMemcpy(dst, src, n * sizeof(float), to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost));
+    CK(cudaDeviceSynchronize());   /* a pageable upload may still be in flight */
     if (to_device) d->broken = 0;   /* a loaded state replaces whatever was there */
     return 0;
 }

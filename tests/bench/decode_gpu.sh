@@ -22,7 +22,7 @@ same() { if cmp -s "$1" "$2"; then echo "same ($(stat -c %s "$1") bytes)"; else 
 nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv,noheader
 
 hr "test_cuda_decode"
-timeout 120 "$B/test_cuda_decode"; echo "rc=$?"
+timeout 90 "$B/test_cuda_decode"; echo "rc=$?"
 
 long=$(head -c 4000 "$TXT")
 for run in "$@"; do
@@ -44,6 +44,6 @@ for run in "$@"; do
 done
 
 hr "ms/token vs prompt length, 125m, random weights"
-timeout 200 "$B/decode_gpu" 125m linear 1024,4096,16384,32768 64; echo "rc=$?"
-timeout 150 "$B/decode_gpu" 125m mlp 1024,4096,16384,32768 64; echo "rc=$?"
+timeout 100 "$B/decode_gpu" 125m linear 1024,4096,16384,32768 64; echo "rc=$?"
+timeout 80 "$B/decode_gpu" 125m mlp 1024,4096,16384,32768 64; echo "rc=$?"
 rm -rf "$W"

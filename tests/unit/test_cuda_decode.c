@@ -46,10 +46,9 @@ static double rel(const float *g, const real *c, size_t n)
 static ttt_model *tiny(int mamba, int mlp, int block)
 {
     ttt_config c;
-    ttt_config_preset(&c, "tiny");
+    ttt_config_preset_for(&c, "tiny", block);
     c.pre_conv = c.share_qk = c.use_gate = mamba;
     c.ttt_layer_type = mlp ? TTT_MLP : TTT_LINEAR;
-    c.seq_modeling_block = block;
     ttt_model *m = ttt_model_build(&c);
     if (!m) return NULL;
     ttt_model_init(m, 5 + mamba + 2 * mlp);
