@@ -4,10 +4,7 @@
 # depend on a tokenizer.
 load test_helper
 
-setup_file() {
-  export MKSTREAM="$BATS_FILE_TMPDIR/mkstream"
-  cc -O2 -o "$MKSTREAM" "$BATS_TEST_DIRNAME/../unit/mkstream.c"
-}
+setup_file() { build_mkstream; }
 
 # docs of a shard as reported by ttt-inspect
 field() { ttt-inspect "$1" | sed -n "s/^$2: *//p"; }

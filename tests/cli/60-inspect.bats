@@ -4,10 +4,7 @@
 # write errors and broken pipes.
 load test_helper
 
-setup_file() {
-  export MKSTREAM="$BATS_FILE_TMPDIR/mkstream"
-  cc -O2 -o "$MKSTREAM" "$BATS_TEST_DIRNAME/../unit/mkstream.c"
-}
+setup_file() { build_mkstream; }
 
 # a small shard with several blocks: s-train-000000.tok
 small_shard() {

@@ -55,6 +55,13 @@ make_corpus() {
   done
 }
 
+# build_mkstream (for setup_file): compiles the token stream generator
+# tests/unit/mkstream.c once per file; its path is exported as MKSTREAM.
+build_mkstream() {
+  export MKSTREAM="$BATS_FILE_TMPDIR/mkstream"
+  cc -O2 -o "$MKSTREAM" "$BATS_TEST_DIRNAME/../unit/mkstream.c"
+}
+
 # make_tiny_runs (for setup_file, in the fixture directory): a corpus, a
 # tokenizer tok.json, shards data-train-*/data-val-*, and two tiny runs,
 # run (3 steps) and run2 (2 steps, seed 2). ttt-train's errors go to
