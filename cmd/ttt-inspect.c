@@ -214,14 +214,6 @@ static void jnum(double v)
     fputs(b, stdout);
 }
 
-static void shape_text(const ttt_st_tensor *t, char *b, size_t n)
-{
-    size_t k = (size_t)snprintf(b, n, "[");
-    for (int d = 0; d < t->ndim && k < n; d++)
-        k += (size_t)snprintf(b + k, n - k, "%s%lld", d ? "," : "", (long long)t->shape[d]);
-    if (k < n) snprintf(b + k, n - k, "]");
-}
-
 static void json_shape(const ttt_st_tensor *t)
 {
     putchar('[');
@@ -236,7 +228,7 @@ static void rec_tensor_fields(const ttt_st_tensor *t, const ttt_tstats *s)
     rec_str("tensor", t->name);
     rec_str("dtype", ttt_st_dtype_name(t->dtype));
     if (json_out) { rec_key("shape"); json_shape(t); }
-    else { shape_text(t, sh, sizeof sh); rec_str("shape", sh); }
+    else { ttt_shape_str(t, sh, sizeof sh); rec_str("shape", sh); }
     rec_u64("elements", t->numel);
     const char *k[] = { "mean", "std", "min", "max", "norm" };
     double v[] = { s->mean, s->std, s->min, s->max, s->norm };
@@ -267,7 +259,7 @@ static void rec_tensor(const ttt_st_tensor *t, const ttt_tstats *s, int with_gro
         putchar('}');
     } else {
         char sh[160];
-        shape_text(t, sh, sizeof sh);
+        ttt_shape_str(t, sh, sizeof sh);
         printf("%-*s %-5s %-15s %11.4g %11.4g %11.4g %11.4g %11.4g", w, t->name, ttt_st_dtype_name(t->dtype), sh,
                s->mean, s->std, s->min, s->max, s->norm);
         if (s->nonfinite) printf("  (%llu NaN/Inf)", (ull)s->nonfinite);
@@ -675,6 +667,21 @@ static int parse_meta_ll(const ttt_st *st, const char *key, long long *v)
     return 0;
 }
 
+/* --tensor: the one tensor's dtype, shape and statistics as the record's fields */
+static void rec_only_tensor(const ttt_st *st, const ttt_st_tensor *t)
+{
+    ttt_tstats s;
+    ttt_tstats_of(st, t, &s);
+    rec_tensor_fields(t, &s);
+}
+
+/* --verify's outcome: vrc from st_verify, nsum the tensors it checked */
+static void rec_verified(int vrc, int nsum)
+{
+    rec_bool("verified", vrc == 0);
+    if (!vrc && !json_out) { rec_key("checksums"); printf("%d tensors, all match\n", nsum); }
+}
+
 /* The header and statistics of every tensor (or of the --tensor one). */
 static void rec_tensor_table(const ttt_st *st, int with_group)
 {
@@ -714,9 +721,7 @@ static int inspect_checkpoint(const char *path)
     rec_begin(ttt_st_path(st));
     rec_str("format", "ttt checkpoint");
     if (only) {
-        ttt_tstats s;
-        ttt_tstats_of(st, only, &s);
-        rec_tensor_fields(only, &s);
+        rec_only_tensor(st, only);
     } else {
         rec_u64("step", (uint64_t)step);
         const char *th = ttt_st_meta(st, "tokenizer_hash");
@@ -734,10 +739,7 @@ static int inspect_checkpoint(const char *path)
         rec_u64("tensor_count", (uint64_t)ttt_st_count(st));
         rec_groups(per_layer, total, params);
     }
-    if (verify) {
-        rec_bool("verified", vrc == 0);
-        if (!vrc && !json_out) { rec_key("checksums"); printf("%d tensors, all match\n", nsum); }
-    }
+    if (verify) rec_verified(vrc, nsum);
     if (!only) rec_tensor_table(st, 1);
     rec_end(vrc ? ttt_errmsg() : NULL);
     json_free(cj);
@@ -774,9 +776,7 @@ static int inspect_state(const char *path)
     rec_begin(path);
     rec_str("format", "ttt fast-weight state");
     if (only) {
-        ttt_tstats s;
-        ttt_tstats_of(st, only, &s);
-        rec_tensor_fields(only, &s);
+        rec_only_tensor(st, only);
     } else {
         rec_u64("position", (uint64_t)pos);
         int K = c.mini_batch_size, fill = (int)(pos % K);
@@ -798,10 +798,7 @@ static int inspect_state(const char *path)
         rec_config(cj, &c);
         rec_u64("tensor_count", (uint64_t)ttt_st_count(st));
     }
-    if (verify) {
-        rec_bool("verified", vrc == 0);
-        if (!vrc && !json_out) { rec_key("checksums"); printf("%d tensors, all match\n", nsum); }
-    }
+    if (verify) rec_verified(vrc, nsum);
     if (!only) {
         rec_fw(rows, nrows, model != NULL);
         rec_tensor_table(st, 0);
@@ -830,9 +827,7 @@ static int inspect_safetensors(const char *path)
     const char *fmt = ttt_st_meta(st, "format");
     if (fmt) rec_str("metadata_format", fmt);
     if (only) {
-        ttt_tstats s;
-        ttt_tstats_of(st, only, &s);
-        rec_tensor_fields(only, &s);
+        rec_only_tensor(st, only);
     } else {
         rec_u64("tensors", (uint64_t)ttt_st_count(st));
         rec_u64("parameters", params);

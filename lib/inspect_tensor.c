@@ -90,7 +90,7 @@ void ttt_tstats_of(const ttt_st *st, const ttt_st_tensor *t, ttt_tstats *s)
     s->std = sqrt(dev / (double)finite);
 }
 
-static void shape_str(const ttt_st_tensor *t, char *b, size_t n)
+void ttt_shape_str(const ttt_st_tensor *t, char *b, size_t n)
 {
     size_t k = (size_t)snprintf(b, n, "[");
     for (int d = 0; d < t->ndim && k < n; d++)
@@ -105,8 +105,8 @@ int ttt_tdiff_of(const ttt_st *a, const ttt_st_tensor *ta, const ttt_st *b, cons
     for (int k = 0; same_shape && k < ta->ndim; k++) same_shape = ta->shape[k] == tb->shape[k];
     if (!same_shape) {
         char sa[128], sb[128];
-        shape_str(ta, sa, sizeof sa);
-        shape_str(tb, sb, sizeof sb);
+        ttt_shape_str(ta, sa, sizeof sa);
+        ttt_shape_str(tb, sb, sizeof sb);
         return ttt_seterr("tensor %s: shape %s against %s", ta->name, sa, sb);
     }
     d->identical = ta->dtype == tb->dtype && ta->end - ta->begin == tb->end - tb->begin &&

@@ -6,12 +6,16 @@
 #ifndef TTT_INSPECT_TENSOR_H
 #define TTT_INSPECT_TENSOR_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "safetensors.h"   /* ttt_st, ttt_st_tensor */
 
 /* Elements [first, first+n) of t as doubles (integers exactly up to 2^53). */
 void ttt_inspect_convert(const ttt_st *st, const ttt_st_tensor *t, uint64_t first, uint64_t n, double *out);
+
+/* t's shape as text, "[2,16,16]", into b (n bytes, truncated if short). */
+void ttt_shape_str(const ttt_st_tensor *t, char *b, size_t n);
 
 /* Statistics over the finite elements; nonfinite counts NaN and +-Inf.
  * Without a finite element mean/std/min/max/norm are NaN. std is the
