@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "testvec.h"
 #include "../../lib/layers/layernorm.h"
 #include "../../lib/layers/ttt_layer.h"
 #include "../../lib/model.h"
@@ -228,8 +229,7 @@ static void test_decode(int kind, int mamba, int P)
         ttt_layer_step(&L.c, ob, state, xb, &L.p, B, t);
         for (int b = 0; b < B; b++) memcpy(dec + ((size_t)b * T + t) * C, ob + b * C, C * sizeof(real));
     }
-    double worst = 0;
-    for (size_t k = 0; k < BTC; k++) worst = fmax(worst, fabs(dec[k] - full[k]));
+    double worst = maxdiff(dec, full, BTC);
     if (!(worst < 1e-12)) fprintf(stderr, "  decode kind %d mamba %d P %d: max diff %.3g\n", kind, mamba, P, worst);
     CHECK(worst < 1e-12);
     /* after 40 tokens the state holds S_2 and A over tokens 32..39 */
@@ -255,8 +255,7 @@ static void test_chunked_prefill(void)
     ttt_layer_state_init(&L.c, state, &L.p, B);
     CHECK(ttt_layer_prefill(&L.c, dec, state, x, &L.p, B, 16, 0) == 0);
     CHECK(ttt_layer_prefill(&L.c, dec + 16 * C, state, x + 16 * C, &L.p, B, 20, 16) == 0);
-    double worst = 0;
-    for (size_t k = 0; k < BTC; k++) worst = fmax(worst, fabs(dec[k] - full[k]));
+    double worst = maxdiff(dec, full, BTC);
     CHECK(worst < 1e-12);
     CHECK(ttt_layer_prefill(&L.c, dec, state, x, &L.p, B, 3, 37) == -1);
     free(x); free(full); free(dec); free(acts); free(state); free(L.buf);
