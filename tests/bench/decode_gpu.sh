@@ -34,9 +34,10 @@ for run in "$@"; do
     echo "4000-byte prompt, 100 tokens: $(same "$W/c2" "$W/g2")"; cat "$W/v"
     head -c 160 "$W/g1"; echo
     hr "$run: state files across devices (sampled, seed 5)"
-    S=("$B/ttt-generate" -m "$run" -q --seed 5 --temperature 0.8)
-    "${S[@]}" -p "And God said" -n 60 --device cpu > "$W/one"
-    "${S[@]}" -p "And God said" -n 0 --device cuda --state-out "$W/s0"
+    # --seed only on the first leg: with --state-in it would restart the RNG
+    S=("$B/ttt-generate" -m "$run" -q --temperature 0.8)
+    "${S[@]}" --seed 5 -p "And God said" -n 60 --device cpu > "$W/one"
+    "${S[@]}" --seed 5 -p "And God said" -n 0 --device cuda --state-out "$W/s0"
     "${S[@]}" --state-in "$W/s0" -n 23 --device cpu --state-out "$W/s1" > "$W/p1"
     "${S[@]}" --state-in "$W/s1" -n 37 --device cuda > "$W/p2"
     cat "$W/p1" "$W/p2" > "$W/two"
