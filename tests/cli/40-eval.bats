@@ -141,7 +141,8 @@ close() { awk -v a="$1" -v b="$2" -v r="$3" 'BEGIN { d = a - b; if (d < 0) d = -
   assert_status 2
 }
 
-@test "--device cuda: a clear error" {
+@test "--device cuda without a GPU (or without CUDA in the build): a clear error" {
+  if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then skip "a GPU is present: cuda runs"; fi
   run ttt-eval -m run -d 'data-val-*.tok' --device cuda
   assert_status 1
   assert_match "^ttt-eval: --device cuda: .*CUDA"

@@ -159,7 +159,8 @@ P="In the beginning the quick brown fox"
   assert_status 2
 }
 
-@test "--device cuda: a clear error" {
+@test "--device cuda without a GPU (or without CUDA in the build): a clear error" {
+  if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then skip "a GPU is present: cuda runs"; fi
   run ttt-generate -m run -p hi --device cuda
   assert_status 1
   assert_match "^ttt-generate: --device cuda: .*CUDA"
