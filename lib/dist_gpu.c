@@ -36,3 +36,15 @@ int ttt_dist_gpu_choose(int mode, int device, ttt_dist_gpu **out, char *note, si
         snprintf(note, note_size, "%s; averaging the gradients through host memory with MPI instead", ttt_errmsg());
     return 0;
 }
+
+#ifndef TTT_HAVE_CUDA
+/* Builds without CUDA: ttt_dist_gpu_choose never gives a communicator, so
+ * these are never reached with one; they only let ttt-train link. */
+int ttt_dist_gpu_allreduce_mean(ttt_dist_gpu *g, float *dev, size_t n, void *stream)
+{
+    (void)g; (void)dev; (void)n; (void)stream;
+    return ttt_seterr("this build has no CUDA support");
+}
+
+void ttt_dist_gpu_close(ttt_dist_gpu *g) { (void)g; }
+#endif
