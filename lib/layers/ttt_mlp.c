@@ -102,28 +102,28 @@ static void ttt_inner_forward(mlp_fwd *f, const real *S, const real *Q, const re
 }
 
 /* ttt_inner_update, e_j = tau_{r-1} lr_j:
- *   W1' = W1 - K^T diag(e) G1,  b1' = b1 - e^T G1,  W2' = W2 - X2^T diag(e) G2,  b2' = b2 - e^T G2 */
+ *   W1' = W1 - K^T diag(e) G1,  b1' = b1 - e^T G1,  W2' = W2 - X2^T diag(e) G2,  b2' = b2 - e^T G2
+ * as two rank-r products (diag(e) folded into the [r,D] factors eK, eG2 in
+ * scratch), one pass over each weight instead of r rank-1 passes. */
 static void ttt_inner_update(real *S, const mlp_fwd *f, const real *K, const real *tau,
-                             const real *lr, int r, int D, int F)
+                             const real *lr, int r, int D, int F, real *scr)
 {
     mlp_view s = view(S, D, F);
+    real *eK = scr, *eG2 = scr + (size_t)r * D;
     for (int j = 0; j < r; j++) {
         real e = tau[r - 1] * lr[j];
-        const real *k = K + (size_t)j * D, *g1 = f->G1 + (size_t)j * F;
-        const real *x2 = f->X2 + (size_t)j * F, *g2 = f->G2 + (size_t)j * D;
-        for (int a = 0; a < D; a++) {
-            real ek = e * k[a];
-            real *w = s.W1 + (size_t)a * F;
-            for (int c = 0; c < F; c++) w[c] -= ek * g1[c];
+        const real *g1 = f->G1 + (size_t)j * F;
+        _Pragma("omp simd")
+        for (int c = 0; c < D; c++) {
+            eK[(size_t)j * D + c] = e * K[(size_t)j * D + c];
+            eG2[(size_t)j * D + c] = e * f->G2[(size_t)j * D + c];
         }
+        _Pragma("omp simd")
         for (int c = 0; c < F; c++) s.b1[c] -= e * g1[c];
-        for (int a = 0; a < F; a++) {
-            real ex = e * x2[a];
-            real *w = s.W2 + (size_t)a * D;
-            for (int c = 0; c < D; c++) w[c] -= ex * g2[c];
-        }
-        for (int c = 0; c < D; c++) s.b2[c] -= e * g2[c];
     }
+    mm_tn(s.W1, F, eK, D, f->G1, F, D, F, r, -1, 1);
+    mm_tn(s.W2, D, f->X2, F, eG2, D, F, D, r, -1, 1);
+    mm_colsum(s.b2, eG2, D, r, D, -1, 1);
 }
 
 void ttt_mlp_forward(real *out, int ldo, real *S, const real *Q, const real *K, const real *V,
@@ -136,7 +136,7 @@ void ttt_mlp_forward(real *out, int ldo, real *S, const real *Q, const real *K, 
     ttt_inner_grad(&f, S, K, V, gamma, beta, r, D, F);
     ttt_inner_forward(&f, S, Q, K, tau, lr, r, D, F);
     ttt_out_forward(out, ldo, f.Zb2, Q, gamma, beta, r, D);   /* out = Q + LN(Zb2) */
-    ttt_inner_update(S, &f, K, tau, lr, r, D, F);
+    ttt_inner_update(S, &f, K, tau, lr, r, D, F, p);   /* p: 2rD reals past the intermediates */
 }
 
 void ttt_mlp_backward(real *dQ, real *dK, real *dV, real *dtau, real *dlr, real *dgamma,
