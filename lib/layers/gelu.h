@@ -26,8 +26,12 @@ static inline real real_tanh(real x) { return tanh(x); }
 #else
 static inline real real_tanh(real x)
 {
-    float a = fabsf(x);
-    a = a < 9.0f ? a : 9.0f;                 /* tanh 9 = 1 - 3e-8: 1 in float */
+    /* |x| clamped to 9 (tanh 9 = 1 - 3e-8: 1 in float) as an integer min of
+     * the bit patterns (positive floats order as their bits): a float
+     * compare here becomes a branch that stops the loops vectorising */
+    union { float f; int i; } ua = { .f = fabsf(x) };
+    ua.i = ua.i < 0x41100000 ? ua.i : 0x41100000;
+    float a = ua.f;
     float y = a * 2.88539008177792681f;      /* 2|x| log2(e), in [0, 26] */
     int n = (int)(y + 0.5f);
     float f = (y - (float)n) * 0.693147180559945309f;   /* |f| <= ln2/2 */
