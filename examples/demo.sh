@@ -21,7 +21,7 @@ step() { printf '\n== %s (%ds)\n' "$*" $((SECONDS - t0)); }
 
 step "extract the 66 books of the King James Bible"
 "$here/examples/kjv-extract.sh" "$dir/kjv"
-ls "$dir/kjv" | wc -l | xargs printf '%s documents in %s/kjv\n' "$dir"
+printf '%s documents in %s/kjv\n' "$(ls "$dir/kjv" | wc -l)" "$dir"
 
 step "train a byte-level BPE tokenizer (vocab $vocab)"
 ttt-tokenize train -v "$vocab" -o "$dir/tokenizer.json" "$dir"/kjv/*.txt
