@@ -8,7 +8,7 @@
  * which does not auto-vectorise): mm_nn/mm_tn keep a 4 x 2-vector block of C
  * in registers over the whole K loop (6 loads per 8 FMAs instead of the 5
  * loads + 1 store per 4 FMAs of a row-at-a-time loop); mm_nt keeps 4 x 2 dot
- * products as vector partial sums. Edges (rows past a multiple of 4, columns
+ * products as vector partial sums, reduced together by lane shuffles. Edges (rows past a multiple of 4, columns
  * past a multiple of 2 vectors, K past a multiple of 1 vector) take plain
  * loops, so any shape is correct.
  */
@@ -31,6 +31,42 @@ static inline real mm_hsum(mm_v v)
     for (int l = 0; l < MM_VL; l++) s += v[l];
     return s;
 }
+
+/* d[u] = sum of the lanes of s[u], u < 8, by a butterfly of lane shuffles
+ * (pairs of vectors add their neighbouring lanes, halving the width each
+ * level) instead of eight serial lane-by-lane sums. */
+#ifdef TTT_F64
+typedef long long mm_vi __attribute__((vector_size(32)));
+static inline mm_v mm_pair(mm_v a, mm_v b, mm_vi e, mm_vi o)
+{
+    return __builtin_shuffle(a, b, e) + __builtin_shuffle(a, b, o);
+}
+static inline void mm_reduce8(real d[8], const mm_v s[8])
+{
+    const mm_vi e1 = { 0, 4, 2, 6 }, o1 = { 1, 5, 3, 7 }, e2 = { 0, 1, 4, 5 }, o2 = { 2, 3, 6, 7 };
+    for (int h = 0; h < 2; h++) {
+        const mm_v *t = s + 4 * h;
+        mm_v r = mm_pair(mm_pair(t[0], t[1], e1, o1), mm_pair(t[2], t[3], e1, o1), e2, o2);
+        memcpy(d + 4 * h, &r, sizeof r);
+    }
+}
+#else
+typedef int mm_vi __attribute__((vector_size(32)));
+static inline mm_v mm_pair(mm_v a, mm_v b, mm_vi e, mm_vi o)
+{
+    return __builtin_shuffle(a, b, e) + __builtin_shuffle(a, b, o);
+}
+static inline void mm_reduce8(real d[8], const mm_v s[8])
+{
+    const mm_vi e1 = { 0, 8, 2, 10, 4, 12, 6, 14 }, o1 = { 1, 9, 3, 11, 5, 13, 7, 15 };
+    const mm_vi e2 = { 0, 1, 8, 9, 4, 5, 12, 13 }, o2 = { 2, 3, 10, 11, 6, 7, 14, 15 };
+    const mm_vi e3 = { 0, 1, 2, 3, 8, 9, 10, 11 }, o3 = { 4, 5, 6, 7, 12, 13, 14, 15 };
+    mm_v a = mm_pair(mm_pair(s[0], s[1], e1, o1), mm_pair(s[2], s[3], e1, o1), e2, o2);
+    mm_v b = mm_pair(mm_pair(s[4], s[5], e1, o1), mm_pair(s[6], s[7], e1, o1), e2, o2);
+    mm_v r = mm_pair(a, b, e3, o3);
+    memcpy(d, &r, sizeof r);
+}
+#endif
 
 /* C = acc ? C + alpha*v : alpha*v, one vector */
 static inline void mm_put(real *c, mm_v v, real alpha, int acc)
@@ -127,8 +163,9 @@ static inline void mm_nt(real *restrict C, int ldc, const real *restrict A, int 
                 x = mm_ld(a2 + k); s20 += x * y0; s21 += x * y1;
                 x = mm_ld(a3 + k); s30 += x * y0; s31 += x * y1;
             }
-            real d[8] = { mm_hsum(s00), mm_hsum(s01), mm_hsum(s10), mm_hsum(s11),
-                          mm_hsum(s20), mm_hsum(s21), mm_hsum(s30), mm_hsum(s31) };
+            const mm_v sv[8] = { s00, s01, s10, s11, s20, s21, s30, s31 };
+            real d[8];
+            mm_reduce8(d, sv);
             for (int k = kv; k < K; k++) {
                 d[0] += a0[k] * b0[k]; d[1] += a0[k] * b1[k];
                 d[2] += a1[k] * b0[k]; d[3] += a1[k] * b1[k];
