@@ -24,7 +24,12 @@ typedef real mm_v __attribute__((vector_size(32)));
 
 static inline mm_v mm_ld(const real *p) { mm_v v; memcpy(&v, p, sizeof v); return v; }
 static inline void mm_st(real *p, mm_v v) { memcpy(p, &v, sizeof v); }
-static inline mm_v mm_bc(real s) { return (mm_v){ 0 } + s; }
+/* broadcast; not `(mm_v){0} + s`, which without -ffast-math costs a scalar add */
+#ifdef TTT_F64
+static inline mm_v mm_bc(real s) { return (mm_v){ s, s, s, s }; }
+#else
+static inline mm_v mm_bc(real s) { return (mm_v){ s, s, s, s, s, s, s, s }; }
+#endif
 static inline real mm_hsum(mm_v v)
 {
     real s = 0;
