@@ -16,11 +16,26 @@
 
 #include "err.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define TTT_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TTT_TEST_ASAN 1
+#endif
+#endif
+
+#ifdef TTT_TEST_ASAN
+/* ASan's allocator replaces glibc's, whose mallinfo2 then counts nothing;
+ * ask the sanitizer runtime (libasan, gcc or clang) instead. */
+size_t __sanitizer_get_current_allocated_bytes(void);
+static size_t heap_now(void) { return __sanitizer_get_current_allocated_bytes(); }
+#else
 static size_t heap_now(void)
 {
     struct mallinfo2 mi = mallinfo2();
     return mi.uordblks + mi.hblkhd;   /* small blocks in use + mmap'ed blocks */
 }
+#endif
 
 static void small_config(ttt_config *c, int block, int kind, int pre_conv)
 {
