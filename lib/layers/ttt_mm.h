@@ -23,6 +23,16 @@
 typedef real mm_v __attribute__((vector_size(32)));
 
 static inline mm_v mm_ld(const real *p) { mm_v v; memcpy(&v, p, sizeof v); return v; }
+/* a load kept in a register: GCC otherwise folds a load used twice into both
+ * FMAs as memory operands, and the dot-product loops become load-bound */
+static inline mm_v mm_ldr(const real *p)
+{
+    mm_v v = mm_ld(p);
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__("" : "+x"(v));
+#endif
+    return v;
+}
 static inline void mm_st(real *p, mm_v v) { memcpy(p, &v, sizeof v); }
 /* broadcast; not `(mm_v){0} + s`, which without -ffast-math costs a scalar add */
 #ifdef TTT_F64
@@ -163,10 +173,10 @@ static inline void mm_nt(real *restrict C, int ldc, const real *restrict A, int 
             mm_v s20 = { 0 }, s21 = { 0 }, s30 = { 0 }, s31 = { 0 };
             for (int k = 0; k < kv; k += MM_VL) {
                 mm_v y0 = mm_ld(b0 + k), y1 = mm_ld(b1 + k), x;
-                x = mm_ld(a0 + k); s00 += x * y0; s01 += x * y1;
-                x = mm_ld(a1 + k); s10 += x * y0; s11 += x * y1;
-                x = mm_ld(a2 + k); s20 += x * y0; s21 += x * y1;
-                x = mm_ld(a3 + k); s30 += x * y0; s31 += x * y1;
+                x = mm_ldr(a0 + k); s00 += x * y0; s01 += x * y1;
+                x = mm_ldr(a1 + k); s10 += x * y0; s11 += x * y1;
+                x = mm_ldr(a2 + k); s20 += x * y0; s21 += x * y1;
+                x = mm_ldr(a3 + k); s30 += x * y0; s31 += x * y1;
             }
             const mm_v sv[8] = { s00, s01, s10, s11, s20, s21, s30, s31 };
             real d[8];
