@@ -5,6 +5,7 @@
  *   gelu_trunc_grad    the inner loop's "gelu'" with the truncated constants of spec 3,
  *                      bit-exact to the reference (it is NOT the derivative of gelu_tanh)
  *   gelu_trunc_grad2   H'(x): the derivative of gelu_trunc_grad (spec 8.3)
+ *   gelu_and_trunc_grad, gelu_grad_and_trunc_grad2: two of them at once
  */
 #ifndef TTT_GELU_H
 #define TTT_GELU_H
@@ -79,5 +80,41 @@ static inline real gelu_trunc_grad2(real x)
     real s = (real)GELU_C0 + (real)GELU_C2 * x2;
     return (real)0.5 * om * s - x * t * dt * s + (real)GELU_C2 * x2 * om + (real)0.5 * dt;
 }
+
+
+/* Pairs over one x for the loops that need both. float64 calls the two
+ * functions (the reference checks want each bit-exact). In float the two
+ * tanh arguments, sqrt(2/pi)(x + k x^3) and C0 x (1 + C1 x^2), agree to
+ * 1e-10 relative, below float's 6e-8, so one tanh serves both. */
+#ifdef TTT_F64
+static inline void gelu_and_trunc_grad(real x, real *g, real *h)
+{
+    *g = gelu_tanh(x);
+    *h = gelu_trunc_grad(x);
+}
+static inline void gelu_grad_and_trunc_grad2(real x, real *d, real *h2)
+{
+    *d = gelu_tanh_grad(x);
+    *h2 = gelu_trunc_grad2(x);
+}
+#else
+static inline void gelu_and_trunc_grad(real x, real *g, real *h)
+{
+    real x2 = x * x;
+    real t = real_tanh((real)GELU_BETA * (x + (real)GELU_KAPPA * x2 * x));
+    *g = (real)0.5 * x * (1 + t);
+    *h = (real)0.5 * x * ((1 - t * t) * ((real)GELU_C0 + (real)GELU_C2 * x2)) + (real)0.5 * (1 + t);
+}
+static inline void gelu_grad_and_trunc_grad2(real x, real *d, real *h2)
+{
+    real x2 = x * x;
+    real t = real_tanh((real)GELU_BETA * (x + (real)GELU_KAPPA * x2 * x));
+    real om = 1 - t * t;
+    *d = (real)0.5 * (1 + t) + (real)0.5 * x * om * (real)GELU_BETA * (1 + 3 * (real)GELU_KAPPA * x2);
+    real dt = om * (real)GELU_C0 * (1 + 3 * (real)GELU_C1 * x2);
+    real s = (real)GELU_C0 + (real)GELU_C2 * x2;
+    *h2 = (real)0.5 * om * s - x * t * dt * s + (real)GELU_C2 * x2 * om + (real)0.5 * dt;
+}
+#endif
 
 #endif

@@ -66,8 +66,7 @@ static void ttt_inner_grad(mlp_fwd *f, const real *S, const real *K, const real 
         _Pragma("omp simd")
         for (int c = 0; c < F; c++) {
             real z = f->Z1[(size_t)i * F + c] += s.b1[c];
-            f->X2[(size_t)i * F + c] = gelu_tanh(z);
-            f->Hd[(size_t)i * F + c] = gelu_trunc_grad(z);
+            gelu_and_trunc_grad(z, &f->X2[(size_t)i * F + c], &f->Hd[(size_t)i * F + c]);
         }
     mm_nn(f->Z2, D, f->X2, F, s.W2, D, r, D, F, 1, 0);
     for (int i = 0; i < r; i++) {
@@ -76,6 +75,7 @@ static void ttt_inner_grad(mlp_fwd *f, const real *S, const real *K, const real 
         ln_l2grad_row(f->G2 + (size_t)i * D, z, t, gamma, beta, D, TTT_INNER_LN_EPS);
     }
     mm_nt(f->GW, F, f->G2, D, s.W2, D, r, F, D, 1, 0);
+    _Pragma("omp simd")
     for (size_t i = 0; i < (size_t)r * F; i++) f->G1[i] = f->GW[i] * f->Hd[i];
 }
 
@@ -208,11 +208,15 @@ void ttt_mlp_backward(real *dQ, real *dK, real *dV, real *dtau, real *dlr, real 
     mm_tn(dK, D, dM, r, Q, D, r, D, r, 1, 1);
 
     /* G1 = GW (.) Hd, GW = G2 W2^T, Hd = gelu'(Z1):
-     *   dG2 += (dG1 Hd) W2;  dW2 += (dG1 Hd)^T G2;  dZ1 = dG1 GW H'(Z1) */
+     *   dG2 += (dG1 Hd) W2;  dW2 += (dG1 Hd)^T G2;  dZ1 = dG1 GW H'(Z1)
+     * Hd is dead after this loop: it takes the exact gelu_tanh_grad(Z1) used below */
     _Pragma("omp simd")
     for (size_t i = 0; i < (size_t)r * F; i++) {
+        real d, h2;
+        gelu_grad_and_trunc_grad2(f.Z1[i], &d, &h2);
         tF[i] = dG1[i] * f.Hd[i];
-        dZ1[i] = dG1[i] * f.GW[i] * gelu_trunc_grad2(f.Z1[i]);
+        dZ1[i] = dG1[i] * f.GW[i] * h2;
+        f.Hd[i] = d;
     }
     mm_nn(dG2, D, tF, F, s.W2, D, r, D, F, 1, 1);
     mm_tn(d.W2, D, tF, F, f.G2, D, F, D, r, 1, 1);
@@ -229,7 +233,7 @@ void ttt_mlp_backward(real *dQ, real *dK, real *dV, real *dtau, real *dlr, real 
     mm_colsum(d.b2, dZ2, D, r, D, 1, 1);
     /* X2 = gelu(Z1) */
     _Pragma("omp simd")
-    for (size_t i = 0; i < (size_t)r * F; i++) dZ1[i] += dX2[i] * gelu_tanh_grad(f.Z1[i]);
+    for (size_t i = 0; i < (size_t)r * F; i++) dZ1[i] += dX2[i] * f.Hd[i];
     /* Z1 = K W1 + 1b1 */
     mm_nt(dK, D, dZ1, F, s.W1, F, r, D, F, 1, 1);
     mm_tn(d.W1, F, K, D, dZ1, F, D, F, r, 1, 1);
