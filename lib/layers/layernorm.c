@@ -22,9 +22,11 @@ void ln_row_forward(real *y, real *mean, real *rstd, const real *x, const real *
 {
     real mu, sig;
     row_stats(x, n, eps, &mu, &sig);
-    for (int i = 0; i < n; i++) y[i] = gamma[i] * ((x[i] - mu) / sig) + beta[i];
+    real rs = 1 / sig;
+    _Pragma("omp simd")
+    for (int i = 0; i < n; i++) y[i] = gamma[i] * ((x[i] - mu) * rs) + beta[i];
     if (mean) *mean = mu;
-    if (rstd) *rstd = 1 / sig;
+    if (rstd) *rstd = rs;
 }
 
 /* y = gamma*xh + beta, xh = (x-mu)*rstd:
@@ -33,14 +35,20 @@ void ln_row_backward(real *dx, real *dgamma, real *dbeta, const real *dy, const 
                      real mean, real rstd, const real *gamma, int n)
 {
     double s1 = 0, s2 = 0;
+    _Pragma("omp simd reduction(+:s1, s2)")
     for (int i = 0; i < n; i++) {
         real xh = (x[i] - mean) * rstd, dxh = gamma[i] * dy[i];
         s1 += dxh;
         s2 += dxh * xh;
-        if (dgamma) dgamma[i] += dy[i] * xh;
-        if (dbeta) dbeta[i] += dy[i];
     }
+    if (dgamma)
+        _Pragma("omp simd")
+        for (int i = 0; i < n; i++) dgamma[i] += dy[i] * ((x[i] - mean) * rstd);
+    if (dbeta)
+        _Pragma("omp simd")
+        for (int i = 0; i < n; i++) dbeta[i] += dy[i];
     real m1 = (real)(s1 / n), m2 = (real)(s2 / n);
+    _Pragma("omp simd")
     for (int i = 0; i < n; i++) {
         real xh = (x[i] - mean) * rstd;
         dx[i] = rstd * (gamma[i] * dy[i] - m1 - xh * m2);
