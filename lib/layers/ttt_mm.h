@@ -50,11 +50,19 @@ static inline real mm_hsum(mm_v v)
 /* d[u] = sum of the lanes of s[u], u < 8, by a butterfly of lane shuffles
  * (pairs of vectors add their neighbouring lanes, halving the width each
  * level) instead of eight serial lane-by-lane sums. */
+/* __builtin_shuffle is GCC's; clang (the libFuzzer build, tests/fuzz/) picks
+ * the same lanes one by one. */
+#ifdef __clang__
+#define MM_SHUFFLE(a, b, m) __extension__({ mm_v r_; for (int l_ = 0; l_ < MM_VL; l_++) \
+        r_[l_] = (m)[l_] < MM_VL ? (a)[(m)[l_]] : (b)[(m)[l_] - MM_VL]; r_; })
+#else
+#define MM_SHUFFLE(a, b, m) __builtin_shuffle(a, b, m)
+#endif
 #ifdef TTT_F64
 typedef long long mm_vi __attribute__((vector_size(32)));
 static inline mm_v mm_pair(mm_v a, mm_v b, mm_vi e, mm_vi o)
 {
-    return __builtin_shuffle(a, b, e) + __builtin_shuffle(a, b, o);
+    return MM_SHUFFLE(a, b, e) + MM_SHUFFLE(a, b, o);
 }
 static inline void mm_reduce8(real d[8], const mm_v s[8])
 {
@@ -69,7 +77,7 @@ static inline void mm_reduce8(real d[8], const mm_v s[8])
 typedef int mm_vi __attribute__((vector_size(32)));
 static inline mm_v mm_pair(mm_v a, mm_v b, mm_vi e, mm_vi o)
 {
-    return __builtin_shuffle(a, b, e) + __builtin_shuffle(a, b, o);
+    return MM_SHUFFLE(a, b, e) + MM_SHUFFLE(a, b, o);
 }
 static inline void mm_reduce8(real d[8], const mm_v s[8])
 {

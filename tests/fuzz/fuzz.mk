@@ -13,7 +13,7 @@ FUZZ_CC      ?= clang
 FUZZ_SMOKE_TIME ?= 15
 FUZZ_TIME    ?= 180
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_CFLAGS  := -g -O1 -std=gnu11 $(FUZZ_SAN) -Ilib -Icmd -Ibuild -Itests/fuzz
+FUZZ_CFLAGS  := -g -O1 $(ARCH) -std=gnu11 $(FUZZ_SAN) -Ilib -Icmd -Ibuild -Itests/fuzz
 FUZZ_LDLIBS  := -lz -lxxhash -lpcre2-8 -lm -lpthread
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/%)
