@@ -8,6 +8,9 @@
  * the outer backward differentiates that expression (gelu_trunc_grad2) and
  * the forward gelu exactly (gelu_tanh_grad).
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "ttt_mlp.h"
 #include "gelu.h"
 #include "layernorm.h"
@@ -15,12 +18,39 @@
 #include "ttt_linear.h"
 #include "ttt_mm.h"
 
+/* AVX-512: in x86-64 GCC builds whose -march lacks it (the default
+ * x86-64-v3), ttt_mlp_avx512.c compiles this file a second time with 64-byte
+ * vectors in ttt_mm.h, and only the dual-form pair, as *_avx512. The public
+ * functions below take that pair where the CPU has AVX-512 (the products run
+ * ~1.7x faster); TTT_NO_AVX512=1 in the environment keeps the 32-byte kernels
+ * (to test them on such a CPU). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__AVX512F__)
+#define MLP_HAVE_AVX512 1
+#endif
+#ifdef TTT_MLP_AVX512_TU
+#define MLP_DUAL(name) ttt_mlp_##name##_avx512
+#define MLP_DUAL_SCOPE
+#else
+#define MLP_DUAL(name) mlp_##name##_v3
+#define MLP_DUAL_SCOPE static
+#endif
+void ttt_mlp_forward_avx512(real *out, int ldo, real *S, const real *Q, const real *K, const real *V,
+                            const real *tau, const real *lr, const real *gamma, const real *beta,
+                            int r, int D, int F, real *scr);
+void ttt_mlp_backward_avx512(real *dQ, real *dK, real *dV, real *dtau, real *dlr, real *dgamma,
+                             real *dbeta, real *dS, const real *dout, int lddo, const real *S,
+                             const real *Q, const real *K, const real *V, const real *tau,
+                             const real *lr, const real *gamma, const real *beta, int r, int D,
+                             int F, real *scr);
+
+#ifndef TTT_MLP_AVX512_TU
 size_t ttt_mlp_state_size(int D, int F) { return (size_t)2 * D * F + F + D; }
 
 size_t ttt_mlp_scratch_size(int r, int D, int F)
 {
     return (size_t)16 * r * F + (size_t)12 * r * D + (size_t)8 * r * r + 4 * (size_t)F + 4 * (size_t)D;
 }
+#endif
 
 typedef struct { real *W1, *b1, *W2, *b2; } mlp_view;
 
@@ -126,9 +156,10 @@ static void ttt_inner_update(real *S, const mlp_fwd *f, const real *K, const rea
     mm_colsum(s.b2, eG2, D, r, D, -1, 1);
 }
 
-void ttt_mlp_forward(real *out, int ldo, real *S, const real *Q, const real *K, const real *V,
-                     const real *tau, const real *lr, const real *gamma, const real *beta,
-                     int r, int D, int F, real *scr)
+MLP_DUAL_SCOPE void MLP_DUAL(forward)(real *out, int ldo, real *S, const real *Q, const real *K,
+                                      const real *V, const real *tau, const real *lr,
+                                      const real *gamma, const real *beta, int r, int D, int F,
+                                      real *scr)
 {
     mlp_fwd f;
     real *p = scr;
@@ -139,11 +170,12 @@ void ttt_mlp_forward(real *out, int ldo, real *S, const real *Q, const real *K, 
     ttt_inner_update(S, &f, K, tau, lr, r, D, F, p);   /* p: 2rD reals past the intermediates */
 }
 
-void ttt_mlp_backward(real *dQ, real *dK, real *dV, real *dtau, real *dlr, real *dgamma,
-                      real *dbeta, real *dS, const real *dout, int lddo, const real *S,
-                      const real *Q, const real *K, const real *V, const real *tau,
-                      const real *lr, const real *gamma, const real *beta, int r, int D, int F,
-                      real *scr)
+MLP_DUAL_SCOPE void MLP_DUAL(backward)(real *dQ, real *dK, real *dV, real *dtau, real *dlr,
+                                       real *dgamma, real *dbeta, real *dS, const real *dout,
+                                       int lddo, const real *S, const real *Q, const real *K,
+                                       const real *V, const real *tau, const real *lr,
+                                       const real *gamma, const real *beta, int r, int D, int F,
+                                       real *scr)
 {
     mlp_fwd f;
     real *p = scr;
@@ -243,6 +275,58 @@ void ttt_mlp_backward(real *dQ, real *dK, real *dV, real *dtau, real *dlr, real 
     ttt_eta_backward(dtau, dlr, deta, tau, lr, r);
 }
 
+#ifndef TTT_MLP_AVX512_TU
+/* whether to take the *_avx512 pair: decided once (racing first callers
+ * store the same value) */
+static int mlp_use_avx512(void)
+{
+#ifdef MLP_HAVE_AVX512
+    static int use = -1;
+    int u = __atomic_load_n(&use, __ATOMIC_RELAXED);
+    if (u < 0) {
+        const char *e = getenv("TTT_NO_AVX512");
+        __builtin_cpu_init();
+        u = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+            !(e && *e && strcmp(e, "0"));
+        __atomic_store_n(&use, u, __ATOMIC_RELAXED);
+    }
+    return u;
+#else
+    return 0;
+#endif
+}
+
+void ttt_mlp_forward(real *out, int ldo, real *S, const real *Q, const real *K, const real *V,
+                     const real *tau, const real *lr, const real *gamma, const real *beta,
+                     int r, int D, int F, real *scr)
+{
+#ifdef MLP_HAVE_AVX512
+    if (mlp_use_avx512()) {
+        ttt_mlp_forward_avx512(out, ldo, S, Q, K, V, tau, lr, gamma, beta, r, D, F, scr);
+        return;
+    }
+#endif
+    mlp_forward_v3(out, ldo, S, Q, K, V, tau, lr, gamma, beta, r, D, F, scr);
+}
+
+void ttt_mlp_backward(real *dQ, real *dK, real *dV, real *dtau, real *dlr, real *dgamma,
+                      real *dbeta, real *dS, const real *dout, int lddo, const real *S,
+                      const real *Q, const real *K, const real *V, const real *tau,
+                      const real *lr, const real *gamma, const real *beta, int r, int D, int F,
+                      real *scr)
+{
+#ifdef MLP_HAVE_AVX512
+    if (mlp_use_avx512()) {
+        ttt_mlp_backward_avx512(dQ, dK, dV, dtau, dlr, dgamma, dbeta, dS, dout, lddo, S, Q, K, V,
+                                tau, lr, gamma, beta, r, D, F, scr);
+        return;
+    }
+#endif
+    mlp_backward_v3(dQ, dK, dV, dtau, dlr, dgamma, dbeta, dS, dout, lddo, S, Q, K, V, tau, lr,
+                    gamma, beta, r, D, F, scr);
+}
+
 /* z1 = k W1 + b1; x2 = gelu(z1); z2 = x2 W2 + b2; g2 = LNl2grad(z2, v - k);
  * g1 = (g2 W2^T) gelu'(z1);  A += lr * (k^T g1, g1, x2^T g2, g2) */
 void ttt_mlp_grad_acc(const ttt_fast_weights *A, const ttt_fast_weights *S, const real *k,
@@ -285,3 +369,4 @@ void ttt_mlp_apply(real *out, const ttt_fast_weights *S, const ttt_fast_weights 
     for (int c = 0; c < D; c++) z2[c] += s.b2[c] - tau * (zc[c] + a.b2[c]);
     ttt_out_forward(out, D, z2, q, gamma, beta, 1, D);
 }
+#endif /* !TTT_MLP_AVX512_TU */

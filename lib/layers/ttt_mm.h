@@ -19,8 +19,16 @@
 #include <string.h>
 #include "../real.h"
 
-#define MM_VL ((int)(32 / sizeof(real)))               /* lanes per vector */
-typedef real mm_v __attribute__((vector_size(32)));
+/* vector bytes: 32 by default; ttt_mlp_avx512.c includes this with 64 */
+#ifndef MM_VB
+#define MM_VB 32
+#endif
+#ifdef TTT_F64
+#define MM_VL (MM_VB / 8)                               /* lanes per vector */
+#else
+#define MM_VL (MM_VB / 4)
+#endif
+typedef real mm_v __attribute__((vector_size(MM_VB)));
 
 static inline mm_v mm_ld(const real *p) { mm_v v; memcpy(&v, p, sizeof v); return v; }
 /* a load kept in a register: GCC otherwise folds a load used twice into both
@@ -29,16 +37,22 @@ static inline mm_v mm_ldr(const real *p)
 {
     mm_v v = mm_ld(p);
 #if defined(__x86_64__) || defined(__i386__)
+#if MM_VB == 64
+    __asm__("" : "+v"(v));
+#else
     __asm__("" : "+x"(v));
+#endif
 #endif
     return v;
 }
 static inline void mm_st(real *p, mm_v v) { memcpy(p, &v, sizeof v); }
 /* broadcast; not `(mm_v){0} + s`, which without -ffast-math costs a scalar add */
-#ifdef TTT_F64
+#if MM_VL == 4
 static inline mm_v mm_bc(real s) { return (mm_v){ s, s, s, s }; }
-#else
+#elif MM_VL == 8
 static inline mm_v mm_bc(real s) { return (mm_v){ s, s, s, s, s, s, s, s }; }
+#else
+static inline mm_v mm_bc(real s) { return (mm_v){ s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s }; }
 #endif
 static inline real mm_hsum(mm_v v)
 {
@@ -59,37 +73,52 @@ static inline real mm_hsum(mm_v v)
 #define MM_SHUFFLE(a, b, m) __builtin_shuffle(a, b, m)
 #endif
 #ifdef TTT_F64
-typedef long long mm_vi __attribute__((vector_size(32)));
-static inline mm_v mm_pair(mm_v a, mm_v b, mm_vi e, mm_vi o)
+typedef long long mm_vi __attribute__((vector_size(MM_VB)));
+#else
+typedef int mm_vi __attribute__((vector_size(MM_VB)));
+#endif
+/* lane l of a butterfly level with blocks of w lanes: blocks alternate
+ * between a (lanes 0..VL-1) and b (VL..2VL-1); E takes the first block of
+ * each pair, E + w the second */
+#define MM_E(w, l) ((((l) / (w)) % 2 ? MM_VL : 0) + (l) / (w) / 2 * 2 * (w) + (l) % (w))
+#define MM_L4(w, o) MM_E(w, 0) + (o), MM_E(w, 1) + (o), MM_E(w, 2) + (o), MM_E(w, 3) + (o)
+#define MM_L8(w, o) MM_L4(w, o), MM_E(w, 4) + (o), MM_E(w, 5) + (o), MM_E(w, 6) + (o), MM_E(w, 7) + (o)
+#define MM_L16(w, o) MM_L8(w, o), MM_E(w, 8) + (o), MM_E(w, 9) + (o), MM_E(w, 10) + (o), \
+    MM_E(w, 11) + (o), MM_E(w, 12) + (o), MM_E(w, 13) + (o), MM_E(w, 14) + (o), MM_E(w, 15) + (o)
+#if MM_VL == 4
+#define MM_LANES(w, o) { MM_L4(w, o) }
+#elif MM_VL == 8
+#define MM_LANES(w, o) { MM_L8(w, o) }
+#else
+#define MM_LANES(w, o) { MM_L16(w, o) }
+#endif
+static inline mm_v mm_pair(mm_v a, mm_v b, int w)
 {
-    return MM_SHUFFLE(a, b, e) + MM_SHUFFLE(a, b, o);
+    const mm_vi e1 = MM_LANES(1, 0), o1 = MM_LANES(1, 1), e2 = MM_LANES(2, 0), o2 = MM_LANES(2, 2);
+    const mm_vi e4 = MM_LANES(4, 0), o4 = MM_LANES(4, 4);
+    if (w == 1) return MM_SHUFFLE(a, b, e1) + MM_SHUFFLE(a, b, o1);
+    if (w == 2) return MM_SHUFFLE(a, b, e2) + MM_SHUFFLE(a, b, o2);
+    return MM_SHUFFLE(a, b, e4) + MM_SHUFFLE(a, b, o4);
 }
 static inline void mm_reduce8(real d[8], const mm_v s[8])
 {
-    const mm_vi e1 = { 0, 4, 2, 6 }, o1 = { 1, 5, 3, 7 }, e2 = { 0, 1, 4, 5 }, o2 = { 2, 3, 6, 7 };
-    for (int h = 0; h < 2; h++) {
+#if MM_VL == 4
+    for (int h = 0; h < 2; h++) {         /* four sums per vector */
         const mm_v *t = s + 4 * h;
-        mm_v r = mm_pair(mm_pair(t[0], t[1], e1, o1), mm_pair(t[2], t[3], e1, o1), e2, o2);
+        mm_v r = mm_pair(mm_pair(t[0], t[1], 1), mm_pair(t[2], t[3], 1), 2);
         memcpy(d + 4 * h, &r, sizeof r);
     }
-}
 #else
-typedef int mm_vi __attribute__((vector_size(32)));
-static inline mm_v mm_pair(mm_v a, mm_v b, mm_vi e, mm_vi o)
-{
-    return MM_SHUFFLE(a, b, e) + MM_SHUFFLE(a, b, o);
-}
-static inline void mm_reduce8(real d[8], const mm_v s[8])
-{
-    const mm_vi e1 = { 0, 8, 2, 10, 4, 12, 6, 14 }, o1 = { 1, 9, 3, 11, 5, 13, 7, 15 };
-    const mm_vi e2 = { 0, 1, 8, 9, 4, 5, 12, 13 }, o2 = { 2, 3, 10, 11, 6, 7, 14, 15 };
-    const mm_vi e3 = { 0, 1, 2, 3, 8, 9, 10, 11 }, o3 = { 4, 5, 6, 7, 12, 13, 14, 15 };
-    mm_v a = mm_pair(mm_pair(s[0], s[1], e1, o1), mm_pair(s[2], s[3], e1, o1), e2, o2);
-    mm_v b = mm_pair(mm_pair(s[4], s[5], e1, o1), mm_pair(s[6], s[7], e1, o1), e2, o2);
-    mm_v r = mm_pair(a, b, e3, o3);
-    memcpy(d, &r, sizeof r);
-}
+    mm_v a = mm_pair(mm_pair(s[0], s[1], 1), mm_pair(s[2], s[3], 1), 2);
+    mm_v b = mm_pair(mm_pair(s[4], s[5], 1), mm_pair(s[6], s[7], 1), 2);
+    mm_v r = mm_pair(a, b, 4);
+#if MM_VL == 16                           /* lanes l and l + 8 hold halves of sum l */
+    const mm_vi hi = { 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7 };
+    r += MM_SHUFFLE(r, r, hi);
 #endif
+    memcpy(d, &r, sizeof(real) * 8);
+#endif
+}
 
 /* C = acc ? C + alpha*v : alpha*v, one vector */
 static inline void mm_put(real *c, mm_v v, real alpha, int acc)
