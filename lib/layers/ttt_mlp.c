@@ -276,11 +276,11 @@ MLP_DUAL_SCOPE void MLP_DUAL(backward)(real *dQ, real *dK, real *dV, real *dtau,
 }
 
 #ifndef TTT_MLP_AVX512_TU
+#ifdef MLP_HAVE_AVX512
 /* whether to take the *_avx512 pair: decided once (racing first callers
  * store the same value) */
 static int mlp_use_avx512(void)
 {
-#ifdef MLP_HAVE_AVX512
     static int use = -1;
     int u = __atomic_load_n(&use, __ATOMIC_RELAXED);
     if (u < 0) {
@@ -292,10 +292,8 @@ static int mlp_use_avx512(void)
         __atomic_store_n(&use, u, __ATOMIC_RELAXED);
     }
     return u;
-#else
-    return 0;
-#endif
 }
+#endif
 
 void ttt_mlp_forward(real *out, int ldo, real *S, const real *Q, const real *K, const real *V,
                      const real *tau, const real *lr, const real *gamma, const real *beta,

@@ -19,9 +19,14 @@
 #include <string.h>
 #include "../real.h"
 
-/* vector bytes: 32 by default; ttt_mlp_avx512.c includes this with 64 */
+/* vector bytes: 32, or 64 where the build targets AVX-512 (ttt_mlp_avx512.c
+ * asks for 64 in a default build) */
 #ifndef MM_VB
+#ifdef __AVX512F__
+#define MM_VB 64
+#else
 #define MM_VB 32
+#endif
 #endif
 #ifdef TTT_F64
 #define MM_VL (MM_VB / 8)                               /* lanes per vector */
