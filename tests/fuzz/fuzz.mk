@@ -12,6 +12,9 @@
 FUZZ_CC      ?= clang
 FUZZ_SMOKE_TIME ?= 15
 FUZZ_TIME    ?= 180
+# Extra libFuzzer flags; CI passes a fixed -seed and a -runs bound so that its
+# smoke run walks the same inputs every time.
+FUZZ_EXTRA   ?=
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -g -O1 $(ARCH) -std=gnu11 $(FUZZ_SAN) -Ilib -Icmd -Ibuild -Itests/fuzz
 FUZZ_LDLIBS  := -lz -lxxhash -lpcre2-8 -lm -lpthread
@@ -60,7 +63,7 @@ define fuzz_run
 	      || { tail -40 build/fuzz/$$t.replay.log; echo "fuzz: $$t: a regression input fails"; fail="$$fail $$t"; continue; }; \
 	  fi; \
 	  echo "== $$t: fuzzing $(1) s"; \
-	  build/fuzz/$$t $(FUZZ_RUNFLAGS) -max_total_time=$(1) -artifact_prefix=build/fuzz/crashes/$$t/ \
+	  build/fuzz/$$t $(FUZZ_RUNFLAGS) $(FUZZ_EXTRA) -max_total_time=$(1) -artifact_prefix=build/fuzz/crashes/$$t/ \
 	    build/fuzz/corpus/$$t build/fuzz/seeds/$$t tests/fuzz/seeds/$$t tests/regress/$$t \
 	    >build/fuzz/$$t.log 2>&1 \
 	    || { grep -aE 'ERROR|SUMMARY|runtime error|#[0-9]+ 0x.* in [a-z_]+ /' build/fuzz/$$t.log | head -20; \
