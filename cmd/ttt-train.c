@@ -774,12 +774,21 @@ int main(int argc, char **argv)
         /* Every rank draws the whole global batch, so the generator stays
          * in step everywhere and equals a 1-rank run's. */
         if (ttt_train_draw(train, &st.rng, o.batch, T, starts) < 0) cli_die("%s: %s", o.data, ttt_errmsg());
+        /* CPU, several ranks: the last micro-batch's backward starts the
+         * all-reduce of each block's gradients as soon as they are final
+         * (the earlier micro-batches only accumulate). */
+        ttt_dist_overlap *ov = NULL;
         for (int a = 0; a < o.accum; a++) {
             if (ttt_train_read(train, starts + first + (size_t)a * MB, MB, T, vocab, ids, tg, scratch) < 0)
                 cli_die("%s: %s", o.data, ttt_errmsg());
             double l;
-            if (forward(m, ids, tg, MB, T, &l) < 0 || (gpu ? ttt_gpu_model_backward(gpu) : ttt_model_backward(m)) < 0)
-                die_lib_oom("the activations");
+            if (forward(m, ids, tg, MB, T, &l) < 0) die_lib_oom("the activations");
+            if (!gpu && nranks > 1 && a == o.accum - 1) {
+                if (!(ov = ttt_dist_overlap_begin(grads, np))) cli_die_lib();
+                ttt_model_set_grad_hook(m, ttt_dist_overlap_chunk, ov);
+            }
+            if ((gpu ? ttt_gpu_model_backward(gpu) : ttt_model_backward(m)) < 0) die_lib_oom("the activations");
+            ttt_model_set_grad_hook(m, NULL, NULL);
             loss += l;
         }
         loss /= o.accum;
@@ -795,7 +804,9 @@ int main(int argc, char **argv)
              * every rank after the same step. */
             double red[2] = { loss, interrupted ? 1 : 0 };
             if (gpu && !nccl && ttt_gpu_model_download_grads(gpu, grads) < 0) cli_die_lib();
-            if ((!nccl && ttt_dist_allreduce_mean(grads, np) < 0) || ttt_dist_allreduce_sum(red, 2) < 0) cli_die_lib();
+            if ((!nccl && (ov ? ttt_dist_overlap_end(ov) : ttt_dist_allreduce_mean(grads, np)) < 0) ||
+                ttt_dist_allreduce_sum(red, 2) < 0)
+                cli_die_lib();
             if (gpu && !nccl && ttt_gpu_model_upload_grads(gpu, grads) < 0) cli_die_lib();
             loss = red[0] / nranks;
             stop_signal = red[1] > 0;

@@ -164,6 +164,131 @@ int ttt_dist_allreduce_mean(real *buf, size_t n)
     return 0;
 }
 
+/* ---- the all-reduce overlapped with the backward ---- */
+
+typedef struct { size_t lo, n; } ov_range;
+
+struct ttt_dist_overlap {
+    real *buf;
+    size_t n;
+    ov_range *rg;          /* the ranges given, for the cover check */
+    size_t nrg, rg_cap;
+    int failed;            /* chunk() met an error: its message is kept for end() */
+#ifdef TTT_HAVE_MPI
+    MPI_Request *req;
+    size_t nreq, req_cap;
+#endif
+};
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return 0;
+    size_t c = *cap ? 2 * *cap : 16;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q) return -1;
+    *p = q, *cap = c;
+    return 0;
+}
+
+ttt_dist_overlap *ttt_dist_overlap_begin(real *buf, size_t n)
+{
+    ttt_dist_overlap *ov = calloc(1, sizeof *ov);
+    if (!ov) { ttt_seterr("out of memory"); return NULL; }
+    ov->buf = buf, ov->n = n;
+    return ov;
+}
+
+static void ov_fail_mpi(ttt_dist_overlap *ov, const char *what, int rc)
+{
+#ifdef TTT_HAVE_MPI
+    if (!ov->failed) mpi_fail(what, rc);
+#else
+    (void)what, (void)rc;
+#endif
+    ov->failed = 1;
+}
+
+void ttt_dist_overlap_chunk(size_t offset, size_t n, void *ctx)
+{
+    ttt_dist_overlap *ov = ctx;
+    if (ov->failed) return;
+    /* Not sent when out of range: every rank gives the same ranges, so
+     * every rank skips it alike and none waits for the others. */
+    if (offset > ov->n || n > ov->n - offset) {
+        ttt_seterr("gradient all-reduce: range %zu+%zu outside the arena of %zu", offset, n, ov->n);
+        ov->failed = 1;
+        return;
+    }
+    if (grow((void **)&ov->rg, &ov->rg_cap, ov->nrg + 1, sizeof *ov->rg)) {
+        ttt_seterr("out of memory");
+        ov->failed = 1;
+        return;
+    }
+    ov->rg[ov->nrg++] = (ov_range){ offset, n };
+#ifdef TTT_HAVE_MPI
+    if (g_size == 1) return;
+    for (size_t lo = offset; lo < offset + n; lo += DIST_CHUNK) {
+        size_t k = offset + n - lo < DIST_CHUNK ? offset + n - lo : DIST_CHUNK;
+        if (grow((void **)&ov->req, &ov->req_cap, ov->nreq + 1, sizeof *ov->req)) {
+            ttt_seterr("out of memory");
+            ov->failed = 1;
+            return;
+        }
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, ov->buf + lo, (int)k, real_type(), MPI_SUM, MPI_COMM_WORLD,
+                                &ov->req[ov->nreq]);
+        if (rc != MPI_SUCCESS) { ov_fail_mpi(ov, "gradient all-reduce", rc); return; }
+        ov->nreq++;
+    }
+    /* Without a progress thread MPI moves the data only inside MPI calls:
+     * give the earlier reductions a turn while the backward goes on. */
+    int done;
+    int rc = MPI_Testall((int)ov->nreq, ov->req, &done, MPI_STATUSES_IGNORE);
+    if (rc != MPI_SUCCESS) ov_fail_mpi(ov, "gradient all-reduce", rc);
+#endif
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+    const ov_range *x = a, *y = b;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+int ttt_dist_overlap_end(ttt_dist_overlap *ov)
+{
+    int rc = ov->failed ? -1 : 0;
+#ifdef TTT_HAVE_MPI
+    /* Wait even after a failure: the buffer must not be freed or reused
+     * under a reduction still in flight. */
+    if (ov->nreq) {
+        int e = MPI_Waitall((int)ov->nreq, ov->req, MPI_STATUSES_IGNORE);
+        if (e != MPI_SUCCESS && !rc) rc = mpi_fail("gradient all-reduce", e);
+    }
+#endif
+    if (!rc) {
+        qsort(ov->rg, ov->nrg, sizeof *ov->rg, cmp_range);
+        size_t at = 0;
+        for (size_t i = 0; i < ov->nrg && !rc; i++) {
+            if (ov->rg[i].lo != at)
+                rc = ttt_seterr("gradient all-reduce: elements %zu..%zu %s", ov->rg[i].lo < at ? ov->rg[i].lo : at,
+                                (ov->rg[i].lo < at ? at : ov->rg[i].lo) - 1,
+                                ov->rg[i].lo < at ? "given twice" : "never given");
+            at = ov->rg[i].lo + ov->rg[i].n;
+        }
+        if (!rc && at != ov->n) rc = ttt_seterr("gradient all-reduce: elements %zu..%zu never given", at, ov->n - 1);
+    }
+    if (!rc && g_size > 1) {
+        const real inv = (real)1 / (real)g_size;
+        for (size_t i = 0; i < ov->n; i++) ov->buf[i] *= inv;
+    }
+    free(ov->rg);
+#ifdef TTT_HAVE_MPI
+    free(ov->req);
+#endif
+    free(ov);
+    return rc;
+}
+
 int ttt_dist_allreduce_sum(double *v, int n)
 {
     if (g_size == 1) return 0;

@@ -58,6 +58,21 @@ int ttt_dist_size(void);
  * right after its reduction. Every rank ends with the same bits. */
 int ttt_dist_allreduce_mean(real *buf, size_t n);
 
+/* The same average, overlapped with the backward: begin() before the
+ * backward, chunk() (the signature of ttt_model_set_grad_hook's callback,
+ * ctx = the handle) for each range of buf as soon as it is final, which
+ * starts an in-place MPI_Iallreduce(MPI_SUM) on it (split at 2^24
+ * elements), end() waits for all of them and scales buf by 1/size. Every
+ * rank must give the same ranges in the same order (they are collectives);
+ * together they must cover buf[0..n) exactly once, which end() checks.
+ * end() frees the handle and returns 0, or -1 with a message (an MPI
+ * failure or a bad cover, also one chunk() met). With size 1 (or no MPI)
+ * nothing is sent and only the cover is checked. begin: NULL + message. */
+typedef struct ttt_dist_overlap ttt_dist_overlap;
+ttt_dist_overlap *ttt_dist_overlap_begin(real *buf, size_t n);
+void ttt_dist_overlap_chunk(size_t offset, size_t n, void *ctx);
+int ttt_dist_overlap_end(ttt_dist_overlap *ov);
+
 /* In-place sum over the ranks of v[n] doubles (losses, counters, flags). */
 int ttt_dist_allreduce_sum(double *v, int n);
 

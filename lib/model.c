@@ -468,6 +468,36 @@ const real *ttt_model_token_losses(const ttt_model *m)
 
 /* ---- backward ---- */
 
+void ttt_model_set_grad_hook(ttt_model *m, void (*fn)(size_t offset, size_t n, void *ctx), void *ctx)
+{
+    m->grad_hook = fn;
+    m->grad_hook_ctx = fn ? ctx : NULL;
+}
+
+/* The arena's layout (layout()): the embedding, the L blocks one after the
+ * other with the same tensors each, the final norm last. */
+static void hook_final_norm(ttt_model *m)
+{
+    if (m->grad_hook) {
+        size_t lo = (size_t)(m->dfinal_norm - m->grads);
+        m->grad_hook(lo, m->nparams - lo, m->grad_hook_ctx);
+    }
+}
+
+static void hook_block(ttt_model *m, int l)
+{
+    if (!m->grad_hook) return;
+    int L = m->cfg.num_hidden_layers, per = (m->ntensors - 2) / L;
+    size_t lo = m->tensors[1 + l * per].offset;
+    size_t hi = l + 1 < L ? m->tensors[1 + (l + 1) * per].offset : (size_t)(m->dfinal_norm - m->grads);
+    m->grad_hook(lo, hi - lo, m->grad_hook_ctx);
+}
+
+static void hook_embed(ttt_model *m)
+{
+    if (m->grad_hook) m->grad_hook(0, m->tensors[0].numel, m->grad_hook_ctx);   /* tensor 0 at offset 0 */
+}
+
 int ttt_model_backward(ttt_model *m)
 {
     const ttt_config *c = &m->cfg;
@@ -500,13 +530,19 @@ int ttt_model_backward(ttt_model *m)
     real *dlogits = m->bwd, *dh = dlogits + (size_t)N * V, *d1 = dh + NC, *d2 = d1 + NC;
     real *scratch = d2 + NC;
 
-    if (m->count == 0) return 0;   /* nothing valid: the loss is a constant 0 */
+    if (m->count == 0) {   /* nothing valid: the loss is a constant 0, the gradients are final as they are */
+        hook_final_norm(m);
+        for (int l = c->num_hidden_layers - 1; l >= 0; l--) hook_block(m, l);
+        hook_embed(m);
+        return 0;
+    }
     xent_backward(dlogits, m->logits, m->lse, m->targets, 1.0 / m->count, N, V);
     /* logits = f E^T:  dE += dlogits^T f,  df = dlogits E */
     ttt_gemm(1, 0, V, C, N, 1, dlogits, V, m->final_out, C, 1, m->dembed, C);
     ttt_gemm(0, 0, N, C, V, 1, dlogits, V, m->embed, C, 0, d1, C);
     const real *hlast = c->num_hidden_layers ? m->ba[c->num_hidden_layers - 1].out : m->emb;
     rmsnorm_backward(dh, m->dfinal_norm, d1, hlast, m->final_norm, m->final_rstd, N, C);
+    hook_final_norm(m);
 
     for (int l = c->num_hidden_layers - 1; l >= 0; l--) {
         block_acts *a = &m->ba[l];
@@ -532,8 +568,10 @@ int ttt_model_backward(ttt_model *m)
             rmsnorm_backward(d2, g->conv_norm, d1, h0, p->conv_norm, a->crstd, N, C);
             add_into(dh, dh, d2, NC);
         }
+        hook_block(m, l);
     }
     embed_backward(m->dembed, dh, m->ids, N, C);
+    hook_embed(m);
     return 0;
 }
 

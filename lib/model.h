@@ -106,6 +106,15 @@ void ttt_model_zero_grad(ttt_model *m);
  * Once per forward (the TTT layers reuse their saved activations). */
 int ttt_model_backward(ttt_model *m);
 
+/* Called by ttt_model_backward as each contiguous range [offset,
+ * offset+n) of the gradient arena (in reals) becomes final for this
+ * backward, so that its all-reduce can start while the rest is computed
+ * (ttt_dist_overlap_chunk fits). Fixed ranges in a fixed order, the same
+ * whatever the data: the final norm, each block from the last to the
+ * first, then the tied embedding, covering the arena exactly once. On the
+ * calling thread. fn NULL removes the hook. */
+void ttt_model_set_grad_hook(ttt_model *m, void (*fn)(size_t offset, size_t n, void *ctx), void *ctx);
+
 /* Named intermediates of the last forward for the reference checks, e.g.
  * "inter.block0.seq_norm_out" [B,T,C]; NULL if not kept. */
 const real *ttt_model_inter(const ttt_model *m, const char *name);

@@ -57,6 +57,10 @@ struct ttt_model {
     block_acts *ba;             /* [L] */
     real *emb, *final_out, *final_rstd, *logits, *lse, *losses;
 
+    /* ttt_model_set_grad_hook */
+    void (*grad_hook)(size_t offset, size_t n, void *ctx);
+    void *grad_hook_ctx;
+
     /* backward scratch (allocated at the first backward) */
     real *bwd;
     size_t bwd_cap;
