@@ -159,7 +159,7 @@ check-ref: tests/refcheck tests/refcheck-f32
 	  ./tests/refcheck $(REFVECTORS)/*/ && ./tests/refcheck-f32 $(REFVECTORS)/*/; \
 	else echo "check-ref: $(REFVECTORS) not found, skipped"; fi
 
-check-cli: all build/tests/test_dist
+check-cli: all build/tests/test_dist build/tests/test_grad_hook
 	OMP_WAIT_POLICY=passive TTT_BIN_DIR=$(CURDIR)/build bats tests/cli
 
 check: check-unit check-ref check-cli

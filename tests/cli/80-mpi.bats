@@ -57,6 +57,13 @@ same_curve() {
   assert_match "0 failed"
 }
 
+@test "the all-reduce overlapped with the backward equals the plain one across 2 ranks" {
+  [ -x "$TTT_BIN_DIR/tests/test_grad_hook" ] || skip_or_fail "test_grad_hook not built"
+  run "${MPIRUN[@]}" -np 2 "$TTT_BIN_DIR/tests/test_grad_hook"
+  assert_status 0
+  assert_match "0 failed"
+}
+
 @test "2 ranks with global batch B equal 1 rank with batch B; only rank 0 writes" {
   run ttt-train "${A[@]}" --batch 8 --steps 15 -o one
   assert_status 0
