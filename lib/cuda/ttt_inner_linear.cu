@@ -21,20 +21,30 @@
  * must match the float64 references to 1e-4, which bf16/tf32 MMA cannot.
  */
 #include "ttt_cuda_internal.cuh"
+#include "ttt_inner_rows.cuh"
 
 #define KB TTT_CUDA_K
-#define EPS 1e-6f
+#define EPS TTT_INNER_EPS
 
-__device__ __forceinline__ float warp_sum(float v)
+/* LNl2grad of one row z (held in zv) against the target v - k, for the
+ * forward and the backward's recomputation: zhat, g_y, sigma, 1/sigma and
+ * mean(g_y zhat); G = (g_y - mean(g_y) - zhat mean(g_y zhat)) / sigma. */
+template <int D, int CPL>
+__device__ __forceinline__ void ln_l2grad_row(const float *zv, const float *vrow, const float *krow, const float *g_r,
+                                              const float *be_r, int lane, float *zh, float *gy, float *G,
+                                              float *sig, float *mgz)
 {
+    float mu, mg;
+    row_stats<D, CPL>(zv, lane, &mu, sig);
+    const float rs = 1.f / *sig;
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-__device__ __forceinline__ float tau_of(const float *off, int i)
-{
-    return fmaxf(1.0f / (float)(i + 1) + off[i], 0.0f);
+    for (int u = 0; u < CPL; u++) {
+        int c = lane + 32 * u;
+        zh[u] = c < D ? (zv[u] - mu) * rs : 0.f;
+    }
+    l2_grad_y<D, CPL>(zh, vrow, krow, g_r, be_r, lane, gy, &mg, mgz);
+#pragma unroll
+    for (int u = 0; u < CPL; u++) G[u] = (gy[u] - mg - zh[u] * *mgz) * rs;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -152,36 +162,13 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_fwd(ttt_inner_args a)
 
         /* P2: G = LNl2grad(Z, V - K), row-wise, in place of Z */
         for (int i = warp; i < KB; i += NW) {
-            float zv[CPL], s = 0.f;
+            float zv[CPL], zh[CPL], gy[CPL], G[CPL], sig, mgz;
+            row_load<D, CPL>(zv, Zs + i * TLD, lane);
+            ln_l2grad_row<D, CPL>(zv, Vs + i * TLD, Ks + i * TLD, g_r, be_r, lane, zh, gy, G, &sig, &mgz);
 #pragma unroll
             for (int u = 0; u < CPL; u++) {
                 int c = lane + 32 * u;
-                zv[u] = c < D ? Zs[i * TLD + c] : 0.f;
-                s += zv[u];
-            }
-            float mu = warp_sum(s) / D, s2 = 0.f;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                float dz = c < D ? zv[u] - mu : 0.f;
-                s2 += dz * dz;
-            }
-            float sig = sqrtf(warp_sum(s2) / D + EPS), rs = 1.f / sig;
-            float zh[CPL], gy[CPL], s3 = 0.f, s4 = 0.f;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                zh[u] = c < D ? (zv[u] - mu) * rs : 0.f;
-                float tgt = c < D ? Vs[i * TLD + c] - Ks[i * TLD + c] : 0.f;
-                gy[u] = c < D ? g_r[u] * (g_r[u] * zh[u] + be_r[u] - tgt) : 0.f;
-                s3 += gy[u];
-                s4 += gy[u] * zh[u];
-            }
-            float mg = warp_sum(s3) / D, mgz = warp_sum(s4) / D;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                if (c < D) Zs[i * TLD + c] = (gy[u] - mg - zh[u] * mgz) * rs;
+                if (c < D) Zs[i * TLD + c] = G[u];
             }
         }
         __syncthreads();
@@ -226,21 +213,10 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_fwd(ttt_inner_args a)
 
         /* P4: out = q + LN(zbar) */
         for (int i = warp; i < r; i += NW) {
-            float zv[CPL], s = 0.f;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                zv[u] = c < D ? Ys[i * TLD + c] : 0.f;
-                s += zv[u];
-            }
-            float mu = warp_sum(s) / D, s2 = 0.f;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                float dz = c < D ? zv[u] - mu : 0.f;
-                s2 += dz * dz;
-            }
-            float rs = rsqrtf(warp_sum(s2) / D + EPS);
+            float zv[CPL], mu, var;
+            row_load<D, CPL>(zv, Ys + i * TLD, lane);
+            row_moments<D, CPL>(zv, lane, &mu, &var);
+            const float rs = rsqrtf(var + EPS);
             size_t g = ((size_t)b * T + t0 + i) * C + h * D;
 #pragma unroll
             for (int u = 0; u < CPL; u++) {
@@ -381,39 +357,16 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_bwd(ttt_inner_args a)
 
         /* P2: LNl2grad forward pieces per row: zhat, g_y, G, sigma, m */
         for (int i = warp; i < KB; i += NW) {
-            float zv[CPL], s = 0.f;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                zv[u] = c < D ? Zh[i * TLD + c] : 0.f;
-                s += zv[u];
-            }
-            float mu = warp_sum(s) / D, s2 = 0.f;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                float dz = c < D ? zv[u] - mu : 0.f;
-                s2 += dz * dz;
-            }
-            float sig = sqrtf(warp_sum(s2) / D + EPS), rs = 1.f / sig;
-            float zh[CPL], gy[CPL], s3 = 0.f, s4 = 0.f;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                zh[u] = c < D ? (zv[u] - mu) * rs : 0.f;
-                float tgt = c < D ? Vs[i * TLD + c] - Ks[i * TLD + c] : 0.f;
-                gy[u] = c < D ? g_r[u] * (g_r[u] * zh[u] + be_r[u] - tgt) : 0.f;
-                s3 += gy[u];
-                s4 += gy[u] * zh[u];
-            }
-            float mg = warp_sum(s3) / D, mgz = warp_sum(s4) / D;
+            float zv[CPL], zh[CPL], gy[CPL], G[CPL], sig, mgz;
+            row_load<D, CPL>(zv, Zh + i * TLD, lane);
+            ln_l2grad_row<D, CPL>(zv, Vs + i * TLD, Ks + i * TLD, g_r, be_r, lane, zh, gy, G, &sig, &mgz);
 #pragma unroll
             for (int u = 0; u < CPL; u++) {
                 int c = lane + 32 * u;
                 if (c < D) {
                     Zh[i * TLD + c] = zh[u];
                     GYs[i * TLD + c] = gy[u];
-                    Gs[i * TLD + c] = (gy[u] - mg - zh[u] * mgz) * rs;
+                    Gs[i * TLD + c] = G[u];
                 }
             }
             if (lane == 0) { sigs[i] = sig; mrow[i] = mgz; }
@@ -438,39 +391,10 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_bwd(ttt_inner_args a)
 
         /* P4: output LN backward: dzbar, dgamma, dbeta */
         for (int i = warp; i < KB; i += NW) {
-            float zv[CPL], s = 0.f;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                zv[u] = c < D ? Ys[i * TLD + c] : 0.f;
-                s += zv[u];
-            }
-            float mu = warp_sum(s) / D, s2 = 0.f;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                float dz = c < D ? zv[u] - mu : 0.f;
-                s2 += dz * dz;
-            }
-            float rs = rsqrtf(warp_sum(s2) / D + EPS);
-            float zh[CPL], dzh[CPL], s3 = 0.f, s4 = 0.f;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                float dy = c < D ? dOs[i * TLD + c] : 0.f;
-                zh[u] = c < D ? (zv[u] - mu) * rs : 0.f;
-                dzh[u] = g_r[u] * dy;
-                dg_acc[u] += dy * zh[u];
-                db_acc[u] += dy;
-                s3 += dzh[u];
-                s4 += dzh[u] * zh[u];
-            }
-            float m1 = warp_sum(s3) / D, m2 = warp_sum(s4) / D;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                if (c < D) dZb[i * TLD + c] = (dzh[u] - m1 - zh[u] * m2) * rs;
-            }
+            float zv[CPL], mu, var;
+            row_load<D, CPL>(zv, Ys + i * TLD, lane);
+            row_moments<D, CPL>(zv, lane, &mu, &var);
+            ln_bwd_row<D, CPL>(zv, mu, rsqrtf(var + EPS), dOs + i * TLD, g_r, dg_acc, db_acc, dZb + i * TLD, lane);
         }
         __syncthreads();
 

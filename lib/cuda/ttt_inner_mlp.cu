@@ -23,25 +23,14 @@
  * helper (mm) that gives each thread 4 rows x 1 column of the output.
  */
 #include "ttt_cuda_internal.cuh"
+#include "ttt_inner_rows.cuh"
 
 #define KB TTT_CUDA_K
-#define EPS 1e-6f
+#define EPS TTT_INNER_EPS
 #define AL 17            /* row stride of the 16x16 tiles */
 #define MLP_NT 512       /* threads per block */
 
 namespace {
-
-__device__ __forceinline__ float warp_sum(float v)
-{
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-__device__ __forceinline__ float tau_of(const float *off, int i)
-{
-    return fmaxf(1.0f / (float)(i + 1) + off[i], 0.0f);
-}
 
 /* tanh-gelu (exact sqrt(2/pi)) and its exact derivative */
 __device__ __forceinline__ float gelu_f(float x)
@@ -117,31 +106,30 @@ __device__ __forceinline__ void colsum(float *out, const float *X, int ld, int N
     }
 }
 
-/* Row statistics of a D-row held CPL values per lane: mean and sigma. */
-template <int D, int CPL>
-__device__ __forceinline__ void row_load(float *v, const float *row, int lane)
+/* G2 = LNl2grad(Z2, V - K) row by row (one warp a row; G2 may be Z2):
+ * G = (g_y - mean(g_y) - zhat mean(g_y zhat)) / sigma. */
+template <int D>
+__device__ __forceinline__ void ln_l2grad_rows(float *G2, const float *Z2, const float *Vs, const float *Ks,
+                                               const float *g_r, const float *be_r, int warp, int lane)
 {
+    constexpr int TD = D + 1, NW = MLP_NT / 32, CPL = (D + 31) / 32;
+    for (int i = warp; i < KB; i += NW) {
+        float zv[CPL], mu, sig;
+        row_load<D, CPL>(zv, Z2 + i * TD, lane);
+        row_stats<D, CPL>(zv, lane, &mu, &sig);
+        float zh[CPL], gy[CPL], mg, mgz;
 #pragma unroll
-    for (int u = 0; u < CPL; u++) {
-        int c = lane + 32 * u;
-        v[u] = c < D ? row[c] : 0.f;
+        for (int u = 0; u < CPL; u++) {
+            int c = lane + 32 * u;
+            zh[u] = c < D ? (zv[u] - mu) / sig : 0.f;
+        }
+        l2_grad_y<D, CPL>(zh, Vs + i * TD, Ks + i * TD, g_r, be_r, lane, gy, &mg, &mgz);
+#pragma unroll
+        for (int u = 0; u < CPL; u++) {
+            int c = lane + 32 * u;
+            if (c < D) G2[i * TD + c] = (gy[u] - mg - zh[u] * mgz) / sig;
+        }
     }
-}
-template <int D, int CPL>
-__device__ __forceinline__ void row_stats(const float *v, int lane, float *mu, float *sig)
-{
-    float s = 0.f;
-#pragma unroll
-    for (int u = 0; u < CPL; u++) s += v[u];
-    float m = warp_sum(s) / D, s2 = 0.f;
-#pragma unroll
-    for (int u = 0; u < CPL; u++) {
-        int c = lane + 32 * u;
-        float d = c < D ? v[u] - m : 0.f;
-        s2 += d * d;
-    }
-    *mu = m;
-    *sig = sqrtf(warp_sum(s2) / D + EPS);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -229,27 +217,7 @@ __global__ void __launch_bounds__(MLP_NT) mlp_fwd(ttt_inner_args a)
         mm(G2s, TD, nullptr, X2s, TF, 1, W2, D, 1, KB, D, F, 1.f, 0.f, b2);
         __syncthreads();
         /* G2 = LNl2grad(Z2, V - K), in place */
-        for (int i = warp; i < KB; i += NW) {
-            float zv[CPL], mu, sig;
-            row_load<D, CPL>(zv, G2s + i * TD, lane);
-            row_stats<D, CPL>(zv, lane, &mu, &sig);
-            float zh[CPL], gy[CPL], s3 = 0.f, s4 = 0.f;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                zh[u] = c < D ? (zv[u] - mu) / sig : 0.f;
-                float tgt = c < D ? Vs[i * TD + c] - Ks[i * TD + c] : 0.f;
-                gy[u] = c < D ? g_r[u] * (g_r[u] * zh[u] + be_r[u] - tgt) : 0.f;
-                s3 += gy[u];
-                s4 += gy[u] * zh[u];
-            }
-            float mg = warp_sum(s3) / D, mgz = warp_sum(s4) / D;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                if (c < D) G2s[i * TD + c] = (gy[u] - mg - zh[u] * mgz) / sig;
-            }
-        }
+        ln_l2grad_rows<D>(G2s, G2s, Vs, Ks, g_r, be_r, warp, lane);
         __syncthreads();
         /* G1 = (G2 W2^T) (.) gelu'(Z1) */
         mm(G1s, TF, nullptr, G2s, TD, 1, W2, 1, D, KB, F, D, 1.f, 0.f, nullptr);
@@ -408,27 +376,7 @@ __global__ void __launch_bounds__(MLP_NT) mlp_bwd(ttt_inner_args a)
         __syncthreads();
         mm(Z2s, TD, nullptr, X2s, TF, 1, W2, D, 1, KB, D, F, 1.f, 0.f, b2);
         __syncthreads();
-        for (int i = warp; i < KB; i += NW) {
-            float zv[CPL], mu, sig;
-            row_load<D, CPL>(zv, Z2s + i * TD, lane);
-            row_stats<D, CPL>(zv, lane, &mu, &sig);
-            float zh[CPL], gy[CPL], s3 = 0.f, s4 = 0.f;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                zh[u] = c < D ? (zv[u] - mu) / sig : 0.f;
-                float tgt = c < D ? Vs[i * TD + c] - Ks[i * TD + c] : 0.f;
-                gy[u] = c < D ? g_r[u] * (g_r[u] * zh[u] + be_r[u] - tgt) : 0.f;
-                s3 += gy[u];
-                s4 += gy[u] * zh[u];
-            }
-            float mg = warp_sum(s3) / D, mgz = warp_sum(s4) / D;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                if (c < D) G2s[i * TD + c] = (gy[u] - mg - zh[u] * mgz) / sig;
-            }
-        }
+        ln_l2grad_rows<D>(G2s, Z2s, Vs, Ks, g_r, be_r, warp, lane);
         __syncthreads();
         mm(GWs, TF, nullptr, G2s, TD, 1, W2, 1, D, KB, F, D, 1.f, 0.f, nullptr);
         __syncthreads();
@@ -483,25 +431,7 @@ __global__ void __launch_bounds__(MLP_NT) mlp_bwd(ttt_inner_args a)
             float zv[CPL], mu, sig;
             row_load<D, CPL>(zv, Zb2s + j * TD, lane);
             row_stats<D, CPL>(zv, lane, &mu, &sig);
-            const float rs = 1.f / sig;
-            float zh[CPL], dzh[CPL], s1 = 0.f, s2 = 0.f;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                float dy = c < D ? dQs[j * TD + c] : 0.f;
-                zh[u] = c < D ? (zv[u] - mu) * rs : 0.f;
-                dzh[u] = g_r[u] * dy;
-                dg_acc[u] += dy * zh[u];
-                db_acc[u] += dy;
-                s1 += dzh[u];
-                s2 += dzh[u] * zh[u];
-            }
-            float m1 = warp_sum(s1) / D, m2 = warp_sum(s2) / D;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                if (c < D) dZb2s[j * TD + c] = rs * (dzh[u] - m1 - zh[u] * m2);
-            }
+            ln_bwd_row<D, CPL>(zv, mu, 1.f / sig, dQs + j * TD, g_r, dg_acc, db_acc, dZb2s + j * TD, lane);
         }
         __syncthreads();
 
