@@ -194,3 +194,17 @@ P="In the beginning the quick brown fox"
   run bash -c "ttt-generate -m run -p hi -n 100000 | head -c 3 >/dev/null; exit \${PIPESTATUS[0]}"
   assert_status 0
 }
+
+@test "the baselines too: N tokens in one run equal prefill --state-out then --state-in (KV cache, Mamba state)" {
+  for a in transformer mamba; do
+    rm -rf "$TMP/$a"
+    ttt-train -q -c tiny --arch $a -t tok.json -d 'data-train-*.tok' -o "$TMP/$a" --steps 2 --ctx 64 --batch 2 --threads 1
+    run ttt-generate -m "$TMP/$a" -p "In the beginning" -n 24 --seed 5
+    assert_status 0
+    local once=$output
+    ttt-generate -m "$TMP/$a" -p "In the beginning" -n 0 --seed 5 --state-out "$TMP/$a.st"
+    run ttt-generate -m "$TMP/$a" --state-in "$TMP/$a.st" -n 24
+    assert_status 0
+    [ "$output" = "$once" ] || { echo "$a: resumed output differs" >&2; return 1; }
+  done
+}
