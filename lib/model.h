@@ -132,7 +132,7 @@ int ttt_decode_prefill(ttt_model *m, ttt_decode *s, const int32_t *ids, int P, r
 int ttt_decode_step(ttt_model *m, ttt_decode *s, const int32_t *ids, real *logits);
 long ttt_decode_position(const ttt_decode *s);
 /* Sets the position, for restoring a saved state: the caller then overwrites
- * every state tensor (ttt_decode_tensor views are writable). 0 or -1. */
+ * every state tensor through ttt_decode_tensor_mut. 0 or -1. */
 int ttt_decode_set_position(ttt_decode *s, long pos);
 /* Named state tensors, reference cache names without the "cache.<when>."
  * prefix: "layer0.W1_states", "layer0.W1_grad", "layer0.conv_pre_conv",
@@ -141,5 +141,7 @@ int ttt_decode_set_position(ttt_decode *s, long pos);
  * keys and values of the P = position tokens so far, position-major).
  * Mamba layers: "layer0.conv_state" [B,E,k], "layer0.ssm_state" [B,E,S]. */
 const real *ttt_decode_tensor(const ttt_decode *s, const char *name, int *ndim, int shape[4]);
+/* The same view, writable (restoring a saved state). */
+real *ttt_decode_tensor_mut(ttt_decode *s, const char *name, int *ndim, int shape[4]);
 
 #endif

@@ -290,3 +290,9 @@ const real *ttt_decode_tensor(const ttt_decode *s, const char *name, int *ndim, 
     }
     return ttt_layer_state_tensor(&s->lc, s->state[l], what, s->B, ndim, shape);
 }
+
+real *ttt_decode_tensor_mut(ttt_decode *s, const char *name, int *ndim, int shape[4])
+{
+    /* the views point into the decoder's own arrays: writable when s is */
+    return (real *)ttt_decode_tensor(s, name, ndim, shape);
+}

@@ -12,27 +12,6 @@
 #define STATE_FORMAT "ttt-decode-state"
 #define STATE_VERSION "1"
 
-/* model.h exposes the decode state read-only and has no position setter
- * yet; restoring needs both. Until the contract grows, the views are
- * written through (they point into the decoder's own arena) and the
- * setter is a weak reference: when the library lacks it, the position is
- * reached by prefilling placeholder tokens (which costs a prefill of that
- * length) and every state tensor is overwritten afterwards. */
-__attribute__((weak)) int ttt_decode_set_position(ttt_decode *s, long pos);
-
-static int advance_to(ttt_model *m, ttt_decode *s, long pos)
-{
-    if (ttt_decode_set_position) return ttt_decode_set_position(s, pos);
-    enum { CHUNK = 1024 };   /* a multiple of K: every chunk starts aligned */
-    static const int32_t zeros[CHUNK];
-    while (ttt_decode_position(s) < pos) {
-        long left = pos - ttt_decode_position(s);
-        int P = left < CHUNK ? (int)left : CHUNK;
-        if (ttt_decode_prefill(m, s, zeros, P, NULL) < 0) return -1;
-    }
-    return 0;
-}
-
 #ifdef TTT_F64
 #define ST_REAL TTT_ST_F64
 #else
@@ -173,14 +152,16 @@ int ttt_state_load(const char *path, ttt_model *m, ttt_decode *s,
     if (!ps || *end || pos < 0) { ttt_seterr("%s: bad or missing position in metadata", path); goto out; }
 
     if (ttt_decode_position(s) != 0) { ttt_seterr("%s: loading into a decoder that has already run", path); goto out; }
-    if (advance_to(m, s, pos) < 0) { ttt_preferr("%s", path); goto out; }
+    /* the position first (attention layers size their KV cache by it), then
+     * every state tensor is overwritten */
+    if (ttt_decode_set_position(s, pos) < 0) { ttt_preferr("%s", path); goto out; }
 
     /* every state tensor of this decoder must be in the file with its shape */
     int matched = 0;
     for (int l = 0; l < c->num_hidden_layers; l++)
         for (int k = 0; k < NLAYER_NAMES; k++) {
             snprintf(name, sizeof name, "layer%d.%s", l, layer_names[k]);
-            real *dst = (real *)ttt_decode_tensor(s, name, &ndim, shape);
+            real *dst = ttt_decode_tensor_mut(s, name, &ndim, shape);
             if (!dst) continue;
             const ttt_st_tensor *t = ttt_st_find(st, name);
             if (!t) { ttt_seterr("%s: tensor %s missing", path, name); goto out; }
