@@ -123,7 +123,7 @@ static inline int ttt_gpu_decode_sync_host(ttt_gpu_decode *d, ttt_decode *s, int
         size_t n, hn = 1;
         int ndim, shape[4];
         const char *name = ttt_gpu_decode_tensor(d, i, &dev, &n);
-        real *h = (real *)ttt_decode_tensor(s, name, &ndim, shape);
+        real *h = ttt_decode_tensor_mut(s, name, &ndim, shape);
         if (!h) return ttt_seterr("decode state: the CPU decoder has no tensor %s", name);
         for (int k = 0; k < ndim; k++) hn *= (size_t)shape[k];
         if (hn != n) return ttt_seterr("decode state: %s has %zu values on the host, %zu on the device", name, hn, n);
