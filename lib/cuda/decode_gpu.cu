@@ -29,6 +29,7 @@ extern "C" {
 #include "ttt_cuda_decode.h"
 #include "ttt_cuda_model.h"   /* ttt_gpu_model_check */
 #include "ttt_cuda_internal.cuh"
+#include "gpu_blocks.cuh"
 
 #define CK(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) \
     return ttt_seterr("cuda decode: %s: %s (%s:%d)", #call, cudaGetErrorString(e_), __FILE__, __LINE__); } while (0)
@@ -41,10 +42,7 @@ extern "C" {
 
 namespace {
 
-struct dblock {            /* device parameter pointers of one block; NULL if absent */
-    float *conv_norm, *conv_w, *conv_b, *seq_norm, *ffn_norm, *gate, *up, *down;
-    ttt_cuda_params t;
-};
+typedef ttt_gpu_block dblock;   /* gpu_blocks.cuh */
 
 struct dstate {            /* device state of one layer */
     float *S[4], *A[4];    /* W1 b1 W2 b2: [B,H,D,F] [B,H,F] [B,H,F,D] [B,H,D] */
@@ -410,48 +408,6 @@ __global__ void __launch_bounds__(INNER_NT) k_inner_primal(primal_args a)
 
 /* ---------------------------------------------------------------- setup */
 
-static float *tensor_ptr(const ttt_model *m, float *arena, const char *fmt, int l)
-{
-    char name[128];
-    snprintf(name, sizeof name, fmt, l);
-    const ttt_tensor *t = ttt_model_find(m, name);
-    return t ? arena + t->offset : NULL;
-}
-
-static void block_ptrs(const ttt_model *m, float *arena, int l, dblock *b)
-{
-#define TP(fmt) tensor_ptr(m, arena, "model.layers.%d." fmt, l)
-    b->conv_norm = TP("conv.norm.weight");
-    b->conv_w = TP("conv.conv.weight");
-    b->conv_b = TP("conv.conv.bias");
-    b->seq_norm = TP("seq_norm.weight");
-    b->ffn_norm = TP("ffn_norm.weight");
-    b->gate = TP("mlp.gate_proj.weight");
-    b->up = TP("mlp.up_proj.weight");
-    b->down = TP("mlp.down_proj.weight");
-    ttt_cuda_params *p = &b->t;
-    p->q_proj = TP("seq_modeling_block.q_proj.weight");
-    p->k_proj = TP("seq_modeling_block.k_proj.weight");
-    p->v_proj = TP("seq_modeling_block.v_proj.weight");
-    p->o_proj = TP("seq_modeling_block.o_proj.weight");
-    p->g_proj = TP("seq_modeling_block.g_proj.weight");
-    p->conv_q_w = TP("seq_modeling_block.conv_q.weight");
-    p->conv_q_b = TP("seq_modeling_block.conv_q.bias");
-    p->conv_k_w = TP("seq_modeling_block.conv_k.weight");
-    p->conv_k_b = TP("seq_modeling_block.conv_k.bias");
-    p->lr_w = TP("seq_modeling_block.learnable_ttt_lr_weight");
-    p->lr_b = TP("seq_modeling_block.learnable_ttt_lr_bias");
-    p->token_idx = TP("seq_modeling_block.learnable_token_idx");
-    p->ttt_norm_w = TP("seq_modeling_block.ttt_norm_weight");
-    p->ttt_norm_b = TP("seq_modeling_block.ttt_norm_bias");
-    p->W1 = TP("seq_modeling_block.W1");
-    p->b1 = TP("seq_modeling_block.b1");
-    p->W2 = TP("seq_modeling_block.W2");
-    p->b2 = TP("seq_modeling_block.b2");
-    p->post_norm_w = TP("seq_modeling_block.post_norm.weight");
-    p->post_norm_b = TP("seq_modeling_block.post_norm.bias");
-#undef TP
-}
 
 static int dalloc(float **p, size_t n, const char *what)
 {
@@ -494,7 +450,7 @@ static int reset_state(ttt_gpu_decode *d)
 {
     size_t DF = (size_t)d->D * d->F;
     for (int l = 0; l < d->cfg.num_hidden_layers; l++) {
-        const ttt_cuda_params *p = &d->bp[l].t;
+        const ttt_cuda_params *p = &d->bp[l].ttt;
         const dstate *s = &d->ls[l];
         const float *w0[4] = { p->W1, p->b1, p->W2, p->b2 };
         size_t per[4] = { DF, (size_t)d->F, DF, (size_t)d->D };
@@ -535,8 +491,8 @@ extern "C" ttt_gpu_decode *ttt_gpu_decode_new(const ttt_model *m, const float *p
         ttt_seterr("cuda decode: cannot upload the parameters");
         goto fail;
     }
-    d->embed = tensor_ptr(m, d->P, "model.embed_tokens.weight", 0);
-    d->fnorm = tensor_ptr(m, d->P, "model.norm.weight", 0);
+    d->embed = gpu_tensor_ptr(m, d->P, "model.embed_tokens.weight", 0);
+    d->fnorm = gpu_tensor_ptr(m, d->P, "model.norm.weight", 0);
     for (int l = 0; l < L; l++) block_ptrs(m, d->P, l, &d->bp[l]);
     {
         /* state arena: per layer S, A, conv buffers */
@@ -636,7 +592,7 @@ static int linear(ttt_gpu_decode *d, float *out, const float *x, const float *W,
 static int ttt_layer(ttt_gpu_decode *d, int l, int P)
 {
     const ttt_config *c = &d->cfg;
-    const ttt_cuda_params *p = &d->bp[l].t;
+    const ttt_cuda_params *p = &d->bp[l].ttt;
     const dstate *s = &d->ls[l];
     const int B = d->B, C = c->hidden_size, H = d->H, D = d->D, N = B * P;
     const size_t NC = (size_t)N * C;

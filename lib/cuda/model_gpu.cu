@@ -30,16 +30,15 @@ extern "C" {   /* C headers: C linkage (ttt_cuda_model.h includes them too, guar
 #include "ttt_cuda.h"
 #include "ttt_cuda_model.h"
 #include "ttt_cuda_internal.cuh"
+#include "dwconv.cuh"
+#include "gpu_blocks.cuh"
 
 #define CK(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) \
     return ttt_seterr("cuda: %s: %s (%s:%d)", #call, cudaGetErrorString(e_), __FILE__, __LINE__); } while (0)
 #define CKL() CK(cudaGetLastError())
 
 /* Per block parameter (or gradient) pointers into an arena; NULL if absent. */
-struct gpu_block {
-    float *conv_norm, *conv_w, *conv_b, *seq_norm, *ffn_norm, *gate, *up, *down;
-    ttt_cuda_params ttt;
-};
+typedef ttt_gpu_block gpu_block;   /* gpu_blocks.cuh */
 
 /* What one block's forward keeps ([N,C] unless noted). */
 struct gpu_block_acts {
@@ -172,62 +171,6 @@ __global__ void k_rms_bwd_w(float *dw, const float *g, const float *x, const flo
     float a = 0.f;
     for (int r = r0; r < r1; r++) a += g[(size_t)r * C + c] * x[(size_t)r * C + c] * rstd[r];
     atomicAdd(&dw[c], a);
-}
-
-/* causal depthwise conv: y[t,c] = b[c] + sum_j w[c,j] x[t-(k-1)+j, c] */
-__global__ void k_conv(float *y, const float *x, const float *w, const float *bias, int T, int C, int k, size_t n)
-{
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
-    for (; i < n; i += st) {
-        int c = (int)(i % C);
-        size_t row = i / C;
-        int t = (int)(row % T);
-        float acc = bias[c];
-        for (int j = 0; j < k; j++) {
-            int tt = t - (k - 1) + j;
-            if (tt >= 0) acc = fmaf(w[c * k + j], x[(row - t + tt) * C + c], acc);
-        }
-        y[i] = acc;
-    }
-}
-
-/* dx[t,c] = sum_j w[c,j] dy[t+(k-1)-j, c] */
-__global__ void k_conv_bwd_x(float *dx, const float *dy, const float *w, int T, int C, int k, size_t n)
-{
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
-    for (; i < n; i += st) {
-        int c = (int)(i % C);
-        size_t row = i / C;
-        int t = (int)(row % T);
-        float acc = 0.f;
-        for (int j = 0; j < k; j++) {
-            int tt = t + (k - 1) - j;
-            if (tt < T) acc = fmaf(w[c * k + j], dy[(row - t + tt) * C + c], acc);
-        }
-        dx[i] = acc;
-    }
-}
-
-/* dw[c,j] += sum dy[t,c] x[t-(k-1)+j,c]; db[c] += sum dy (k <= 16) */
-__global__ void k_conv_bwd_w(float *dw, float *db, const float *dy, const float *x, int rows, int T, int C, int k)
-{
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
-    int r0 = blockIdx.y * COL_CHUNK, r1 = min(rows, r0 + COL_CHUNK);
-    float aw[16], ab = 0.f;
-    for (int j = 0; j < 16; j++) aw[j] = 0.f;
-    for (int r = r0; r < r1; r++) {
-        float d = dy[(size_t)r * C + c];
-        int t = r % T;
-        ab += d;
-#pragma unroll
-        for (int j = 0; j < 16; j++) {
-            int tt = t - (k - 1) + j;
-            if (j < k && tt >= 0) aw[j] = fmaf(d, x[(size_t)(r - t + tt) * C + c], aw[j]);
-        }
-    }
-    for (int j = 0; j < k; j++) atomicAdd(&dw[c * k + j], aw[j]);
-    atomicAdd(&db[c], ab);
 }
 
 /* h = silu(g) u, acts [3,N,I] = gate, up, h */
@@ -396,49 +339,6 @@ static size_t carve(ttt_gpu_model *g, float *base, int B, int T)
     return off;
 }
 
-/* Pointers into an arena by reference tensor name; NULL when absent. */
-static float *tensor_ptr(const ttt_model *m, float *arena, const char *fmt, int l)
-{
-    char name[128];
-    snprintf(name, sizeof name, fmt, l);
-    const ttt_tensor *t = ttt_model_find(m, name);
-    return t ? arena + t->offset : NULL;
-}
-
-static void block_ptrs(const ttt_model *m, float *arena, int l, gpu_block *b)
-{
-#define TP(fmt) tensor_ptr(m, arena, "model.layers.%d." fmt, l)
-    b->conv_norm = TP("conv.norm.weight");
-    b->conv_w = TP("conv.conv.weight");
-    b->conv_b = TP("conv.conv.bias");
-    b->seq_norm = TP("seq_norm.weight");
-    b->ffn_norm = TP("ffn_norm.weight");
-    b->gate = TP("mlp.gate_proj.weight");
-    b->up = TP("mlp.up_proj.weight");
-    b->down = TP("mlp.down_proj.weight");
-    ttt_cuda_params *p = &b->ttt;
-    p->q_proj = TP("seq_modeling_block.q_proj.weight");
-    p->k_proj = TP("seq_modeling_block.k_proj.weight");
-    p->v_proj = TP("seq_modeling_block.v_proj.weight");
-    p->o_proj = TP("seq_modeling_block.o_proj.weight");
-    p->g_proj = TP("seq_modeling_block.g_proj.weight");
-    p->conv_q_w = TP("seq_modeling_block.conv_q.weight");
-    p->conv_q_b = TP("seq_modeling_block.conv_q.bias");
-    p->conv_k_w = TP("seq_modeling_block.conv_k.weight");
-    p->conv_k_b = TP("seq_modeling_block.conv_k.bias");
-    p->lr_w = TP("seq_modeling_block.learnable_ttt_lr_weight");
-    p->lr_b = TP("seq_modeling_block.learnable_ttt_lr_bias");
-    p->token_idx = TP("seq_modeling_block.learnable_token_idx");
-    p->ttt_norm_w = TP("seq_modeling_block.ttt_norm_weight");
-    p->ttt_norm_b = TP("seq_modeling_block.ttt_norm_bias");
-    p->W1 = TP("seq_modeling_block.W1");
-    p->b1 = TP("seq_modeling_block.b1");
-    p->W2 = TP("seq_modeling_block.W2");   /* NULL for TTT-Linear */
-    p->b2 = TP("seq_modeling_block.b2");
-    p->post_norm_w = TP("seq_modeling_block.post_norm.weight");
-    p->post_norm_b = TP("seq_modeling_block.post_norm.bias");
-#undef TP
-}
 
 static int dalloc(void **p, size_t bytes, const char *what)
 {
@@ -705,7 +605,7 @@ extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
         if (rms_bwd(g, dh, gr->seq_norm, d1, a->h1, p->seq_norm, a->srstd, N, 1)) return -1;
         /* h1 = h0 + DWConv(RMS_conv(h0)) */
         if (c->pre_conv) {
-            k_conv_bwd_x<<<nblk(NC), 256, 0, g->s>>>(d1, dh, p->conv_w, T, C, k, NC);
+            k_conv_bwd_x<<<nblk(NC), 256, 0, g->s>>>(d1, dh, p->conv_w, T, C, k, NC, 0);
             k_conv_bwd_w<<<dim3((C + 127) / 128, (N + COL_CHUNK - 1) / COL_CHUNK), 128, 0, g->s>>>(
                 gr->conv_w, gr->conv_b, dh, a->cn, N, T, C, k);
             CKL();
