@@ -71,6 +71,9 @@ cudaError_t ttt_inner_linear_backward(const ttt_inner_args *a, cudaStream_t s);
  * first). 0 or -1 with ttt_seterr. */
 struct ttt_cuda;
 cudaStream_t ttt_cuda_stream(struct ttt_cuda *g);
+/* The handle's backward scratch of at least `floats` floats (grown when
+ * needed; shared by the layer kinds: one model uses one kind). NULL + message. */
+float *ttt_cuda_scratch(struct ttt_cuda *g, size_t floats);
 int ttt_cuda_gemm_f32in(struct ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K,
                         const float *A, const float *B, float *C, float beta);
 

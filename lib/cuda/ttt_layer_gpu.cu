@@ -164,6 +164,10 @@ static int gemm(ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K,
 }
 
 cudaStream_t ttt_cuda_stream(ttt_cuda *g) { return g->s; }
+float *ttt_cuda_scratch(ttt_cuda *g, size_t floats)
+{
+    return grow((void **)&g->ws, &g->ws_cap, floats * 4) ? NULL : g->ws;
+}
 
 int ttt_cuda_gemm_f32in(ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K,
                         const float *A, const float *B, float *C, float beta)
