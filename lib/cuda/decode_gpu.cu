@@ -1,4 +1,4 @@
-/* decode_gpu.cu - incremental decoding of the TTT model on the GPU
+/* decode_gpu.cu - incremental decoding of the model on the GPU
  * (lib/ttt_cuda_decode.h), the same math as lib/model_decode.c and
  * ttt_layer_step/ttt_layer_prefill (spec 7.1):
  *   embedding; per block [pre-conv RMSNorm + causal conv from its buffer],
@@ -10,6 +10,11 @@
  * form of the training kernels (ttt_inner_linear.cu / ttt_inner_mlp.cu)
  * starting from S_n, then A over the remainder; otherwise k_inner_primal
  * runs the tokens one after another (one block per (b,h)).
+ * The baselines' sequence blocks decode through ttt_cuda_attn_decode (a
+ * device KV cache per layer, [cap][B][C], allocated for the configuration's
+ * max_position_embeddings and grown by doubling past it up to
+ * TTT_ATTN_MAX_CONTEXT, as the CPU decoder does) and ttt_cuda_mamba_decode
+ * (conv buffer + SSM state per layer, the CPU decoder's layout).
  * All work runs on the ttt_cuda handle's stream; copies to the host wait
  * for it. Parameters are a private float32 copy of the model's arena. */
 #include <cuda_runtime.h>
@@ -24,6 +29,8 @@
 extern "C" {
 #include "err.h"
 #include "model.h"
+#include "layers/attn.h"    /* attn_config */
+#include "layers/mamba.h"   /* mamba_config, mamba_config_init, mamba_state_size */
 }
 #include "ttt_cuda.h"
 #include "ttt_cuda_decode.h"
@@ -47,16 +54,24 @@ typedef ttt_gpu_block dblock;   /* gpu_blocks.cuh */
 struct dstate {            /* device state of one layer */
     float *S[4], *A[4];    /* W1 b1 W2 b2: [B,H,D,F] [B,H,F] [B,H,F,D] [B,H,D] */
     float *convq, *convk, *preconv;   /* [B,C,k] */
+    float *mamba;          /* Mamba: conv buffer [B,E,k] then SSM state [B,E,S] */
+    float *kc, *vc;        /* attention: KV cache [kv_cap][B][C] each (own allocations) */
 };
 
-struct dtensor { char name[48]; float *p; size_t n; };
+/* kv: 1 or 2 for a layer's k_cache / v_cache, whose pointer and size (the
+ * first pos rows) are read from the layer state when asked for. */
+struct dtensor { char name[48]; float *p; size_t n; int layer, kv; };
 
 }  /* namespace */
 
 struct ttt_gpu_decode {
     ttt_config cfg;
     int dev, B, H, D, F, mlp, k;
+    int blk;                 /* seq_modeling_block */
+    attn_config ac;
+    mamba_config mc;
     long pos;
+    long kv_cap;             /* rows of every layer's KV cache (attention) */
     int broken;
     ttt_cuda *cu;
     cudaStream_t s;
@@ -66,12 +81,13 @@ struct ttt_gpu_decode {
     float *st;               /* state arena */
     dstate *ls;              /* [L] */
     dtensor *tens;
-    int ntens;
+    int ntens, nkv;          /* nkv: the KV entries at the end of tens */
     float *rope;             /* [K][D/2][2] cos, sin */
     /* chunk work arena, for up to cap tokens per sequence */
     int cap;
     float *work;
     float *h, *x, *y, *U, *XQ, *XK, *XV, *lr, *Z, *Yn, *gpre, *O, *gate, *up, *xl, *logits, *states;
+    float *bscr;             /* the baselines' decode scratch */
     int32_t *ids;
 };
 
@@ -430,6 +446,8 @@ extern "C" void ttt_gpu_decode_free(ttt_gpu_decode *d)
     cudaFree(d->rope);
     cudaFree(d->work);
     cudaFree(d->ids);
+    if (d->ls)
+        for (int l = 0; l < d->cfg.num_hidden_layers; l++) { cudaFree(d->ls[l].kc); cudaFree(d->ls[l].vc); }
     free(d->bp);
     free(d->ls);
     free(d->tens);
@@ -443,12 +461,57 @@ static void add_tensor(ttt_gpu_decode *d, int l, const char *what, float *p, siz
     snprintf(t->name, sizeof t->name, "layer%d.%s", l, what);
     t->p = p;
     t->n = n;
+    t->layer = l;
+    t->kv = 0;
+}
+
+/* Room in every layer's KV cache for `need` positions: grown by doubling
+ * (at least to need), the rows so far copied; on failure the old caches
+ * stay as they were. */
+static int ensure_kv(ttt_gpu_decode *d, long need)
+{
+    if (need <= d->kv_cap) return 0;
+    if (need > TTT_ATTN_MAX_CONTEXT)
+        return ttt_seterr("decode: %ld positions exceed the attention KV cache maximum of %d", need,
+                          TTT_ATTN_MAX_CONTEXT);
+    long cap = d->kv_cap ? 2 * d->kv_cap : 256;
+    if (cap < need) cap = need;
+    if (cap > TTT_ATTN_MAX_CONTEXT) cap = TTT_ATTN_MAX_CONTEXT;
+    const size_t row = (size_t)d->B * d->cfg.hidden_size;
+    if (ttt_cuda_sync(d->cu)) return ttt_preferr("cuda decode");
+    for (int l = 0; l < d->cfg.num_hidden_layers; l++) {
+        dstate *s = &d->ls[l];
+        float *kc = NULL, *vc = NULL;
+        cudaError_t e = cudaMalloc((void **)&kc, (size_t)cap * row * sizeof(float));
+        if (e == cudaSuccess) e = cudaMalloc((void **)&vc, (size_t)cap * row * sizeof(float));
+        if (e == cudaSuccess && d->kv_cap) {   /* on the decoder's stream, finished before the old ones go */
+            e = cudaMemcpyAsync(kc, s->kc, (size_t)d->kv_cap * row * sizeof(float), cudaMemcpyDeviceToDevice, d->s);
+            if (e == cudaSuccess)
+                e = cudaMemcpyAsync(vc, s->vc, (size_t)d->kv_cap * row * sizeof(float), cudaMemcpyDeviceToDevice, d->s);
+            if (e == cudaSuccess) e = cudaStreamSynchronize(d->s);
+        }
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            cudaFree(kc);
+            cudaFree(vc);
+            /* layers before l already hold caches of cap rows whose first kv_cap are valid: fine */
+            return ttt_seterr("cuda decode: cannot allocate a KV cache of %ld positions (%zu MiB per layer): %s", cap,
+                              (size_t)cap * row * 8 >> 20, cudaGetErrorString(e));
+        }
+        cudaFree(s->kc);
+        cudaFree(s->vc);
+        s->kc = kc;
+        s->vc = vc;
+    }
+    d->kv_cap = cap;
+    return 0;
 }
 
 /* S = W0 per (b,h), A = 0, conv buffers 0 */
 static int reset_state(ttt_gpu_decode *d)
 {
     size_t DF = (size_t)d->D * d->F;
+    if (d->blk != SEQ_TTT) return 0;   /* the baselines' states start at zero (the arena's memset) */
     for (int l = 0; l < d->cfg.num_hidden_layers; l++) {
         const ttt_cuda_params *p = &d->bp[l].ttt;
         const dstate *s = &d->ls[l];
@@ -474,7 +537,13 @@ extern "C" ttt_gpu_decode *ttt_gpu_decode_new(const ttt_model *m, const float *p
     d->B = B;
     d->H = c->num_attention_heads;
     d->D = c->hidden_size / d->H;
-    d->mlp = c->ttt_layer_type == TTT_MLP;
+    d->blk = c->seq_modeling_block;
+    d->mlp = d->blk == SEQ_TTT && c->ttt_layer_type == TTT_MLP;
+    d->ac.C = c->hidden_size;
+    d->ac.H = d->H;
+    d->ac.D = c->hidden_size / d->H;
+    d->ac.rope_theta = c->rope_theta;
+    mamba_config_init(&d->mc, c->hidden_size, c->conv_kernel);
     d->F = d->mlp ? 4 * d->D : d->D;
     d->k = c->conv_kernel;
     int L = c->num_hidden_layers, C = c->hidden_size, H = d->H, D = d->D, F = d->F, k = d->k;
@@ -484,7 +553,7 @@ extern "C" ttt_gpu_decode *ttt_gpu_decode_new(const ttt_model *m, const float *p
     size_t np = ttt_model_num_params(m);
     d->bp = (dblock *)calloc(L, sizeof *d->bp);
     d->ls = (dstate *)calloc(L, sizeof *d->ls);
-    d->tens = (dtensor *)calloc((size_t)L * 11, sizeof *d->tens);
+    d->tens = (dtensor *)calloc((size_t)L * 16, sizeof *d->tens);
     if (!d->bp || !d->ls || !d->tens) { ttt_seterr("out of memory"); goto fail; }
     if (dalloc(&d->P, np, "parameters")) goto fail;
     if (cudaMemcpy(d->P, params, np * sizeof(float), cudaMemcpyHostToDevice) != cudaSuccess) {
@@ -496,10 +565,13 @@ extern "C" ttt_gpu_decode *ttt_gpu_decode_new(const ttt_model *m, const float *p
     for (int l = 0; l < L; l++) block_ptrs(m, d->P, l, &d->bp[l]);
     {
         /* state arena: per layer S, A, conv buffers */
+        const int tt = d->blk == SEQ_TTT;
         size_t BH = (size_t)B * H, BCk = (size_t)B * C * k;
-        size_t piece[4] = { BH * D * F, BH * F, d->mlp ? BH * F * D : 0, d->mlp ? BH * D : 0 };
-        size_t per = 2 * (piece[0] + piece[1] + piece[2] + piece[3]) + (c->share_qk ? 2 * BCk : 0) +
-                     (c->pre_conv ? BCk : 0);
+        size_t piece[4] = { tt ? BH * D * F : 0, tt ? BH * F : 0, d->mlp ? BH * F * D : 0, d->mlp ? BH * D : 0 };
+        size_t msz = d->blk == SEQ_MAMBA ? mamba_state_size(&d->mc, B) : 0;
+        size_t mconv = (size_t)B * d->mc.E * d->mc.k;
+        size_t per = 2 * (piece[0] + piece[1] + piece[2] + piece[3]) + (tt && c->share_qk ? 2 * BCk : 0) +
+                     (c->pre_conv ? BCk : 0) + msz;
         if (dalloc(&d->st, per * L, "decode state")) goto fail;
         if (cudaMemset(d->st, 0, per * L * sizeof(float)) != cudaSuccess) { ttt_seterr("cuda decode: memset"); goto fail; }
         static const char *nm[4] = { "W1", "b1", "W2", "b2" };
@@ -509,19 +581,37 @@ extern "C" ttt_gpu_decode *ttt_gpu_decode_new(const ttt_model *m, const float *p
             char what[32];
             for (int j = 0; j < 4; j++) { s->S[j] = piece[j] ? o : NULL; o += piece[j]; }
             for (int j = 0; j < 4; j++) { s->A[j] = piece[j] ? o : NULL; o += piece[j]; }
-            for (int g = 0; g < 2; g++)
+            for (int g = 0; g < 2 && tt; g++)
                 for (int j = 0; j < (d->mlp ? 4 : 2); j++) {
                     snprintf(what, sizeof what, "%s_%s", nm[j], g ? "grad" : "states");
                     add_tensor(d, l, what, g ? s->A[j] : s->S[j], piece[j]);
                 }
             if (c->pre_conv) { s->preconv = o; o += BCk; add_tensor(d, l, "conv_pre_conv", s->preconv, BCk); }
-            if (c->share_qk) {
+            if (tt && c->share_qk) {
                 s->convq = o; o += BCk;
                 s->convk = o; o += BCk;
                 add_tensor(d, l, "conv_ttt_conv_q", s->convq, BCk);
                 add_tensor(d, l, "conv_ttt_conv_k", s->convk, BCk);
             }
+            if (msz) {
+                s->mamba = o; o += msz;
+                add_tensor(d, l, "conv_state", s->mamba, mconv);
+                add_tensor(d, l, "ssm_state", s->mamba + mconv, msz - mconv);
+            }
         }
+        /* the KV caches last: they exist (on the CPU too) only from position 1 on */
+        for (int l = 0; l < L && d->blk == SEQ_ATTENTION; l++)
+            for (int kv = 1; kv <= 2; kv++) {
+                add_tensor(d, l, kv == 1 ? "k_cache" : "v_cache", NULL, 0);
+                d->tens[d->ntens - 1].kv = kv;
+                d->nkv++;
+            }
+    }
+    if (d->blk == SEQ_ATTENTION) {
+        long cap = c->max_position_embeddings;
+        if (cap < 1) cap = 1;
+        if (cap > TTT_ATTN_MAX_CONTEXT) cap = TTT_ATTN_MAX_CONTEXT;
+        if (ensure_kv(d, cap)) goto fail;
     }
     {
         size_t n = (size_t)KMB * (D / 2) * 2;
@@ -554,9 +644,11 @@ static int ensure_cap(ttt_gpu_decode *d, int P)
     const ttt_config *c = &d->cfg;
     size_t N = (size_t)d->B * P, C = c->hidden_size, I = c->intermediate_size, o = 0;
     size_t Pst = (size_t)d->D * d->F + d->F + (d->mlp ? (size_t)d->F * d->D + d->D : 0);
-    size_t states = d->B == 1 ? (size_t)d->H * (ttt_inner_nmb(P) + 1) * Pst : 0;
+    size_t states = d->B == 1 && d->blk == SEQ_TTT ? (size_t)d->H * (ttt_inner_nmb(P) + 1) * Pst : 0;
+    size_t bs = d->blk == SEQ_ATTENTION ? ttt_cuda_attn_decode_scratch_size(&d->ac, d->B, P)
+              : d->blk == SEQ_MAMBA ? ttt_cuda_mamba_decode_scratch_size(&d->mc, d->B, P) : 0;
     size_t need = 12 * N * C + N * d->H + 2 * N * I + (size_t)d->B * C + (size_t)d->B * c->vocab_size + states +
-                  32 * 64;
+                  bs + 32 * 64;
     float *w;
     int32_t *ids;
     if (dalloc(&w, need, "decode work arena")) return -1;
@@ -577,6 +669,7 @@ static int ensure_cap(ttt_gpu_decode *d, int P)
     TAKE(gate, N * I); TAKE(up, N * I);
     TAKE(xl, (size_t)d->B * C); TAKE(logits, (size_t)d->B * c->vocab_size);
     TAKE(states, states);
+    TAKE(bscr, bs);
 #undef TAKE
     d->cap = P;
     return 0;
@@ -661,6 +754,26 @@ static int ttt_layer(ttt_gpu_decode *d, int l, int P)
     return linear(d, d->h, o_in, p->o_proj, N, C, C, 1.f);   /* h += o_proj(...) */
 }
 
+/* The sequence block of layer l on x [B*P, C] (seq_norm output); h += its output. */
+static int seq_block(ttt_gpu_decode *d, int l, int P)
+{
+    const size_t NC = (size_t)d->B * P * d->cfg.hidden_size;
+    dstate *s = &d->ls[l];
+    if (d->blk == SEQ_ATTENTION) {
+        if (ttt_cuda_attn_decode(d->cu, TTT_CUDA_F32, &d->ac, d->y, s->kc, s->vc, d->x, &d->bp[l].attn, d->B, P,
+                                 d->pos, d->bscr))
+            return -1;
+    } else if (d->blk == SEQ_MAMBA) {
+        if (ttt_cuda_mamba_decode(d->cu, TTT_CUDA_F32, &d->mc, d->y, s->mamba, d->x, &d->bp[l].mamba, d->B, P, d->bscr))
+            return -1;
+    } else {
+        return ttt_layer(d, l, P);
+    }
+    k_add<<<nblk(NC), 256, 0, d->s>>>(d->h, d->y, NC);
+    CKL();
+    return 0;
+}
+
 static int run_chunk(ttt_gpu_decode *d, const int32_t *ids, int P, float *logits)
 {
     const ttt_config *c = &d->cfg;
@@ -672,6 +785,7 @@ static int run_chunk(ttt_gpu_decode *d, const int32_t *ids, int P, float *logits
         if (ids[n] < 0 || ids[n] >= V)
             return ttt_seterr("decode: token id %d is outside the vocabulary (size %d)", (int)ids[n], V);
     if (ensure_cap(d, P)) return -1;
+    if (d->blk == SEQ_ATTENTION && ensure_kv(d, d->pos + P)) return -1;
     CK(cudaSetDevice(d->dev));
     CK(cudaMemcpyAsync(d->ids, ids, (size_t)N * sizeof *ids, cudaMemcpyHostToDevice, d->s));
     d->broken = 1;   /* until the whole chunk went through */
@@ -686,7 +800,7 @@ static int run_chunk(ttt_gpu_decode *d, const int32_t *ids, int P, float *logits
         }
         k_rms<<<(N + 7) / 8, 256, 0, d->s>>>(d->x, d->h, b->seq_norm, N, C, eps);
         CKL();
-        if (ttt_layer(d, l, P)) return -1;
+        if (seq_block(d, l, P)) return -1;
         k_rms<<<(N + 7) / 8, 256, 0, d->s>>>(d->x, d->h, b->ffn_norm, N, C, eps);
         if (linear(d, d->gate, d->x, b->gate, N, I, C, 0.f)) return -1;
         if (linear(d, d->up, d->x, b->up, N, I, C, 0.f)) return -1;
@@ -709,7 +823,7 @@ static int run_chunk(ttt_gpu_decode *d, const int32_t *ids, int P, float *logits
 extern "C" int ttt_gpu_decode_prefill(ttt_gpu_decode *d, const int32_t *ids, int P, float *logits)
 {
     if (P <= 0) return ttt_seterr("decode: prefill of %d tokens", P);
-    if (P > 1 && d->pos % KMB != 0)
+    if (P > 1 && d->blk == SEQ_TTT && d->pos % KMB != 0)
         return ttt_seterr("decode: a multi-token prefill must start at a multiple of %d, not at position %ld", KMB,
                           d->pos);
     return run_chunk(d, ids, P, logits);
@@ -725,18 +839,27 @@ extern "C" long ttt_gpu_decode_position(const ttt_gpu_decode *d) { return d->pos
 extern "C" int ttt_gpu_decode_set_position(ttt_gpu_decode *d, long pos)
 {
     if (pos < 0) return ttt_seterr("decode: negative position %ld", pos);
+    if (d->blk == SEQ_ATTENTION && ensure_kv(d, pos)) return -1;
     d->pos = pos;
     return 0;
 }
 
-extern "C" int ttt_gpu_decode_ntensors(const ttt_gpu_decode *d) { return d->ntens; }
+/* The KV caches are listed from position 1 on, as the CPU decoder has them. */
+extern "C" int ttt_gpu_decode_ntensors(const ttt_gpu_decode *d) { return d->pos > 0 ? d->ntens : d->ntens - d->nkv; }
 
 extern "C" const char *ttt_gpu_decode_tensor(const ttt_gpu_decode *d, int i, float **dev, size_t *n)
 {
-    if (i < 0 || i >= d->ntens) return NULL;
-    *dev = d->tens[i].p;
-    *n = d->tens[i].n;
-    return d->tens[i].name;
+    if (i < 0 || i >= ttt_gpu_decode_ntensors(d)) return NULL;
+    const dtensor *t = &d->tens[i];
+    if (t->kv) {   /* [pos][B][C]: the rows written so far */
+        const dstate *s = &d->ls[t->layer];
+        *dev = t->kv == 1 ? s->kc : s->vc;
+        *n = (size_t)d->pos * d->B * d->cfg.hidden_size;
+    } else {
+        *dev = t->p;
+        *n = t->n;
+    }
+    return t->name;
 }
 
 extern "C" int ttt_gpu_decode_copy(ttt_gpu_decode *d, float *dst, const float *src, size_t n, int to_device)

@@ -1,6 +1,8 @@
-/* model_gpu.cu - the whole TTT language model (TTT-Linear or TTT-MLP) on the GPU
- * (lib/ttt_cuda_model.h): embedding, per block [pre-conv] RMSNorm + causal
- * depthwise conv, RMSNorm + TTT layer (ttt_layer_gpu.cu), RMSNorm + SwiGLU,
+/* model_gpu.cu - the whole language model on the GPU (lib/ttt_cuda_model.h):
+ * TTT-Linear, TTT-MLP, or the Transformer / Mamba baselines. Embedding, per
+ * block [pre-conv] RMSNorm + causal depthwise conv, RMSNorm + the sequence
+ * block (the TTT layer, ttt_layer_gpu.cu; attention, attn_gpu.cu; or the
+ * Mamba block, mamba_gpu.cu), RMSNorm + SwiGLU,
  * final RMSNorm, tied LM head, softmax cross-entropy; forward, backward into
  * a gradient arena laid out like the CPU parameter arena, global gradient
  * norm and AdamW. Same math as lib/model.c and lib/layers/*.c; fp32
@@ -26,6 +28,8 @@ extern "C" {   /* C headers: C linkage (ttt_cuda_model.h includes them too, guar
 #include "err.h"
 #include "model.h"
 #include "layers/adamw.h"
+#include "layers/attn.h"    /* attn_config */
+#include "layers/mamba.h"   /* mamba_config, mamba_config_init */
 }
 #include "ttt_cuda.h"
 #include "ttt_cuda_model.h"
@@ -47,7 +51,9 @@ struct gpu_block_acts {
 
 struct ttt_gpu_model {
     ttt_config cfg;
-    ttt_layer_config lc;
+    ttt_layer_config lc;             /* SEQ_TTT */
+    attn_config ac;                  /* SEQ_ATTENTION */
+    mamba_config mc;                 /* SEQ_MAMBA */
     int prec, maxB, maxT;
     ttt_cuda *cu;
     cudaStream_t s;
@@ -282,14 +288,47 @@ static void layer_config(const ttt_config *c, ttt_layer_config *lc)
     lc->rope_theta = c->rope_theta;
 }
 
+/* The baselines' block configurations, as ttt_model_attn_config /
+ * ttt_model_mamba_config (lib/model.c). */
+static void attn_cfg(const ttt_config *c, attn_config *ac)
+{
+    ac->C = c->hidden_size;
+    ac->H = c->num_attention_heads;
+    ac->D = c->hidden_size / c->num_attention_heads;
+    ac->rope_theta = c->rope_theta;
+}
+
+static void mamba_cfg(const ttt_config *c, mamba_config *mc) { mamba_config_init(mc, c->hidden_size, c->conv_kernel); }
+
+/* Floats the sequence block of one layer keeps for its backward. */
+static size_t seq_acts_size(const ttt_gpu_model *g, int B, int T)
+{
+    switch (g->cfg.seq_modeling_block) {
+    case SEQ_ATTENTION: return ttt_cuda_attn_acts_size(&g->ac, B, T);
+    case SEQ_MAMBA: return ttt_cuda_mamba_acts_size(&g->mc, B, T);
+    default: return ttt_cuda_layer_acts_size(&g->lc, B, T);
+    }
+}
+
 extern "C" int ttt_gpu_model_check(const ttt_config *c)
 {
-    if (c->seq_modeling_block != SEQ_TTT)
-        return ttt_seterr("--device cuda supports the TTT architectures (ttt-linear, ttt-mlp) only in this version");
-    if (c->ttt_layer_type != TTT_LINEAR && c->ttt_layer_type != TTT_MLP)
-        return ttt_seterr("--device cuda: unknown TTT layer type %d", c->ttt_layer_type);
     if (c->pre_conv && (c->conv_kernel < 1 || c->conv_kernel > 16))
         return ttt_seterr("--device cuda: pre-conv kernel %d (supported: 1..16)", c->conv_kernel);
+    if (c->seq_modeling_block == SEQ_ATTENTION) {
+        int D = c->num_attention_heads > 0 ? c->hidden_size / c->num_attention_heads : 0;
+        if (D < 2 || D > 128 || D % 2 || D * c->num_attention_heads != c->hidden_size)
+            return ttt_seterr("--device cuda: attention head dim %d (supported: even, 2..128)", D);
+        return 0;
+    }
+    if (c->seq_modeling_block == SEQ_MAMBA) {
+        if (c->conv_kernel < 1 || c->conv_kernel > 16)
+            return ttt_seterr("--device cuda: Mamba conv kernel %d (supported: 1..16)", c->conv_kernel);
+        return 0;
+    }
+    if (c->seq_modeling_block != SEQ_TTT)
+        return ttt_seterr("--device cuda: unknown sequence block %d", c->seq_modeling_block);
+    if (c->ttt_layer_type != TTT_LINEAR && c->ttt_layer_type != TTT_MLP)
+        return ttt_seterr("--device cuda: unknown TTT layer type %d", c->ttt_layer_type);
     ttt_layer_config lc;
     layer_config(c, &lc);
     if (ttt_cuda_layer_check(&lc)) return ttt_preferr("--device cuda");
@@ -323,7 +362,7 @@ static size_t carve(ttt_gpu_model *g, float *base, int B, int T)
         TAKE(a->fn, N * C);
         TAKE(a->frstd, N);
         TAKE(a->sw, 3 * N * I);
-        TAKE(a->ttt, ttt_cuda_layer_acts_size(&g->lc, B, T));
+        TAKE(a->ttt, seq_acts_size(g, B, T));
         if (base) prev = a->out;
     }
     TAKE(g->final_out, N * C);
@@ -363,6 +402,8 @@ extern "C" ttt_gpu_model *ttt_gpu_model_new(const ttt_model *m, int dev, int pre
     if (!g) { ttt_seterr("out of memory"); return NULL; }
     g->cfg = *c;
     layer_config(c, &g->lc);
+    attn_cfg(c, &g->ac);
+    mamba_cfg(c, &g->mc);
     g->prec = precision;
     g->maxB = maxB;
     g->maxT = maxT;
@@ -474,6 +515,16 @@ static int rms_fwd(ttt_gpu_model *g, float *out, float *rstd, const float *x, co
     return 0;
 }
 
+/* a->to = Seq(a->sn) for the model's sequence block. */
+static int seq_forward(ttt_gpu_model *g, gpu_block_acts *a, const gpu_block *p, int B, int T)
+{
+    switch (g->cfg.seq_modeling_block) {
+    case SEQ_ATTENTION: return ttt_cuda_attn_forward(g->cu, g->prec, &g->ac, a->to, a->ttt, a->sn, &p->attn, B, T);
+    case SEQ_MAMBA: return ttt_cuda_mamba_forward(g->cu, g->prec, &g->mc, a->to, a->ttt, a->sn, &p->mamba, B, T);
+    default: return ttt_cuda_layer_forward(g->cu, g->prec, &g->lc, a->to, a->ttt, a->sn, &p->ttt, B, T);
+    }
+}
+
 extern "C" int ttt_gpu_model_forward(ttt_gpu_model *g, const int32_t *ids, const int32_t *targets, int B, int T,
                                      double *loss)
 {
@@ -515,7 +566,7 @@ extern "C" int ttt_gpu_model_forward(ttt_gpu_model *g, const int32_t *ids, const
             CKL();
         }
         if (rms_fwd(g, a->sn, a->srstd, a->h1, p->seq_norm, N)) return -1;
-        if (ttt_cuda_layer_forward(g->cu, g->prec, &g->lc, a->to, a->ttt, a->sn, &p->ttt, B, T)) return -1;
+        if (seq_forward(g, a, p, B, T)) return -1;
         k_add<<<nblk(NC), 256, 0, g->s>>>(a->h2, a->h1, a->to, NC);
         CKL();
         if (rms_fwd(g, a->fn, a->frstd, a->h2, p->ffn_norm, N)) return -1;
@@ -564,6 +615,20 @@ static int rms_bwd(ttt_gpu_model *g, float *dx, float *dw, const float *dout, co
     return 0;
 }
 
+/* dx (=) from dout through the sequence block; its parameter gradients (+=) into gr. */
+static int seq_backward(ttt_gpu_model *g, float *dx, const float *dout, const gpu_block_acts *a, const gpu_block *p,
+                        const gpu_block *gr, int B, int T)
+{
+    switch (g->cfg.seq_modeling_block) {
+    case SEQ_ATTENTION:
+        return ttt_cuda_attn_backward(g->cu, g->prec, &g->ac, dx, &gr->attn, dout, a->ttt, a->sn, &p->attn, B, T);
+    case SEQ_MAMBA:
+        return ttt_cuda_mamba_backward(g->cu, g->prec, &g->mc, dx, &gr->mamba, dout, a->ttt, a->sn, &p->mamba, B, T);
+    default:
+        return ttt_cuda_layer_backward(g->cu, g->prec, &g->lc, dx, &gr->ttt, dout, a->ttt, a->sn, &p->ttt, B, T);
+    }
+}
+
 extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
 {
     const ttt_config *c = &g->cfg;
@@ -600,8 +665,8 @@ extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
         if (gemm(g, 0, 0, N, C, I, dgate, p->gate, d1, 0.f)) return -1;
         if (gemm(g, 0, 0, N, C, I, dup, p->up, d1, 1.f)) return -1;
         if (rms_bwd(g, dh, gr->ffn_norm, d1, a->h2, p->ffn_norm, a->frstd, N, 1)) return -1;
-        /* h2 = h1 + TTT(RMS_seq(h1)) */
-        if (ttt_cuda_layer_backward(g->cu, g->prec, &g->lc, d1, &gr->ttt, dh, a->ttt, a->sn, &p->ttt, B, T)) return -1;
+        /* h2 = h1 + Seq(RMS_seq(h1)), Seq = TTT, attention or Mamba */
+        if (seq_backward(g, d1, dh, a, p, gr, B, T)) return -1;
         if (rms_bwd(g, dh, gr->seq_norm, d1, a->h1, p->seq_norm, a->srstd, N, 1)) return -1;
         /* h1 = h0 + DWConv(RMS_conv(h0)) */
         if (c->pre_conv) {

@@ -11,8 +11,20 @@
  *   - state interchange: the GPU state downloaded into a CPU decoder
  *     matches the CPU decoder's own tensor by tensor, and either side
  *     continues from the other's state with the same logits;
- *   - refusals: the attention baseline, an id outside the vocabulary, a
- *     multi-token prefill at an unaligned position.
+ *   - refusals: an id outside the vocabulary, a multi-token prefill at an
+ *     unaligned position.
+ * The baselines (Transformer: attention with a device KV cache; Mamba: the
+ * selective-SSM block's conv + SSM state) at their tiny sizes, the model's
+ * max_position_embeddings set to 32 so that the KV cache grows twice:
+ *   - the same prefill/step cases against the CPU decoder, plus
+ *     multi-token prefills at unaligned positions (chunks of 7), which the
+ *     baselines allow, and a prefill of 80 tokens in chunks of 27;
+ *   - decoding token by token against the GPU model's full forward: the
+ *     cross-entropy of each next token from the decode logits equals
+ *     ttt_gpu_model_token_losses (checked for the TTT models too);
+ *   - the state interchange as above (k_cache/v_cache [pos,B,C],
+ *     conv_state/ssm_state), and at position 0 (no KV tensors yet);
+ *   - the KV cache limit TTT_ATTN_MAX_CONTEXT refused with a message.
  * Skips cleanly (exit 0) without CUDA in the build or without a GPU. */
 #include "check.h"
 
@@ -26,6 +38,7 @@
 #include "err.h"
 #include "model.h"
 #include "rng.h"
+#include "ttt_cuda.h"          /* TTT_CUDA_F32 */
 #include "ttt_cuda_decode.h"
 #include "ttt_cuda_model.h"
 
@@ -47,8 +60,13 @@ static ttt_model *tiny(int mamba, int mlp, int block)
 {
     ttt_config c;
     ttt_config_preset_for(&c, "tiny", block);
-    c.pre_conv = c.share_qk = c.use_gate = mamba;
-    c.ttt_layer_type = mlp ? TTT_MLP : TTT_LINEAR;
+    if (block == SEQ_TTT) {
+        c.pre_conv = c.share_qk = c.use_gate = mamba;
+        c.ttt_layer_type = mlp ? TTT_MLP : TTT_LINEAR;
+    } else {
+        c.max_position_embeddings = 32;   /* the GPU KV cache starts at 32 rows and grows */
+        mamba = block;                    /* distinct seeds */
+    }
     ttt_model *m = ttt_model_build(&c);
     if (!m) return NULL;
     ttt_model_init(m, 5 + mamba + 2 * mlp);
@@ -56,8 +74,8 @@ static ttt_model *tiny(int mamba, int mlp, int block)
     real *P = ttt_model_params(m);
     for (int i = 0; i < ttt_model_num_tensors(m); i++) {
         const ttt_tensor *t = ttt_model_tensor(m, i);
-        if (strstr(t->name, "proj.weight") || strstr(t->name, "embed") || strstr(t->name, "W1") ||
-            strstr(t->name, "conv.weight"))
+        if ((strstr(t->name, "proj.weight") && !strstr(t->name, "dt_proj")) || strstr(t->name, "embed") ||
+            strstr(t->name, "W1") || strstr(t->name, "conv.weight"))
             for (size_t j = 0; j < t->numel; j++) P[t->offset + j] *= 5;
     }
     return m;
@@ -156,6 +174,112 @@ out:
     ttt_gpu_decode_free(g2);
 }
 
+/* Decoding token by token (after a prefill of `pre`) against the GPU
+ * model's full forward over the same T tokens: the next-token
+ * cross-entropy from each decode logits row against the full forward's
+ * per-token losses. Returns the worst |difference| / max(1, |loss|). */
+static double vs_full_forward(ttt_model *m, const int32_t *ids, int T, int pre)
+{
+    const int V = ttt_model_config(m)->vocab_size;
+    size_t np = ttt_model_num_params(m);
+    const real *P = ttt_model_params(m);
+    float *pf = malloc(np * sizeof *pf), *lg = malloc((size_t)V * sizeof *lg);
+    int32_t *tg = malloc((size_t)T * sizeof *tg);
+    for (size_t i = 0; i < np; i++) pf[i] = (float)P[i];
+    for (int t = 0; t < T; t++) tg[t] = t + 1 < T ? ids[t + 1] : -1;
+    ttt_gpu_model *gm = ttt_gpu_model_new(m, 0, TTT_CUDA_F32, 1, T);
+    ttt_gpu_decode *g = ttt_gpu_decode_new(m, pf, 0, 1);
+    if (!gm || !g) fprintf(stderr, "test_cuda_decode: %s\n", ttt_errmsg());
+    CHECK(gm && g);
+    double worst = INFINITY, loss;
+    if (gm && g && ttt_gpu_model_upload_params(gm, pf) == 0 && ttt_gpu_model_forward(gm, ids, tg, 1, T, &loss) == 0) {
+        const float *tl = ttt_gpu_model_token_losses(gm);
+        worst = 0;
+        for (int t = pre ? pre - 1 : 0; t < T - 1; t++) {
+            int rc = t == pre - 1 ? ttt_gpu_decode_prefill(g, ids, pre, lg) : ttt_gpu_decode_step(g, ids + t, lg);
+            CHECK(rc == 0);
+            if (rc) { worst = INFINITY; break; }
+            double mx = lg[0], se = 0;
+            for (int v = 1; v < V; v++) if (lg[v] > mx) mx = lg[v];
+            for (int v = 0; v < V; v++) se += exp(lg[v] - mx);
+            double l = mx + log(se) - lg[tg[t]];
+            double e = fabs(l - tl[t]) / (fabs(tl[t]) > 1 ? fabs(tl[t]) : 1);
+            if (e > worst) worst = e;
+        }
+    } else {
+        CHECK(0);
+    }
+    ttt_gpu_decode_free(g);
+    ttt_gpu_model_free(gm);
+    free(pf); free(lg); free(tg);
+    return worst;
+}
+
+/* The Transformer (block SEQ_ATTENTION) or Mamba (SEQ_MAMBA) baseline. */
+static void run_baseline(int block)
+{
+    const char *what = block == SEQ_ATTENTION ? "baseline transformer" : "baseline mamba";
+    ttt_model *m = tiny(0, 0, block);
+    CHECK(m != NULL);
+    if (!m) return;
+    const int V = ttt_model_config(m)->vocab_size, T = 2 * (80 + STEPS);
+    int32_t *ids = malloc((size_t)T * sizeof *ids);
+    ttt_rng r;
+    ttt_rng_seed(&r, 31 + block);
+    for (int i = 0; i < T; i++) ids[i] = (int32_t)(ttt_rng_uniform(&r) * V) % V;
+    static const int pre[] = { 0, 1, 16, 19 };
+    for (int k = 0; k < 4; k++) {
+        double e = run_case(m, ids, 1, pre[k], pre[k] ? pre[k] : 1);
+        printf("%s: prefill %2d + %d steps: worst logits error %.2e\n", what, pre[k], STEPS, e);
+        CHECK(e <= TOL);
+    }
+    double e = run_case(m, ids, 1, 35, 7);
+    printf("%s: prefill 35 in chunks of 7 (unaligned) + %d steps: worst logits error %.2e\n", what, STEPS, e);
+    CHECK(e <= TOL);
+    e = run_case(m, ids, 1, 80, 27);
+    printf("%s: prefill 80 in chunks of 27 + %d steps: worst logits error %.2e\n", what, STEPS, e);
+    CHECK(e <= TOL);
+    e = run_case(m, ids, 2, 19, 19);
+    printf("%s: batch 2, prefill 19 + %d steps: worst logits error %.2e\n", what, STEPS, e);
+    CHECK(e <= TOL);
+    e = run_case(m, ids, 2, 21, 5);
+    printf("%s: batch 2, prefill 21 in chunks of 5 + %d steps: worst logits error %.2e\n", what, STEPS, e);
+    CHECK(e <= TOL);
+    e = vs_full_forward(m, ids, 70, 1);
+    printf("%s: 70 tokens one by one vs the GPU full forward: worst loss error %.2e\n", what, e);
+    CHECK(e <= TOL);
+    e = vs_full_forward(m, ids, 70, 23);
+    printf("%s: prefill 23 + steps to 70 vs the GPU full forward: worst loss error %.2e\n", what, e);
+    CHECK(e <= TOL);
+    state_interchange(m, ids, what);
+
+    /* state at position 0: attention has no tensors yet, Mamba its zero state */
+    ttt_decode *s = ttt_decode_new(m, 1);
+    ttt_gpu_decode *g = ttt_gpu_decode_for(m, 0, 1);
+    CHECK(s && g);
+    if (s && g) {
+        CHECK(ttt_gpu_decode_ntensors(g) == (block == SEQ_ATTENTION ? 0 : 2 * ttt_model_config(m)->num_hidden_layers));
+        CHECK(ttt_gpu_decode_sync_host(g, s, 0) == 0 && ttt_decode_position(s) == 0);
+        CHECK(ttt_gpu_decode_sync_host(g, s, 1) == 0 && ttt_gpu_decode_position(g) == 0);
+        int32_t bad = V, two[2] = { 1, 2 };
+        float *lg = malloc((size_t)V * sizeof *lg);
+        CHECK(ttt_gpu_decode_step(g, &bad, lg) < 0 && strstr(ttt_errmsg(), "outside the vocabulary"));
+        CHECK(ttt_gpu_decode_step(g, two, lg) == 0);
+        CHECK(ttt_gpu_decode_prefill(g, two, 2, lg) == 0);   /* unaligned multi-token prefill: allowed */
+        CHECK(ttt_gpu_decode_position(g) == 3);
+        if (block == SEQ_ATTENTION) {
+            CHECK(ttt_gpu_decode_set_position(g, (long)TTT_ATTN_MAX_CONTEXT + 1) < 0 &&
+                  strstr(ttt_errmsg(), "maximum") != NULL);
+            CHECK(ttt_gpu_decode_position(g) == 3);
+        }
+        free(lg);
+    }
+    ttt_decode_free(s);
+    ttt_gpu_decode_free(g);
+    free(ids);
+    ttt_model_free(m);
+}
+
 static void run_config(int mamba, int mlp)
 {
     char what[48];
@@ -181,6 +305,9 @@ static void run_config(int mamba, int mlp)
     printf("%s: batch 2, prefill 19 + %d steps: worst logits error %.2e\n", what, STEPS, e);
     CHECK(e <= TOL);
     state_interchange(m, ids, what);
+    e = vs_full_forward(m, ids, 45, 16);
+    printf("%s: prefill 16 + steps to 45 vs the GPU full forward: worst loss error %.2e\n", what, e);
+    CHECK(e <= TOL);
 
     /* refusals */
     ttt_gpu_decode *g = ttt_gpu_decode_for(m, 0, 1);
@@ -206,14 +333,8 @@ int main(void)
     }
     for (int mlp = 0; mlp < 2; mlp++)
         for (int mamba = 0; mamba < 2; mamba++) run_config(mamba, mlp);
-    ttt_model *a = tiny(0, 0, SEQ_ATTENTION);
-    CHECK(a != NULL);
-    if (a) {
-        ttt_gpu_decode *g = ttt_gpu_decode_for(a, 0, 1);
-        CHECK(g == NULL && strstr(ttt_errmsg(), "ttt-linear"));
-        ttt_gpu_decode_free(g);
-        ttt_model_free(a);
-    }
+    run_baseline(SEQ_ATTENTION);
+    run_baseline(SEQ_MAMBA);
     return check_exit("test_cuda_decode");
 }
 

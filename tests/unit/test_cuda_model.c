@@ -1,14 +1,18 @@
 /* test_cuda_model.c - the GPU model (lib/ttt_cuda_model.h) against the CPU
  * model (lib/model.h, float64 here) on the tiny configuration, for both
  * backbones (Mamba: pre_conv, share_qk, use_gate; Transformer: none) and
- * both TTT layer kinds (TTT-Linear, TTT-MLP):
+ * both TTT layer kinds (TTT-Linear, TTT-MLP), and for the two baselines
+ * (the Transformer: attention; Mamba: the selective SSM block) at their
+ * tiny sizes (ttt_config_preset_for), T = 70 (past the attention tile and
+ * the Mamba scan chunk of 64):
  *   - mean loss and per-token losses, relative 1e-4;
  *   - every gradient tensor, ||gpu - cpu|| / ||cpu|| <= 1e-4 (tensors whose
  *     gradient is below 1e-6 of the global norm are measured against that);
  *   - the GPU gradient norm against ttt_grad_norm;
  *   - 6 AdamW steps with clipping on each: losses within 1e-3 relative;
- *   - refusals: the attention/Mamba baselines, a batch over the sizes
- *     given, an id outside the vocabulary.
+ *   - ttt_gpu_model_check: every architecture accepted, unsupported
+ *     shapes refused (attention head dim 256, Mamba conv kernel 17);
+ *   - refusals: a batch over the sizes given, an id outside the vocabulary.
  * Skips cleanly (exit 0) without CUDA in the build or without a GPU. */
 #include "check.h"
 
@@ -43,14 +47,24 @@ static void fill_tokens(ttt_rng *r, int32_t *ids, int32_t *tg, int n, int V)
     }
 }
 
-static void run_backbone(int mamba, int T, int mlp)
+/* block SEQ_TTT: the TTT model on the Mamba (mamba = 1) or Transformer
+ * backbone, TTT-MLP or TTT-Linear; SEQ_ATTENTION / SEQ_MAMBA: the baseline
+ * (mamba and mlp unused). */
+static void run_backbone(int block, int mamba, int T, int mlp)
 {
-    char bb[32];
-    snprintf(bb, sizeof bb, "%s/%s", mamba ? "mamba" : "transformer", mlp ? "ttt-mlp" : "ttt-linear");
+    char bb[48];
+    if (block == SEQ_TTT)
+        snprintf(bb, sizeof bb, "%s/%s", mamba ? "mamba" : "transformer", mlp ? "ttt-mlp" : "ttt-linear");
+    else
+        snprintf(bb, sizeof bb, "baseline %s", block == SEQ_ATTENTION ? "transformer" : "mamba");
     ttt_config c;
-    ttt_config_preset(&c, "tiny");
-    c.pre_conv = c.share_qk = c.use_gate = mamba;
-    c.ttt_layer_type = mlp ? TTT_MLP : TTT_LINEAR;
+    ttt_config_preset_for(&c, "tiny", block);
+    if (block == SEQ_TTT) {
+        c.pre_conv = c.share_qk = c.use_gate = mamba;
+        c.ttt_layer_type = mlp ? TTT_MLP : TTT_LINEAR;
+    } else {
+        mamba = block == SEQ_MAMBA ? 2 : 3;   /* distinct seeds below */
+    }
     ttt_model *m = ttt_model_build(&c);
     CHECK(m != NULL);
     if (!m) return;
@@ -62,7 +76,9 @@ static void run_backbone(int mamba, int T, int mlp)
     ttt_rng_seed(&r, 99 + mamba);
     for (int i = 0; i < ttt_model_num_tensors(m); i++) {
         const ttt_tensor *t = ttt_model_tensor(m, i);
-        if (strstr(t->name, "proj.weight") || strstr(t->name, "embed") || strstr(t->name, "W1"))
+        /* (not dt_proj: its init already spans softplus's useful range) */
+        if ((strstr(t->name, "proj.weight") && !strstr(t->name, "dt_proj")) || strstr(t->name, "embed") ||
+            strstr(t->name, "W1"))
             for (size_t j = 0; j < t->numel; j++) P[t->offset + j] *= 5;
     }
     const int B = 2, N = B * T, V = c.vocab_size;
@@ -183,9 +199,21 @@ int main(void)
     c.ttt_layer_type = TTT_MLP;
     if (ttt_gpu_model_check(&c)) fprintf(stderr, "test_cuda_model: %s\n", ttt_errmsg());
     CHECK(ttt_gpu_model_check(&c) == 0);
-    c.seq_modeling_block = SEQ_ATTENTION;
-    CHECK(ttt_gpu_model_check(&c) == -1);
-    CHECK(strstr(ttt_errmsg(), "ttt-mlp") != NULL);
+    /* the baselines are accepted at their preset sizes, refused past the kernels' limits */
+    static const char *const presets[] = { "tiny", "small", "125m", "760m", "1b" };
+    for (int i = 0; i < 5; i++)
+        for (int blk = SEQ_ATTENTION; blk <= SEQ_MAMBA; blk++) {
+            CHECK(ttt_config_preset_for(&c, presets[i], blk) == 0);
+            if (ttt_gpu_model_check(&c)) fprintf(stderr, "test_cuda_model: %s: %s\n", presets[i], ttt_errmsg());
+            CHECK(ttt_gpu_model_check(&c) == 0);
+        }
+    ttt_config_preset_for(&c, "tiny", SEQ_ATTENTION);
+    c.num_attention_heads = 1;
+    c.hidden_size = 256;   /* head dim 256 */
+    CHECK(ttt_gpu_model_check(&c) == -1 && strstr(ttt_errmsg(), "head dim 256") != NULL);
+    ttt_config_preset_for(&c, "tiny", SEQ_MAMBA);
+    c.conv_kernel = 17;
+    CHECK(ttt_gpu_model_check(&c) == -1 && strstr(ttt_errmsg(), "conv kernel 17") != NULL);
     if (ttt_gpu_available() < 1) {
         printf("test_cuda_model: skipped: no GPU\n");
         return 0;
@@ -193,10 +221,12 @@ int main(void)
     char name[256];
     ttt_cuda_device_name(0, name, sizeof name);
     printf("test_cuda_model: device 0: %s\n", name);
-    run_backbone(1, 48, 0);
-    run_backbone(0, 45, 0);
-    run_backbone(1, 48, 1);
-    run_backbone(0, 45, 1);
+    run_backbone(SEQ_TTT, 1, 48, 0);
+    run_backbone(SEQ_TTT, 0, 45, 0);
+    run_backbone(SEQ_TTT, 1, 48, 1);
+    run_backbone(SEQ_TTT, 0, 45, 1);
+    run_backbone(SEQ_ATTENTION, 0, 70, 0);
+    run_backbone(SEQ_MAMBA, 0, 70, 0);
     return check_exit("test_cuda_model");
 }
 
