@@ -666,5 +666,9 @@ static int pick_rpt(const ttt_inner_args *a, int fwd)
     }                                                                              \
     return cudaErrorInvalidValue;
 
-cudaError_t ttt_inner_linear_forward(const ttt_inner_args *a, cudaStream_t s) { DISPATCH(launch_fwd, 1) }
+cudaError_t ttt_inner_linear_forward(const ttt_inner_args *a, cudaStream_t s)
+{
+    if (a->tc) return ttt_inner_linear_forward_tc(a, s);
+    DISPATCH(launch_fwd, 1)
+}
 cudaError_t ttt_inner_linear_backward(const ttt_inner_args *a, cudaStream_t s) { DISPATCH(launch_bwd, 0) }

@@ -437,6 +437,7 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
         a.F = c->F; a.W20 = p->W2; a.b20 = p->b2;
         CK(ttt_inner_mlp_forward(&a, g->s));
     } else {
+        a.tc = mode == TTT_CUDA_BF16;   /* bf16 mode: the inner products on tensor cores too */
         CK(ttt_inner_linear_forward(&a, g->s));
     }
 
