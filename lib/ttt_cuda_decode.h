@@ -1,7 +1,11 @@
-/* ttt_cuda_decode.h - incremental decoding of the TTT model on the GPU
+/* ttt_cuda_decode.h - incremental decoding of the model on the GPU
  * (lib/cuda/decode_gpu.cu), the device twin of ttt_decode (model.h, spec
  * section 7.1): per layer S_n and the running sums A per (b,h), the conv
  * buffers, the position; prefill of a chunk and single-token steps.
+ * The baselines keep per layer a KV cache [cap][B][C] (attention: rotated
+ * keys and values, allocated for max_position_embeddings positions and
+ * grown past them up to TTT_ATTN_MAX_CONTEXT) or the Mamba conv buffer
+ * [B,E,k] and SSM state [B,E,S]; their prefill may start at any position.
  *
  * Prefill at a position that is a multiple of K with B = 1 runs the dual
  * form over the chunk with the training inner-loop kernel (ttt_inner_*.cu,
@@ -12,13 +16,16 @@
  *
  * The device state tensors have the names, shapes and layout of
  * ttt_decode_tensor() ("layer0.W1_states" [B,H,D,F], ..., "layer0.conv_pre_conv"
- * [B,C,k]), so a state moves between host and device with one copy per
+ * [B,C,k], "layer0.k_cache" [pos,B,C] (listed from position 1 on, as on
+ * the CPU), "layer0.conv_state" [B,E,k], "layer0.ssm_state" [B,E,S]), so
+ * a state moves between host and device with one copy per
  * tensor: ttt_gpu_decode_store / ttt_gpu_decode_load below do that with a
  * CPU ttt_decode of the same model and batch, which lib/state.c then saves
  * or has loaded. Logits come back for the last token only, [B,V] float32.
  *
  * Supported: what ttt_gpu_model_check accepts (TTT-Linear head dim
- * 16/32/64/96, TTT-MLP 16/32/64, K = 16, either backbone). Builds without
+ * 16/32/64/96, TTT-MLP 16/32/64, K = 16, either backbone; the Transformer
+ * and Mamba baselines). Builds without
  * CUDA get stubs that fail with "this build has no CUDA support".
  */
 #ifndef TTT_CUDA_DECODE_H
@@ -44,16 +51,21 @@ typedef struct ttt_gpu_decode ttt_gpu_decode;
  * the state at position 0 (S = W0, A = 0, conv buffers 0). NULL + message. */
 ttt_gpu_decode *ttt_gpu_decode_new(const ttt_model *m, const float *params, int dev, int B);
 void ttt_gpu_decode_free(ttt_gpu_decode *d);
-/* Prefill P >= 1 tokens ids [B,P] from the current position (a multiple of
- * K unless P == 1, as ttt_decode_prefill); logits [B,V] of the chunk's last
- * token, if non-NULL. 0 or -1 (a failure part-way leaves the state unusable). */
+/* Prefill P >= 1 tokens ids [B,P] from the current position (for TTT
+ * models a multiple of K unless P == 1, as ttt_decode_prefill); logits
+ * [B,V] of the chunk's last token, if non-NULL. 0 or -1 (a failure
+ * part-way leaves the state unusable). */
 int ttt_gpu_decode_prefill(ttt_gpu_decode *d, const int32_t *ids, int P, float *logits);
 /* One token per sequence, ids [B]; logits [B,V] if non-NULL. */
 int ttt_gpu_decode_step(ttt_gpu_decode *d, const int32_t *ids, float *logits);
 long ttt_gpu_decode_position(const ttt_gpu_decode *d);
+/* Sets the position (attention: grows the KV caches to hold pos rows;
+ * -1 past TTT_ATTN_MAX_CONTEXT or out of device memory). */
 int ttt_gpu_decode_set_position(ttt_gpu_decode *d, long pos);
 /* The i-th device state tensor (0 <= i < count): its ttt_decode_tensor name,
- * device pointer and element count; NULL past the end. */
+ * device pointer and element count; NULL past the end. The count and the
+ * KV caches' pointers and sizes depend on the position: ask after
+ * ttt_gpu_decode_set_position. */
 int ttt_gpu_decode_ntensors(const ttt_gpu_decode *d);
 const char *ttt_gpu_decode_tensor(const ttt_gpu_decode *d, int i, float **dev, size_t *n);
 /* float32 copies between host memory and a device tensor. 0 or -1. */

@@ -1,4 +1,4 @@
-/* ttt_cuda_model.h - the whole TTT language model on the GPU
+/* ttt_cuda_model.h - the whole language model on the GPU
  * (lib/cuda/model_gpu.cu): forward with targets -> mean loss, backward into
  * a device gradient arena, global gradient norm and AdamW, so that a
  * training step needs no host round trip except the loss and the norm.
@@ -11,7 +11,9 @@
  *
  * Supported: seq_modeling_block ttt_linear (head dim 16/32/64/96) or
  * ttt_mlp (head dim 16/32/64), either backbone (pre_conv, share_qk,
- * use_gate), mini-batch 16. Arenas are
+ * use_gate), mini-batch 16; the Transformer baseline (self_attention,
+ * ttt_cuda_attn.h: even head dim up to 128) and the Mamba baseline
+ * (ttt_cuda_mamba.h: conv kernel 1..16). Arenas are
  * sized once for batches of at most maxB windows of at most maxT tokens.
  *
  * Builds without CUDA get stubs: ttt_gpu_model_new fails with "this build
@@ -42,8 +44,7 @@ typedef struct {
 /* Number of CUDA devices (0: none or no driver). */
 int ttt_gpu_available(void);
 /* 0 if the GPU model supports the configuration, else -1 with a message
- * ("--device cuda supports the TTT architectures (ttt-linear, ttt-mlp)
- * only in this version", ...). */
+ * ("--device cuda: attention head dim 256 (supported: even, 2..128)", ...). */
 int ttt_gpu_model_check(const ttt_config *c);
 /* A GPU copy of m's architecture (not its values: upload them) on device
  * dev; precision TTT_CUDA_F32 or TTT_CUDA_BF16 (ttt_cuda.h) for the
