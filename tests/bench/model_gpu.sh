@@ -6,11 +6,17 @@
 #   2. tiny end to end: ttt-train --device cuda vs --device cpu (loss curves),
 #      stop + --resume on the GPU, ttt-eval --device cuda vs cpu, TTT-MLP refusal;
 #   3. tokens/s of the 125m preset (Mamba backbone, TTT-Linear, ctx 2048,
-#      batch 8) for 20 steps, fp32 and bf16 GEMM inputs.
+#      batch 8) for 20 steps, fp32 and bf16 GEMM inputs;
+#   4. the ceilings of this GPU measured in the same run (ceilings) and the
+#      MFU of both runs: tokens/s x training FLOPs per token (flops_cli:
+#      model FLOPs, TTT inner loop included, training = 3 x forward) over the
+#      measured bf16 GEMM rate (and, for fp32, over the fp32 GEMM rate too).
 #
 #   tests/bench/model_gpu.sh BINDIR DATADIR [OUTDIR]
 #
-# BINDIR holds ttt-train, ttt-eval, test_cuda_model; DATADIR the shards
+# BINDIR holds ttt-train, ttt-eval, test_cuda_model, ceilings (nvcc -O3
+# -arch=sm_90 -std=c++17 tests/bench/ceilings.cu -lcublas) and flops_cli
+# (make build/bench/flops_cli); DATADIR the shards
 # tiny-{train,val}-*.tok (vocab 256) and big-train-*.tok (vocab 32000), e.g.
 # from tests/unit/mkstream.c | ttt-pack.
 B=${1:?BINDIR}; D=${2:?DATADIR}; O=${3:-/tmp/model_gpu}
@@ -52,7 +58,28 @@ for prec in fp32 bf16 ; do
     cp "$W/b$prec/metrics.jsonl" "$O/metrics_125m_$prec.jsonl" 2>/dev/null
     grep -o '"step":[0-9]*,"loss":[0-9.]*\|"tokens_per_s":[0-9.]*' "$W/b$prec/metrics.jsonl" | paste - - | tr '\n' ' '; echo
     grep -o '"tokens_per_s":[0-9.]*' "$W/b$prec/metrics.jsonl" | tail -n +4 | cut -d: -f2 | sort -n |
-        awk '{a[NR]=$1} END {printf "125m %s: median tokens/s over steps 4-20: %.0f (ratio to 3300: %.2f)\n", "'$prec'", a[int((NR+1)/2)], a[int((NR+1)/2)]/3300}'
+        awk '{a[NR]=$1} END {printf "125m %s: median tokens/s over steps 4-20: %.0f (ratio to 3300: %.2f)\n", "'$prec'", a[int((NR+1)/2)], a[int((NR+1)/2)]/3300}' |
+        tee "$W/tps_$prec"
+done
+
+# The ceilings after the training runs (same card, same run), then MFU.
+hr "ceilings of this GPU (median of 15, checked)"
+timeout 300 "$B/ceilings" | tee "$O/ceilings.txt"; echo "rc=${PIPESTATUS[0]}"
+ceil() { awk -v k="$1" '$1 == "ceiling" && $2 == k {print $3}' "$O/ceilings.txt"; }
+bf16=$(ceil bf16_tflops); f32g=$(ceil fp32_gemm_tflops)
+hr "MFU: 125m, Mamba backbone, TTT-Linear, ctx 2048 (model FLOPs, TTT inner loop included)"
+"$B/flops_cli" -c 125m --arch ttt-linear --backbone mamba -T 2048 --vocab 32000 | tee "$O/flops_125m.txt"
+for prec in fp32 bf16 ; do
+    tps=$(sed -n 's/.*median tokens\/s over steps 4-20: \([0-9.]*\).*/\1/p' "$W/tps_$prec" 2>/dev/null)
+    if [ -z "$tps" ] || [ "$tps" = 0 ] || [ -z "$bf16" ]; then echo "125m $prec: MFU not computed (tokens/s '${tps}', bf16 rate '${bf16}')"; continue; fi
+    echo "-- $prec run, over the bf16 GEMM rate:"
+    "$B/flops_cli" -c 125m --arch ttt-linear --backbone mamba -T 2048 --vocab 32000 --tokens-per-s "$tps" \
+        --tflops "$bf16" | grep -i '^mfu'
+    if [ "$prec" = fp32 ] && [ -n "$f32g" ]; then
+        echo "-- fp32 run, over the fp32 (no TF32) GEMM rate:"
+        "$B/flops_cli" -c 125m --arch ttt-linear --backbone mamba -T 2048 --vocab 32000 --tokens-per-s "$tps" \
+            --tflops "$f32g" | grep '^MFU'
+    fi
 done
 nvidia-smi --query-gpu=memory.used --format=csv
 rm -rf "$W"
