@@ -479,6 +479,7 @@ static int ensure_kv(ttt_gpu_decode *d, long need)
     if (cap > TTT_ATTN_MAX_CONTEXT) cap = TTT_ATTN_MAX_CONTEXT;
     const size_t row = (size_t)d->B * d->cfg.hidden_size;
     if (ttt_cuda_sync(d->cu)) return ttt_preferr("cuda decode");
+    CK(cudaSetDevice(d->dev));   /* the caches live on the decoder's device */
     for (int l = 0; l < d->cfg.num_hidden_layers; l++) {
         dstate *s = &d->ls[l];
         float *kc = NULL, *vc = NULL;
