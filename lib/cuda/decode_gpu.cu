@@ -465,16 +465,17 @@ static void add_tensor(ttt_gpu_decode *d, int l, const char *what, float *p, siz
     t->kv = 0;
 }
 
-/* Room in every layer's KV cache for `need` positions: grown by doubling
- * (at least to need), the rows so far copied; on failure the old caches
- * stay as they were. */
+/* Room in every layer's KV cache for `need` positions: allocated for
+ * `need` the first time (max_position_embeddings, at creation), then grown
+ * by doubling (at least to need) with the rows so far copied; on failure
+ * the old caches stay as they were. */
 static int ensure_kv(ttt_gpu_decode *d, long need)
 {
     if (need <= d->kv_cap) return 0;
     if (need > TTT_ATTN_MAX_CONTEXT)
         return ttt_seterr("decode: %ld positions exceed the attention KV cache maximum of %d", need,
                           TTT_ATTN_MAX_CONTEXT);
-    long cap = d->kv_cap ? 2 * d->kv_cap : 256;
+    long cap = d->kv_cap ? 2 * d->kv_cap : need;   /* the first: exactly what the creation asks for */
     if (cap < need) cap = need;
     if (cap > TTT_ATTN_MAX_CONTEXT) cap = TTT_ATTN_MAX_CONTEXT;
     const size_t row = (size_t)d->B * d->cfg.hidden_size;
