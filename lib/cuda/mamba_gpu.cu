@@ -482,15 +482,15 @@ extern "C" int ttt_cuda_mamba_backward(ttt_cuda *g, int mode, const mamba_config
     const int N = B * T, C = c->C, E = c->E, R = c->R, W = R + 2 * c->S, nw = (E + 31) / 32;
     const int nrc = (N + ROW_CHUNK - 1) / ROW_CHUNK;
     const size_t NE = (size_t)N * E;
+    cudaStream_t st = ttt_cuda_stream(g);
+    /* out = yg Wout^T (first: the GEMM selects the handle's device, then the scratch is allocated there) */
+    if (ttt_cuda_gemm_f32in(g, mode, 1, 0, C, E, N, dout, L.yg, grad->out_proj, 1.f)) return -1;
     size_t off[12];
     float *ws = ttt_cuda_scratch(g, bwd_scratch(c, B, T, off));
     if (!ws) return -1;
     float *dy = ws + off[0], *dz = ws + off[1], *dxc = ws + off[2], *ddt = ws + off[3], *dxi = ws + off[4];
     float *ddbl = ws + off[5], *ddtr = ws + off[6], *pbc = ws + off[7], *pA = ws + off[8], *pD = ws + off[9];
     float *Hs = ws + off[10], *cpart = ws + off[11];
-    cudaStream_t st = ttt_cuda_stream(g);
-    /* out = yg Wout^T */
-    if (ttt_cuda_gemm_f32in(g, mode, 1, 0, C, E, N, dout, L.yg, grad->out_proj, 1.f)) return -1;
     if (ttt_cuda_gemm_f32in(g, mode, 0, 0, N, E, C, dout, p->out_proj, dy, 0.f)) return -1;
     /* yg = y silu(z) */
     km_gate_bwd<<<m_blocks(NE), 256, 0, st>>>(dy, dz, L.y, L.z, NE);
