@@ -31,7 +31,7 @@ struct ttt_inner_args {
     float *dgamma, *dbeta;          /* [H,D] (+=) */
     float *dW0, *db0;               /* [H,D,F], [H,F] (+=) */
     int rpt;                        /* tuning: rows per thread 2 or 4 (0 = default) */
-    int tc;                         /* TTT-Linear forward on tensor cores, bf16 operands
+    int tc;                         /* TTT-Linear on tensor cores, bf16 operands
                                        (ttt_inner_linear_tc.cu); 0: fp32 CUDA cores */
     /* TTT-MLP only */
     int F;                          /* inner width, 4*D */
@@ -65,8 +65,9 @@ cudaError_t ttt_inner_mlp_backward(const ttt_inner_args *a, cudaStream_t s);
 int ttt_inner_linear_supported(int D);
 cudaError_t ttt_inner_linear_forward(const ttt_inner_args *a, cudaStream_t s);
 cudaError_t ttt_inner_linear_backward(const ttt_inner_args *a, cudaStream_t s);
-/* The tensor-core forward (what ttt_inner_linear_forward runs when a->tc). */
+/* The tensor-core forward and backward (what the two above run when a->tc). */
 cudaError_t ttt_inner_linear_forward_tc(const ttt_inner_args *a, cudaStream_t s);
+cudaError_t ttt_inner_linear_backward_tc(const ttt_inner_args *a, cudaStream_t s);
 
 /* For the GPU model (model_gpu.cu), from ttt_layer_gpu.cu: the handle's
  * stream and row-major fp32-in GEMM of the layer (same conventions as its

@@ -375,6 +375,396 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* backward (spec 8.3) on tensor cores                                        */
+/* ------------------------------------------------------------------------ */
+
+/* acc (m16n8) += A Bt^T over k in [0, K): A [16][K] and Bt [8][K] row-major
+ * bf16 (so Bt holds B transposed: an operand whose contraction index is
+ * contiguous). acc[0..1] = (row g, cols 2t, 2t+1), acc[2..3] = row g+8. */
+template <int K>
+__device__ __forceinline__ void mma_nt(float *acc, const __nv_bfloat16 *A, int lda, const __nv_bfloat16 *Bt, int ldb,
+                                       int g, int t)
+{
+#pragma unroll
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        const __nv_bfloat16 *a = A + g * lda + k0 + 2 * t, *b = Bt + g * ldb + k0 + 2 * t;
+        mma(acc, ld32(a), ld32(a + 8 * lda), ld32(a + 8), ld32(a + 8 * lda + 8), ld32(b), ld32(b + 8));
+    }
+}
+
+/* The backward walks the mini-batches in reverse like inner_bwd (same
+ * phases, same shared fp32 tiles for the LayerNorm-type row phases, which
+ * are the helpers of ttt_inner_rows.cuh), but every product runs on mma
+ * from bf16 copies kept in both orientations (X row-major for an A operand,
+ * X^T row-major for a B operand), each warp owning 8 output columns; the
+ * carried dS' = dW' lives in fp32 accumulator tiles (D/16 per warp). */
+template <int D>
+__global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
+{
+    constexpr int NW = D / 8, NT = 32 * NW, TLD = D + 4, CPL = (D + 31) / 32;
+    constexpr int TS = KB * TLD, SS = KB * 17;
+    constexpr int RB = D + 8;           /* bf16 row-major [16][D] and [D][D] */
+    constexpr int TB = KB + 8;          /* bf16 transposed [D][16] and [16][16] */
+    constexpr int NTL = D / 8;          /* n8 tiles across D */
+    constexpr int TPW = D / 16;         /* dW' tiles per warp: (D/16)(D/8)/NW */
+    extern __shared__ __align__(16) unsigned char smraw[];
+    float *bs = (float *)smraw, *dbs = bs + D;
+    float *Ks = dbs + D, *Vs = Ks + TS, *dOs = Vs + TS;
+    float *Zh = dOs + TS;               /* Z, then zhat */
+    float *Gs = Zh + TS, *GYs = Gs + TS;
+    float *Ys = GYs + TS;               /* QW+b, then zbar */
+    float *dZb = Ys + TS;               /* d zbar */
+    float *Ms = dZb + TS;               /* K dW' + db' */
+    float *dGs = Ms + TS, *dZs = dGs + TS, *dTs = dZs + TS, *dQs = dTs + TS, *dKs = dQs + TS;
+    float *As = dKs + TS;               /* [16][17] tril(QK^T) */
+    float *Es = As + SS, *dEs = Es + SS;
+    float *lrs = dEs + SS, *taus = lrs + KB, *sigs = taus + KB, *mrow = sigs + KB, *detaL = mrow + KB;
+    float *red = detaL + KB;            /* [2*D] */
+    __nv_bfloat16 *Wb = (__nv_bfloat16 *)(red + 2 * D);   /* [D][RB] W (i, j) */
+    __nv_bfloat16 *WTb = Wb + D * RB;                     /* [D][RB] W^T */
+    __nv_bfloat16 *dWb = WTb + D * RB, *dWTb = dWb + D * RB;   /* dW', dW'^T */
+    __nv_bfloat16 *Qb = dWTb + D * RB, *Kb = Qb + KB * RB;     /* [16][RB] */
+    __nv_bfloat16 *Gb = Kb + KB * RB, *dZbb = Gb + KB * RB, *dZrb = dZbb + KB * RB;
+    __nv_bfloat16 *QTb = dZrb + KB * RB, *KTb = QTb + D * TB;  /* [D][TB] */
+    __nv_bfloat16 *GTb = KTb + D * TB, *dZbT = GTb + D * TB, *dZT = dZbT + D * TB;
+    __nv_bfloat16 *Cb = dZT + D * TB, *CTb = Cb + KB * TB;     /* [16][TB] */
+    __nv_bfloat16 *dAb = CTb + KB * TB, *dATb = dAb + KB * TB;
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+    const int bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
+    const int C = a.H * D, T = a.T, nmb = ttt_inner_nmb(T), n0 = 8 * warp;
+    const float *gam = a.gamma + h * D, *bet = a.beta + h * D;
+    const float *st = a.states + (size_t)bh * (nmb + 1) * (D * D + D);
+
+    float dW[TPW][4];                   /* dW' tiles x = warp + NW q: rows 16(x / NTL), cols 8(x % NTL) */
+#pragma unroll
+    for (int q = 0; q < TPW; q++) dW[q][0] = dW[q][1] = dW[q][2] = dW[q][3] = 0.f;
+    for (int x = tid; x < D * RB; x += NT) { dWb[x] = __float2bfloat16_rn(0.f); dWTb[x] = __float2bfloat16_rn(0.f); }
+    for (int x = tid; x < D; x += NT) dbs[x] = 0.f;
+    float g_r[CPL], be_r[CPL], dg_acc[CPL], db_acc[CPL];
+#pragma unroll
+    for (int u = 0; u < CPL; u++) {
+        int c = lane + 32 * u;
+        g_r[u] = c < D ? gam[c] : 0.f;
+        be_r[u] = c < D ? bet[c] : 0.f;
+        dg_acc[u] = db_acc[u] = 0.f;
+    }
+    float dtau_acc = 0.f;
+
+    /* register prefetch: one float4 of q, k, v, dO per thread (16 x D / NT = 4), 4 of W */
+    constexpr int WV = D * D / 4 / NT;
+    float4 pq, pk, pv, pd, pw[WV];
+    float plr = 0.f;
+    auto prefetch = [&](int n) {
+        const int t0 = n * KB, r = min(KB, T - t0), x = tid * 4, i = x / D, c = x % D;
+        const size_t gi = ((size_t)b * T + t0 + i) * C + h * D + c;
+        const float4 z = make_float4(0.f, 0.f, 0.f, 0.f);
+        pq = i < r ? *(const float4 *)&a.XQ[gi] : z;
+        pk = i < r ? *(const float4 *)&a.XK[gi] : z;
+        pv = i < r ? *(const float4 *)&a.XV[gi] : z;
+        pd = i < r ? *(const float4 *)&a.dZ[gi] : z;
+        if (tid < KB) plr = tid < r ? a.lr[((size_t)b * T + t0 + tid) * a.H + h] : 0.f;
+        const float *stn = st + (size_t)n * (D * D + D);
+#pragma unroll
+        for (int u = 0; u < WV; u++) pw[u] = *(const float4 *)&stn[(tid + u * NT) * 4];
+    };
+    prefetch(nmb - 1);
+
+    for (int n = nmb - 1; n >= 0; n--) {
+        const int t0 = n * KB, r = min(KB, T - t0);
+        __syncthreads();
+        /* P0: publish S_n and the tiles (fp32 where the row phases read them, bf16 for the products) */
+        {
+            const int x = tid * 4, i = x / D, c = x % D;
+            *(float4 *)&Ks[i * TLD + c] = pk;
+            *(float4 *)&Vs[i * TLD + c] = pv;
+            *(float4 *)&dOs[i * TLD + c] = pd;
+            *(uint32_t *)&Qb[i * RB + c] = pack2(pq.x, pq.y);
+            *(uint32_t *)&Qb[i * RB + c + 2] = pack2(pq.z, pq.w);
+            *(uint32_t *)&Kb[i * RB + c] = pack2(pk.x, pk.y);
+            *(uint32_t *)&Kb[i * RB + c + 2] = pack2(pk.z, pk.w);
+            const float qv[4] = {pq.x, pq.y, pq.z, pq.w}, kv[4] = {pk.x, pk.y, pk.z, pk.w};
+#pragma unroll
+            for (int v = 0; v < 4; v++) {
+                QTb[(c + v) * TB + i] = __float2bfloat16_rn(qv[v]);
+                KTb[(c + v) * TB + i] = __float2bfloat16_rn(kv[v]);
+            }
+#pragma unroll
+            for (int u = 0; u < WV; u++) {
+                const int y = (tid + u * NT) * 4, wi = y / D, wj = y % D;
+                const float wv[4] = {pw[u].x, pw[u].y, pw[u].z, pw[u].w};
+                *(uint32_t *)&Wb[wi * RB + wj] = pack2(wv[0], wv[1]);
+                *(uint32_t *)&Wb[wi * RB + wj + 2] = pack2(wv[2], wv[3]);
+#pragma unroll
+                for (int v = 0; v < 4; v++) WTb[(wj + v) * RB + wi] = __float2bfloat16_rn(wv[v]);
+            }
+        }
+        for (int x = tid; x < D; x += NT) bs[x] = st[(size_t)n * (D * D + D) + D * D + x];
+        if (tid < KB) {
+            lrs[tid] = plr;
+            taus[tid] = tau_of(a.token_idx, tid);
+        }
+        __syncthreads();
+        if (n > 0) prefetch(n - 1);
+        const float tl = taus[r - 1];
+
+        /* P1: Z = K W + b, Y = Q W + b, M = K dW' + db' (columns n0..n0+7); A = Q K^T */
+        {
+            float z[4] = {}, y[4] = {}, m[4] = {};
+            mma_nt<D>(z, Kb, RB, WTb + n0 * RB, RB, g, t);
+            mma_nt<D>(y, Qb, RB, WTb + n0 * RB, RB, g, t);
+            mma_nt<D>(m, Kb, RB, dWTb + n0 * RB, RB, g, t);
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int i = g + 8 * (x >> 1), j = n0 + 2 * t + (x & 1);
+                Zh[i * TLD + j] = z[x] + bs[j];
+                Ys[i * TLD + j] = y[x] + bs[j];
+                Ms[i * TLD + j] = m[x] + dbs[j];
+            }
+        }
+        if (warp < 2) {
+            float s[4] = {};
+            mma_nt<D>(s, Qb, RB, Kb + 8 * warp * RB, RB, g, t);
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int i = g + 8 * (x >> 1), m = 8 * warp + 2 * t + (x & 1);
+                const float A = m <= i ? s[x] : 0.f, e = m <= i ? taus[i] * lrs[m] : 0.f, c = e * (A + 1.f);
+                As[i * 17 + m] = A;
+                Es[i * 17 + m] = e;
+                Cb[i * TB + m] = __float2bfloat16_rn(c);
+                CTb[m * TB + i] = __float2bfloat16_rn(c);
+            }
+        }
+        __syncthreads();
+
+        /* P2: LNl2grad forward pieces per row: zhat, g_y, G, sigma, m */
+        for (int i = warp; i < KB; i += NW) {
+            float zv[CPL], zh[CPL], gy[CPL], G[CPL], sig, mgz;
+            row_load<D, CPL>(zv, Zh + i * TLD, lane);
+            ln_l2grad_row<D, CPL>(zv, Vs + i * TLD, Ks + i * TLD, g_r, be_r, lane, zh, gy, G, &sig, &mgz);
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                if (c < D) {
+                    Zh[i * TLD + c] = zh[u];
+                    GYs[i * TLD + c] = gy[u];
+                    Gs[i * TLD + c] = G[u];
+                    Gb[i * RB + c] = __float2bfloat16_rn(G[u]);
+                    GTb[c * TB + i] = __float2bfloat16_rn(G[u]);
+                }
+            }
+            if (lane == 0) { sigs[i] = sig; mrow[i] = mgz; }
+        }
+        __syncthreads();
+
+        /* P3: zbar = Y - C G */
+        {
+            float cg[4] = {};
+            mma_nt<KB>(cg, Cb, TB, GTb + n0 * TB, TB, g, t);
+#pragma unroll
+            for (int x = 0; x < 4; x++) Ys[(g + 8 * (x >> 1)) * TLD + n0 + 2 * t + (x & 1)] -= cg[x];
+        }
+        __syncthreads();
+
+        /* P4: output LN backward: dzbar (+ its bf16 copies), dgamma, dbeta */
+        for (int i = warp; i < KB; i += NW) {
+            float zv[CPL], mu, var;
+            row_load<D, CPL>(zv, Ys + i * TLD, lane);
+            row_moments<D, CPL>(zv, lane, &mu, &var);
+            ln_bwd_row<D, CPL>(zv, mu, rsqrtf(var + EPS), dOs + i * TLD, g_r, dg_acc, db_acc, dZb + i * TLD, lane);
+            __syncwarp();
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                if (c < D) {
+                    const __nv_bfloat16 v = __float2bfloat16_rn(dZb[i * TLD + c]);
+                    dZbb[i * RB + c] = v;
+                    dZbT[c * TB + i] = v;
+                }
+            }
+        }
+        __syncthreads();
+
+        /* P5: dP = dzbar G^T -> d eta, dA; dK_upd = -diag(e) G dW'^T; dG = -C^T dzbar - diag(e) M */
+        if (warp < 2) {
+            float p[4] = {};
+            mma_nt<D>(p, dZbb, RB, Gb + 8 * warp * RB, RB, g, t);
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int i = g + 8 * (x >> 1), m = 8 * warp + 2 * t + (x & 1);
+                const float pp = -p[x];
+                const float de = m <= i ? pp * (As[i * 17 + m] + 1.f) : 0.f, da = m <= i ? pp * Es[i * 17 + m] : 0.f;
+                dEs[i * 17 + m] = de;
+                dAb[i * TB + m] = __float2bfloat16_rn(da);
+                dATb[m * TB + i] = __float2bfloat16_rn(da);
+            }
+        }
+        {
+            float dk[4] = {}, dg[4] = {};
+            mma_nt<D>(dk, Gb, RB, dWb + n0 * RB, RB, g, t);
+            mma_nt<KB>(dg, CTb, TB, dZbT + n0 * TB, TB, g, t);
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int i = g + 8 * (x >> 1), j = n0 + 2 * t + (x & 1);
+                dKs[i * TLD + j] = -tl * lrs[i] * dk[x];
+                dGs[i * TLD + j] = -tl * lrs[i] * Ms[i * TLD + j] - dg[x];
+            }
+        }
+        __syncthreads();
+
+        /* P6: dQ = dOut + dzbar W^T + dA K; dK += dA^T Q (products), then the
+         * LNl2grad backward rows -> dZ, dT, d eta of the last row */
+        {
+            float dq[4] = {}, dk[4] = {};
+            mma_nt<D>(dq, dZbb, RB, Wb + n0 * RB, RB, g, t);
+            mma_nt<KB>(dq, dAb, TB, KTb + n0 * TB, TB, g, t);
+            mma_nt<KB>(dk, dATb, TB, QTb + n0 * TB, TB, g, t);
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int i = g + 8 * (x >> 1), j = n0 + 2 * t + (x & 1);
+                dQs[i * TLD + j] = dOs[i * TLD + j] + dq[x];
+                dKs[i * TLD + j] += dk[x];
+            }
+        }
+        for (int i = warp; i < KB; i += NW) {
+            const float sig = sigs[i], rs = 1.f / sig, mm = mrow[i];
+            float dG[CPL], zh[CPL], s1 = 0.f, s2 = 0.f, s5 = 0.f;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                dG[u] = c < D ? dGs[i * TLD + c] : 0.f;
+                zh[u] = c < D ? Zh[i * TLD + c] : 0.f;
+                float gg = c < D ? Gs[i * TLD + c] : 0.f;
+                s1 += dG[u];
+                s2 += dG[u] * zh[u];
+                s5 += (c < D ? Ms[i * TLD + c] : 0.f) * gg;
+            }
+            float mdG = warp_sum(s1) / D, mdGz = warp_sum(s2) / D, sdGG_part = 0.f;
+            s5 = warp_sum(s5);
+            if (lane == 0) detaL[i] = -s5;
+            float dgy[CPL], dzh[CPL], s6 = 0.f;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                float gy = c < D ? GYs[i * TLD + c] : 0.f;
+                float gg = c < D ? Gs[i * TLD + c] : 0.f;
+                dgy[u] = c < D ? (dG[u] - mdG - zh[u] * mdGz) * rs : 0.f;
+                dzh[u] = -(mm * dG[u] + mdGz * gy) * rs + g_r[u] * g_r[u] * dgy[u];
+                sdGG_part += dG[u] * gg;
+                s6 += dzh[u] * zh[u];
+                float tgt = c < D ? Vs[i * TLD + c] - Ks[i * TLD + c] : 0.f;
+                dg_acc[u] += dgy[u] * (g_r[u] * zh[u] + be_r[u] - tgt + g_r[u] * zh[u]);
+                db_acc[u] += g_r[u] * dgy[u];
+            }
+            float dsig = (-warp_sum(sdGG_part) - warp_sum(s6)) * rs;
+            float dc[CPL], s7 = 0.f;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                dc[u] = c < D ? dzh[u] * rs + dsig * zh[u] / D : 0.f;
+                s7 += dc[u];
+            }
+            float mdc = warp_sum(s7) / D;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                if (c < D) {
+                    const float dz = dc[u] - mdc;
+                    dZs[i * TLD + c] = dz;
+                    dTs[i * TLD + c] = -g_r[u] * dgy[u];
+                    const __nv_bfloat16 v = __float2bfloat16_rn(dz);
+                    dZrb[i * RB + c] = v;
+                    dZT[c * TB + i] = v;
+                }
+            }
+        }
+        __syncthreads();
+
+        /* P7: dK += -dT + dZ W^T and the outputs; dW' += Q^T dzbar + K^T dZ; db'; dlr, dtau */
+        {
+            float dk[4] = {};
+            mma_nt<D>(dk, dZrb, RB, Wb + n0 * RB, RB, g, t);
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++) {
+                const int i = g + 8 * hr, j = n0 + 2 * t;
+                if (i >= r) continue;
+                const size_t gi = ((size_t)b * T + t0 + i) * C + h * D + j;
+                float2 k2, q2, v2;
+                k2.x = dKs[i * TLD + j] - dTs[i * TLD + j] + dk[2 * hr];
+                k2.y = dKs[i * TLD + j + 1] - dTs[i * TLD + j + 1] + dk[2 * hr + 1];
+                q2.x = dQs[i * TLD + j]; q2.y = dQs[i * TLD + j + 1];
+                v2.x = dTs[i * TLD + j]; v2.y = dTs[i * TLD + j + 1];
+                *(float2 *)&a.dXK[gi] = k2;
+                *(float2 *)&a.dXQ[gi] = q2;
+                *(float2 *)&a.dXV[gi] = v2;
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < TPW; q++) {
+            const int x = warp + NW * q, m0 = 16 * (x / NTL), c0 = 8 * (x % NTL);
+            mma_nt<KB>(dW[q], QTb + m0 * TB, TB, dZbT + c0 * TB, TB, g, t);
+            mma_nt<KB>(dW[q], KTb + m0 * TB, TB, dZT + c0 * TB, TB, g, t);
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++) {
+                const int i = m0 + g + 8 * hr, j = c0 + 2 * t;
+                *(uint32_t *)&dWb[i * RB + j] = pack2(dW[q][2 * hr], dW[q][2 * hr + 1]);
+                dWTb[j * RB + i] = __float2bfloat16_rn(dW[q][2 * hr]);
+                dWTb[(j + 1) * RB + i] = __float2bfloat16_rn(dW[q][2 * hr + 1]);
+            }
+        }
+        for (int j = tid; j < D; j += NT) {
+            float sb = 0.f;
+#pragma unroll
+            for (int i = 0; i < KB; i++) sb += dZb[i * TLD + j] + dZs[i * TLD + j];
+            dbs[j] += sb;
+        }
+        if (tid < KB) {
+            /* d lr_j = sum_i deta_ij tau_i (+ last-row update term) */
+            int j = tid;
+            float s = 0.f;
+            for (int i = 0; i < KB; i++) s = fmaf(dEs[i * 17 + j], taus[i], s);
+            s = fmaf(detaL[j], tl, s);
+            if (j < r) a.dlr[((size_t)b * T + t0 + j) * a.H + h] = s;
+            /* d tau_i = sum_j deta_ij lr_j */
+            int i = tid;
+            float st2 = 0.f;
+            for (int m = 0; m < KB; m++) st2 = fmaf(dEs[i * 17 + m], lrs[m], st2);
+            if (i == r - 1)
+                for (int m = 0; m < KB; m++) st2 = fmaf(detaL[m], lrs[m], st2);
+            if (i < r) dtau_acc += st2;
+        }
+    }
+    __syncthreads();
+    /* dW0, db0, dgamma, dbeta, dtau: one atomic per element per block */
+#pragma unroll
+    for (int q = 0; q < TPW; q++) {
+        const int x = warp + NW * q, m0 = 16 * (x / NTL), c0 = 8 * (x % NTL);
+#pragma unroll
+        for (int y = 0; y < 4; y++)
+            atomicAdd(&a.dW0[(size_t)h * D * D + (m0 + g + 8 * (y >> 1)) * D + c0 + 2 * t + (y & 1)], dW[q][y]);
+    }
+    for (int x = tid; x < D; x += NT) { atomicAdd(&a.db0[h * D + x], dbs[x]); red[x] = 0.f; red[D + x] = 0.f; }
+    __syncthreads();
+#pragma unroll
+    for (int u = 0; u < CPL; u++) {
+        int c = lane + 32 * u;
+        if (c < D) { atomicAdd(&red[c], dg_acc[u]); atomicAdd(&red[D + c], db_acc[u]); }
+    }
+    if (tid < KB) atomicAdd(&a.dtau[tid], dtau_acc);
+    __syncthreads();
+    for (int x = tid; x < D; x += NT) {
+        atomicAdd(&a.dgamma[h * D + x], red[x]);
+        atomicAdd(&a.dbeta[h * D + x], red[D + x]);
+    }
+}
+
+template <int D> constexpr size_t tc_bwd_smem()
+{
+    return sizeof(float) * (2 * D + 14 * KB * (D + 4) + 3 * KB * 17 + 5 * KB + 2 * D) +
+           2 * (4 * D * (D + 8) + 5 * KB * (D + 8) + 5 * D * (KB + 8) + 4 * KB * (KB + 8));
+}
+
 template <int D> constexpr size_t tc_smem()
 {
     return sizeof(float) * (2 * 2 * KB * (D + 4) + 2 * KB + 5 * (D / 16) * KB) +
@@ -390,7 +780,27 @@ template <int D> cudaError_t launch(const ttt_inner_args *a, cudaStream_t s)
     return cudaGetLastError();
 }
 
+template <int D> cudaError_t launch_bwd(const ttt_inner_args *a, cudaStream_t s)
+{
+    const size_t sm = tc_bwd_smem<D>();
+    cudaError_t e = cudaFuncSetAttribute(inner_bwd_tc<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+    if (e != cudaSuccess) return e;
+    inner_bwd_tc<D><<<a->B * a->H, 4 * D, sm, s>>>(*a);
+    return cudaGetLastError();
+}
+
 }  /* namespace */
+
+cudaError_t ttt_inner_linear_backward_tc(const ttt_inner_args *a, cudaStream_t s)
+{
+    switch (a->D) {
+    case 16: return launch_bwd<16>(a, s);
+    case 32: return launch_bwd<32>(a, s);
+    case 64: return launch_bwd<64>(a, s);
+    case 96: return launch_bwd<96>(a, s);
+    }
+    return cudaErrorInvalidValue;
+}
 
 cudaError_t ttt_inner_linear_forward_tc(const ttt_inner_args *a, cudaStream_t s)
 {

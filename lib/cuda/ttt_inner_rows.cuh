@@ -80,6 +80,27 @@ __device__ __forceinline__ void l2_grad_y(const float *zh, const float *vrow, co
     *mgz = warp_sum(s4) / D;
 }
 
+/* LNl2grad of one row z (held in zv) against the target v - k, for the
+ * forward and the backward's recomputation: zhat, g_y, sigma, 1/sigma and
+ * mean(g_y zhat); G = (g_y - mean(g_y) - zhat mean(g_y zhat)) / sigma. */
+template <int D, int CPL>
+__device__ __forceinline__ void ln_l2grad_row(const float *zv, const float *vrow, const float *krow, const float *g_r,
+                                              const float *be_r, int lane, float *zh, float *gy, float *G,
+                                              float *sig, float *mgz)
+{
+    float mu, mg;
+    row_stats<D, CPL>(zv, lane, &mu, sig);
+    const float rs = 1.f / *sig;
+#pragma unroll
+    for (int u = 0; u < CPL; u++) {
+        int c = lane + 32 * u;
+        zh[u] = c < D ? (zv[u] - mu) * rs : 0.f;
+    }
+    l2_grad_y<D, CPL>(zh, vrow, krow, g_r, be_r, lane, gy, &mg, mgz);
+#pragma unroll
+    for (int u = 0; u < CPL; u++) G[u] = (gy[u] - mg - zh[u] * *mgz) * rs;
+}
+
 /* Backward of out = gamma zhat + beta, zhat = (z - mu) rs, over one row:
  * dz = rs (dzh - mean(dzh) - zhat mean(dzh zhat)), dzh = gamma dy;
  * dgamma += dy zhat, dbeta += dy per lane. */

@@ -528,6 +528,7 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
         a.dS = g->ws + dS_off;
         CK(ttt_inner_mlp_backward(&a, g->s));
     } else {
+        a.tc = mode == TTT_CUDA_BF16;
         CK(ttt_inner_linear_backward(&a, g->s));
     }
 

@@ -140,6 +140,26 @@ static int run(int D, int BH, int T, int timing)
     a.dgamma = dzero((size_t)H * D); a.dbeta = dzero((size_t)H * D);
     a.dW0 = dzero((size_t)H * D * D); a.db0 = dzero((size_t)H * D);
 
+    /* the fp32 backward's gradients (from the fp32 forward's states): the
+     * reference the tensor-core backward is compared with */
+    const float *gout[] = {a.dXQ, a.dXK, a.dXV, a.dlr, a.dtau, a.dgamma, a.dbeta, a.dW0, a.db0};
+    const size_t gn[] = {btc, btc, btc, (size_t)B * T * H, 16, (size_t)H * D, (size_t)H * D, (size_t)H * D * D,
+                         (size_t)H * D};
+    const char *gname[] = {"dXQ", "dXK", "dXV", "dlr", "dtau", "dgamma", "dbeta", "dW0", "db0"};
+    std::vector<std::vector<float>> gref(9);
+    auto grads = [&](std::vector<std::vector<float>> &out) {
+        for (int k = 0; k < 9; k++) CKE(cudaMemset((void *)gout[k], 0, gn[k] * 4));
+        CKE(ttt_inner_linear_backward(&a, 0));
+        CKE(cudaDeviceSynchronize());
+        for (int k = 0; k < 9; k++) {
+            out[k].resize(gn[k]);
+            CKE(cudaMemcpy(out[k].data(), gout[k], gn[k] * 4, cudaMemcpyDeviceToHost));
+        }
+    };
+    a.rpt = 4; a.tc = 0;
+    CKE(ttt_inner_linear_forward(&a, 0));
+    grads(gref);
+
     int fails = 0;
     /* variants: fp32 with 4 and 2 rows per thread, then the bf16 tensor-core forward */
     for (int rpt = 4; rpt >= 0; rpt -= 2) {
@@ -173,6 +193,22 @@ static int run(int D, int BH, int T, int timing)
             worstW = fmax(worstW, m / r);
         }
         int ok = worst < tol && worstW < tol;
+        if (a.tc) {
+            /* tensor-core backward (from the tensor-core forward's states) vs the fp32 one */
+            std::vector<std::vector<float>> gtc(9);
+            grads(gtc);
+            printf("   tensor-core backward vs fp32 backward (max |diff| / max |ref|):");
+            for (int k = 0; k < 9; k++) {
+                double m = 0, rr = 1e-30;
+                for (size_t x = 0; x < gn[k]; x++) {
+                    m = fmax(m, fabs((double)gtc[k][x] - gref[k][x]));
+                    rr = fmax(rr, fabs((double)gref[k][x]));
+                }
+                printf(" %s %.1e", gname[k], m / rr);
+                if (!(m / rr < 5e-2)) ok = 0;
+            }
+            printf("\n");
+        }
         fails += !ok;
         printf("D=%-3d %-14s B*H=%-4d T=%-6d check vs fp64 primal: out %.2e  final W %.2e  (tol %.0e) %s\n", D,
                a.tc ? "tensor-core" : rpt == 4 ? "fp32 rpt=4" : "fp32 rpt=2", B * H, T, worst, worstW, tol,
