@@ -4,7 +4,9 @@
  * 64-row tile, head dims 8..128 (16/32/64/128 exactly and padded widths),
  * B = 1, 2 and H = 1..4:
  *   - out, dx and the four weight gradients, ||gpu - cpu|| / ||cpu||
- *     <= 1e-4 in fp32 mode; <= 5e-2 in TTT_CUDA_BF16 mode (GEMM inputs
+ *     <= 1e-4 in fp32 mode (a gradient below 1% of the largest one is
+ *     measured against that 1%: at T = 1 dWq and dWk are exactly 0 and the
+ *     GPU leaves rounding noise of dP - delta); <= 5e-2 in TTT_CUDA_BF16 mode (GEMM inputs
  *     rounded to bf16: ~4e-3 relative per operand, amplified by the
  *     softmax; a broken term gives errors of order 1);
  *   - the backward's contract: dx overwritten (garbage beforehand makes no
@@ -14,7 +16,8 @@
  *     up to 3, then single tokens) equals the rows of the full forward
  *     (GPU and CPU), <= 1e-4;
  *   - refusals: an odd head dim, a head dim over 128;
- *   - one timing line of a longer forward + backward (not an assertion).
+ *   - one timing line of a longer forward + backward (not an assertion;
+ *     B=1 H=16 D=64, T from $TTT_ATTN_TIMING_T, default 4096, 0 skips).
  * Inputs are rounded to float once and the CPU reference runs on the very
  * same values, so the measured errors are the GPU's arithmetic alone.
  * Skips cleanly (exit 0) without CUDA in the build or without a GPU. */
@@ -40,15 +43,25 @@
 static ttt_rng rng;
 static double worst_f32, worst_bf16, worst_dec;
 
-/* ||g - c|| / ||c|| over n values */
-static double rel(const float *g, const real *c, size_t n)
+/* ||g - c|| / max(||c||, floor) over n values */
+static double rel_floor(const float *g, const real *c, size_t n, double fl)
 {
     double d = 0, s = 0;
     for (size_t i = 0; i < n; i++) {
         d += ((double)g[i] - c[i]) * ((double)g[i] - c[i]);
         s += (double)c[i] * c[i];
     }
-    return sqrt(d / (s > 0 ? s : 1e-300));
+    s = sqrt(s);
+    return sqrt(d) / (s > fl ? s : fl > 0 ? fl : 1e-300);
+}
+
+static double rel(const float *g, const real *c, size_t n) { return rel_floor(g, c, n, 0); }
+
+static double norm(const real *c, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)c[i] * c[i];
+    return sqrt(s);
 }
 
 static double rel_ff(const float *g, const float *c, size_t n)
@@ -193,12 +206,14 @@ static void run_case(ttt_cuda *g, int B, int H, int D, int T, int mode)
     ttt_cuda_download(outg, outd, NC);
     ttt_cuda_download(dxg, dxd, NC);
     ttt_cuda_download(acth, actd, na);
-    double e[6];
+    double e[6], gmax = 0;
     e[0] = rel(outg, outc, NC);
     e[1] = rel(dxg, dxc, NC);
+    for (int i = 0; i < 4; i++)
+        if (norm(gr[i], CC) > gmax) gmax = norm(gr[i], CC);
     for (int i = 0; i < 4; i++) {
         ttt_cuda_download(gg[i], *dgp[i], CC);
-        e[2 + i] = rel(gg[i], gr[i], CC);
+        e[2 + i] = rel_floor(gg[i], gr[i], CC, 1e-2 * gmax);
     }
     double w = 0;
     for (int i = 0; i < 6; i++) {
@@ -326,7 +341,9 @@ int main(void)
     run_case(g, 1, 2, 128, 200, TTT_CUDA_BF16);
     printf("test_cuda_attn: worst relative error: fp32 %.3g (bound %.0e), bf16 %.3g (bound %.0e), decode %.3g\n",
            worst_f32, TOL_F32, worst_bf16, TOL_BF16, worst_dec);
-    timing(g, 1, 16, 64, 4096);
+    const char *tt = getenv("TTT_ATTN_TIMING_T");
+    int T = tt ? atoi(tt) : 4096;
+    if (T > 0) timing(g, 1, 16, 64, T);
     ttt_cuda_close(g);
     return check_exit("test_cuda_attn");
 }
