@@ -33,6 +33,9 @@ struct ttt_inner_args {
     int rpt;                        /* tuning: rows per thread 2 or 4 (0 = default) */
     int tc;                         /* TTT-Linear on tensor cores, bf16 operands
                                        (ttt_inner_linear_tc.cu); 0: fp32 CUDA cores */
+    const float *rope;              /* tc only: [16][D/2][2] cos, sin: XQ, XK are *not* rotated
+                                       yet, the kernels rotate them as they load them (and
+                                       rotate dXQ, dXK back); NULL: already rotated */
     /* TTT-MLP only */
     int F;                          /* inner width, 4*D */
     const float *W20, *b20;         /* [H,F,D], [H,D] */

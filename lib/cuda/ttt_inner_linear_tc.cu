@@ -52,6 +52,24 @@ __device__ __forceinline__ void mma(float *d, uint32_t a0, uint32_t a1, uint32_t
 
 __device__ __forceinline__ uint32_t ld32(const __nv_bfloat16 *p) { return *(const uint32_t *)p; }
 
+/* RoPE of the two (even, odd) channel pairs c, c+2 of a float4 at mini-batch
+ * row i (position t mod 16 = i: mini-batches start at multiples of 16);
+ * sign -1 rotates back (gradients). tab [16][D/2][2] cos, sin. */
+template <int D>
+__device__ __forceinline__ float2 rope2(const float *tab, int i, int c, float x, float y, float sign)
+{
+    const float2 cs = *(const float2 *)&tab[(i * (D / 2) + c / 2) * 2];
+    const float sn = sign * cs.y;
+    return make_float2(x * cs.x - y * sn, x * sn + y * cs.x);
+}
+template <int D>
+__device__ __forceinline__ float4 rope4(const float *tab, int i, int c, float4 v)
+{
+    if (!tab) return v;
+    const float2 a = rope2<D>(tab, i, c, v.x, v.y, 1.f), b = rope2<D>(tab, i, c + 2, v.z, v.w, 1.f);
+    return make_float4(a.x, a.y, b.x, b.y);
+}
+
 /* Sum over the 4 lanes of a quad (the t index: one row's columns). */
 __device__ __forceinline__ float quad_sum(float v)
 {
@@ -176,10 +194,12 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
         const int t0 = n * KB, r = min(KB, T - t0), buf = n & 1;
         float *qf = Qf + buf * KB * FLD, *tf = Tf + buf * KB * FLD, *lr = lrs + buf * KB;
         __nv_bfloat16 *qb = Qb + buf * KB * BLD, *kb = Kb + buf * KB * BLD, *ktb = Ktb + buf * D * TLD;
-        /* publish the prefetched tile */
+        /* publish the prefetched tile (rotating q, k when the layer left RoPE to us) */
 #pragma unroll
         for (int u = 0; u < V4; u++) {
             int x = (tid + u * NT) * 4, i = x / D, c = x % D;
+            pq[u] = rope4<D>(a.rope, i, c, pq[u]);
+            pk[u] = rope4<D>(a.rope, i, c, pk[u]);
             *(float4 *)&qf[i * FLD + c] = pq[u];
             *(float4 *)&tf[i * FLD + c] = make_float4(pv[u].x - pk[u].x, pv[u].y - pk[u].y, pv[u].z - pk[u].z,
                                                       pv[u].w - pk[u].w);
@@ -418,8 +438,9 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
     float *Ms = dZb + TS;               /* K dW' + db' */
     float *dGs = Ms + TS, *dZs = dGs + TS, *dTs = dZs + TS, *dQs = dTs + TS, *dKs = dQs + TS;
     float *As = dKs + TS;               /* [16][17] tril(QK^T) */
-    float *Es = As + SS, *dEs = Es + SS;
-    float *lrs = dEs + SS, *taus = lrs + KB, *sigs = taus + KB, *mrow = sigs + KB, *detaL = mrow + KB;
+    float *Es = As + SS;
+    float *dlrp = Es + SS, *dtaup = dlrp + KB;   /* [16], [2][16] d lr / d tau partials */
+    float *lrs = dtaup + 2 * KB, *taus = lrs + KB, *sigs = taus + KB, *mrow = sigs + KB, *detaL = mrow + KB;
     float *red = detaL + KB;            /* [2*D] */
     __nv_bfloat16 *Wb = (__nv_bfloat16 *)(red + 2 * D);   /* [D][RB] W (i, j) */
     __nv_bfloat16 *WTb = Wb + D * RB;                     /* [D][RB] W^T */
@@ -477,6 +498,8 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
         /* P0: publish S_n and the tiles (fp32 where the row phases read them, bf16 for the products) */
         {
             const int x = tid * 4, i = x / D, c = x % D;
+            pq = rope4<D>(a.rope, i, c, pq);
+            pk = rope4<D>(a.rope, i, c, pk);
             *(float4 *)&Ks[i * TLD + c] = pk;
             *(float4 *)&Vs[i * TLD + c] = pv;
             *(float4 *)&dOs[i * TLD + c] = pd;
@@ -539,7 +562,10 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
         __syncthreads();
 
         /* P2: LNl2grad forward pieces per row: zhat, g_y, G, sigma, m */
-        for (int i = warp; i < KB; i += NW) {
+#pragma unroll
+        for (int q = 0; q < (KB + NW - 1) / NW; q++) {
+            const int i = warp + NW * q;
+            if (i >= KB) break;
             float zv[CPL], zh[CPL], gy[CPL], G[CPL], sig, mgz;
             row_load<D, CPL>(zv, Zh + i * TLD, lane);
             ln_l2grad_row<D, CPL>(zv, Vs + i * TLD, Ks + i * TLD, g_r, be_r, lane, zh, gy, G, &sig, &mgz);
@@ -568,7 +594,10 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
         __syncthreads();
 
         /* P4: output LN backward: dzbar (+ its bf16 copies), dgamma, dbeta */
-        for (int i = warp; i < KB; i += NW) {
+#pragma unroll
+        for (int q = 0; q < (KB + NW - 1) / NW; q++) {
+            const int i = warp + NW * q;
+            if (i >= KB) break;
             float zv[CPL], mu, var;
             row_load<D, CPL>(zv, Ys + i * TLD, lane);
             row_moments<D, CPL>(zv, lane, &mu, &var);
@@ -595,10 +624,18 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
                 const int i = g + 8 * (x >> 1), m = 8 * warp + 2 * t + (x & 1);
                 const float pp = -p[x];
                 const float de = m <= i ? pp * (As[i * 17 + m] + 1.f) : 0.f, da = m <= i ? pp * Es[i * 17 + m] : 0.f;
-                dEs[i * 17 + m] = de;
+                p[x] = de;
                 dAb[i * TB + m] = __float2bfloat16_rn(da);
                 dATb[m * TB + i] = __float2bfloat16_rn(da);
             }
+            /* d lr_m = sum_i deta_im tau_i (column sums), d tau_i = sum_m deta_im lr_m (row sums;
+             * this warp's 8 columns): shuffles instead of a serial loop at the end */
+            const float ta = taus[g], tb = taus[g + 8];
+            const float c0 = col_sum(p[0] * ta + p[2] * tb), c1 = col_sum(p[1] * ta + p[3] * tb);
+            const float l0 = lrs[8 * warp + 2 * t], l1 = lrs[8 * warp + 2 * t + 1];
+            const float r0 = quad_sum(p[0] * l0 + p[1] * l1), r1 = quad_sum(p[2] * l0 + p[3] * l1);
+            if (g == 0) { dlrp[8 * warp + 2 * t] = c0; dlrp[8 * warp + 2 * t + 1] = c1; }
+            if (t == 0) { dtaup[warp * KB + g] = r0; dtaup[warp * KB + g + 8] = r1; }
         }
         {
             float dk[4] = {}, dg[4] = {};
@@ -627,7 +664,10 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
                 dKs[i * TLD + j] += dk[x];
             }
         }
-        for (int i = warp; i < KB; i += NW) {
+#pragma unroll
+        for (int q = 0; q < (KB + NW - 1) / NW; q++) {
+            const int i = warp + NW * q;
+            if (i >= KB) break;
             const float sig = sigs[i], rs = 1.f / sig, mm = mrow[i];
             float dG[CPL], zh[CPL], s1 = 0.f, s2 = 0.f, s5 = 0.f;
 #pragma unroll
@@ -695,6 +735,10 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
                 k2.y = dKs[i * TLD + j + 1] - dTs[i * TLD + j + 1] + dk[2 * hr + 1];
                 q2.x = dQs[i * TLD + j]; q2.y = dQs[i * TLD + j + 1];
                 v2.x = dTs[i * TLD + j]; v2.y = dTs[i * TLD + j + 1];
+                if (a.rope) {
+                    k2 = rope2<D>(a.rope, i, j, k2.x, k2.y, -1.f);
+                    q2 = rope2<D>(a.rope, i, j, q2.x, q2.y, -1.f);
+                }
                 *(float2 *)&a.dXK[gi] = k2;
                 *(float2 *)&a.dXQ[gi] = q2;
                 *(float2 *)&a.dXV[gi] = v2;
@@ -719,20 +763,15 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
             for (int i = 0; i < KB; i++) sb += dZb[i * TLD + j] + dZs[i * TLD + j];
             dbs[j] += sb;
         }
-        if (tid < KB) {
-            /* d lr_j = sum_i deta_ij tau_i (+ last-row update term) */
-            int j = tid;
-            float s = 0.f;
-            for (int i = 0; i < KB; i++) s = fmaf(dEs[i * 17 + j], taus[i], s);
-            s = fmaf(detaL[j], tl, s);
-            if (j < r) a.dlr[((size_t)b * T + t0 + j) * a.H + h] = s;
-            /* d tau_i = sum_j deta_ij lr_j */
-            int i = tid;
-            float st2 = 0.f;
-            for (int m = 0; m < KB; m++) st2 = fmaf(dEs[i * 17 + m], lrs[m], st2);
-            if (i == r - 1)
-                for (int m = 0; m < KB; m++) st2 = fmaf(detaL[m], lrs[m], st2);
-            if (i < r) dtau_acc += st2;
+        if (warp == 0) {
+            /* d lr_j (+ the last row's update term) and d tau_i (+ the update's, for i = r-1) */
+            const int j = lane & 15;
+            const float lu = warp_sum(lane < KB ? detaL[lane] * lrs[lane] : 0.f);
+            if (lane < KB) {
+                if (j < r) a.dlr[((size_t)b * T + t0 + j) * a.H + h] = dlrp[j] + detaL[j] * tl;
+                float dt = dtaup[j] + dtaup[KB + j] + (j == r - 1 ? lu : 0.f);
+                if (j < r) dtau_acc += dt;
+            }
         }
     }
     __syncthreads();
@@ -761,7 +800,7 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
 
 template <int D> constexpr size_t tc_bwd_smem()
 {
-    return sizeof(float) * (2 * D + 14 * KB * (D + 4) + 3 * KB * 17 + 5 * KB + 2 * D) +
+    return sizeof(float) * (2 * D + 14 * KB * (D + 4) + 2 * KB * 17 + 3 * KB + 5 * KB + 2 * D) +
            2 * (4 * D * (D + 8) + 5 * KB * (D + 8) + 5 * D * (KB + 8) + 4 * KB * (KB + 8));
 }
 

@@ -419,11 +419,15 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
         if (gemm(g, mode, 0, 1, BT, C, C, xin, -1, p->k_proj, 1, XK, 0.f)) return -1;
     }
     if (gemm(g, mode, 0, 1, BT, C, C, xin, -1, p->v_proj, 1, XV, 0.f)) return -1;
-    /* lr gate in fp32 always: K = C, N = H is tiny and feeds a sigmoid */
-    if (gemm(g, TTT_CUDA_F32, 0, 1, BT, H, C, x, -1, p->lr_w, -1, lr, 0.f)) return -1;
+    /* lr gate: in bf16 mode from the bf16 x already made (half the bytes of this skinny GEMM) */
+    if (gemm(g, mode, 0, 1, BT, H, C, xin, -1, p->lr_w, 1, lr, 0.f)) return -1;
     k_lr_gate<<<nblk(bt * H), 256, 0, g->s>>>(lr, p->lr_b, H, bt * H, (float)(c->base_lr / D));
-    k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(XQ, g->rope_tab, T, C, D, btc / 2, 1.f);
-    k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(XK, g->rope_tab, T, C, D, btc / 2, 1.f);
+    /* the tensor-core TTT-Linear kernels rotate Q, K as they load them */
+    const int fused_rope = mode == TTT_CUDA_BF16 && c->kind == TTT_LINEAR;
+    if (!fused_rope) {
+        k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(XQ, g->rope_tab, T, C, D, btc / 2, 1.f);
+        k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(XK, g->rope_tab, T, C, D, btc / 2, 1.f);
+    }
     CK(cudaGetLastError());
 
     ttt_inner_args a;
@@ -437,7 +441,8 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
         a.F = c->F; a.W20 = p->W2; a.b20 = p->b2;
         CK(ttt_inner_mlp_forward(&a, g->s));
     } else {
-        a.tc = mode == TTT_CUDA_BF16;   /* bf16 mode: the inner products on tensor cores too */
+        a.tc = fused_rope;   /* bf16 mode: the inner products on tensor cores too */
+        a.rope = fused_rope ? g->rope_tab : NULL;
         CK(ttt_inner_linear_forward(&a, g->s));
     }
 
@@ -529,18 +534,24 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
         CK(ttt_inner_mlp_backward(&a, g->s));
     } else {
         a.tc = mode == TTT_CUDA_BF16;
+        a.rope = a.tc ? g->rope_tab : NULL;
         CK(ttt_inner_linear_backward(&a, g->s));
     }
-
-    k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(dXQ, g->rope_tab, T, C, D, btc / 2, -1.f);
-    k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(dXK, g->rope_tab, T, C, D, btc / 2, -1.f);
+    if (!a.rope) {
+        k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(dXQ, g->rope_tab, T, C, D, btc / 2, -1.f);
+        k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(dXK, g->rope_tab, T, C, D, btc / 2, -1.f);
+    }
     k_token_grad<<<1, 32, 0, g->s>>>(gr->token_idx, dtau, p->token_idx);
 
-    /* lr gate (fp32) */
+    /* lr gate */
     k_lr_gate_bwd<<<nblk(bt * H), 256, 0, g->s>>>(dlr, acts + L.lr, bt * H, (float)(D / c->base_lr));
     k_colsum<<<dim3(1, (BT + COL_CHUNK - 1) / COL_CHUNK), 128, 0, g->s>>>(gr->lr_b, dlr, BT, H);
-    if (gemm(g, TTT_CUDA_F32, 1, 0, H, C, BT, dlr, -1, x, -1, gr->lr_w, 1.f)) return -1;
-    if (gemm(g, TTT_CUDA_F32, 0, 0, BT, C, H, dlr, -1, p->lr_w, -1, dx, 1.f)) return -1;
+    {
+        const void *dl;
+        if (operand(g, mode, 2, dlr, bt * H, &dl)) return -1;
+        if (gemm(g, mode, 1, 0, H, C, BT, dl, -1, xin, -1, gr->lr_w, 1.f)) return -1;
+        if (gemm(g, mode, 0, 0, BT, C, H, dl, -1, p->lr_w, 1, dx, 1.f)) return -1;
+    }
 
     /* projections */
     if (c->share_qk) {
