@@ -76,9 +76,9 @@ ls "$DATA"/data-train-*.tok "$DATA"/data-val-*.tok >/dev/null 2>&1 || die "$DATA
 
 if [ "$mode" = run ]; then
     : "${DEVICE:=cuda}" "${DTYPE:=bf16}" "${SIZE:=small}" "${CTX:=2048}" "${BATCH:=16}" "${LR:=3e-3}"
-    : "${WARMUP:=30}" "${PROBE_STEPS:=10}" "${STEPS_MIN:=100}" "${STEPS_MAX:=500}" "${TRAIN_BUDGET_S:=230}"
+    : "${WARMUP:=30}" "${PROBE_STEPS:=10}" "${STEPS_MIN:=100}" "${STEPS_MAX:=400}" "${TRAIN_BUDGET_S:=250}"
     : "${VAL_WINDOWS:=16}" "${EVAL_CTXS:=1024 2048 4096 8192 16384 32768}" "${SPEED_CTXS:=$EVAL_CTXS}"
-    : "${SPEED_TOKENS:=32768}" "${SPEED_PASSES:=2}" "${GEN_TOKENS:=64}" "${MAX_TOKENS_CAP:=0}"
+    : "${SPEED_TOKENS:=32768}" "${SPEED_PASSES:=20}" "${GEN_TOKENS:=128}" "${MAX_TOKENS_CAP:=0}"
     : "${THREADS:=$(nproc)}" "${TOTAL_S:=525}"
 else
     : "${DEVICE:=cpu}" "${DTYPE:=}" "${SIZE:=tiny}" "${CTX:=64}" "${BATCH:=4}" "${LR:=3e-3}"
@@ -112,7 +112,7 @@ MK=(make -C "$EXP" --no-print-directory OUT="$W" BIN="$B" DATA_FROM="$DATA" SIZE
 # make's output goes to the log; on failure its tail to the terminal too
 mk() { local rc; "$@" >>"$LOG" 2>&1; rc=$?; [ $rc -eq 0 ] || { echo "-- make failed ($rc), log tail:"; tail -8 "$LOG"; }; return $rc; }
 
-log "mode $mode: $SIZE, ctx $CTX, batch $BATCH, lr $LR, warmup $WARMUP, device $DEVICE ${DTYPE:+dtype $DTYPE}; work $W"
+log "mode $mode: $SIZE, ctx $CTX, batch $BATCH, lr $LR, warmup $WARMUP, device $DEVICE${DTYPE:+ $DTYPE}; work $W"
 "$B/ttt-train" -V -v 2>&1 | tr '\n' ' ' | sed 's/^/build: /' >> "$LOG"; echo >> "$LOG"
 if [ "$DEVICE" = cuda ]; then
     "$B/ttt-train" -V -v 2>&1 | grep -q '^cuda: yes' || die "$B/ttt-train: built without CUDA ($("$B/ttt-train" -V -v 2>&1 | grep cuda))"
@@ -133,7 +133,15 @@ maxc=${EVAL_CTXS##* }
 MAX_TOKENS=$(( (vt - 1) / maxc * maxc ))
 [ "$MAX_TOKENS_CAP" -gt 0 ] && [ "$MAX_TOKENS" -gt "$MAX_TOKENS_CAP" ] && MAX_TOKENS=$(( MAX_TOKENS_CAP / maxc * maxc ))
 [ "$MAX_TOKENS" -ge "$maxc" ] || MAX_TOKENS=$maxc
-log "data: $vt held-out tokens; perplexity over $MAX_TOKENS targets at contexts $EVAL_CTXS"
+tt=$("$B/ttt-inspect" "$W"/data-train-*.tok | awk '/^tokens:/ { n += $2 } END { print n + 0 }')
+# the speed runs read (1 + SPEED_PASSES) passes of SPEED_TOKENS (at least
+# one window) from the training shards: fewer passes if they are shorter
+for t in $SPEED_CTXS; do
+    per=$(( SPEED_TOKENS > t ? SPEED_TOKENS / t * t : t ))
+    while [ "$SPEED_PASSES" -gt 1 ] && [ $(( (1 + SPEED_PASSES) * per )) -ge "$tt" ]; do SPEED_PASSES=$((SPEED_PASSES - 1)); done
+done
+MK+=(SPEED_PASSES="$SPEED_PASSES")
+log "data: $vt held-out tokens, $tt training tokens; perplexity over $MAX_TOKENS targets at contexts $EVAL_CTXS"
 
 # ---------------------------------------------------------------- train
 ok=""; sum_s=0; sum_over=0
@@ -145,10 +153,12 @@ for a in $ARCHS; do
         log "$a: probe FAILED, left out"; continue
     fi
     t1=$(date +%s%N)
-    e2=$(mget "$r/metrics.jsonl" 2 elapsed_s); eP=$(mget "$r/metrics.jsonl" "$PROBE_STEPS" elapsed_s)
-    [ -n "$e2" ] && [ -n "$eP" ] || { log "$a: probe wrote no metrics, left out"; continue; }
-    read -r sps over < <(awk -v a="$e2" -v b="$eP" -v n="$PROBE_STEPS" -v w="$(( (t1 - t0) / 1000000 ))" \
-        'BEGIN { s = (b - a) / (n - 2); if (s <= 0) s = 1e-3; o = w / 1000 - b; if (o < 0) o = 0; printf "%.4f %.2f\n", s, o }')
+    # seconds per step from step k on (the first steps carry the warm-up)
+    k=$(( PROBE_STEPS >= 6 ? 3 : 2 ))
+    ek=$(mget "$r/metrics.jsonl" $k elapsed_s); eP=$(mget "$r/metrics.jsonl" "$PROBE_STEPS" elapsed_s)
+    [ -n "$ek" ] && [ -n "$eP" ] || { log "$a: probe wrote no metrics, left out"; continue; }
+    read -r sps over < <(awk -v a="$ek" -v b="$eP" -v n="$((PROBE_STEPS - k))" -v w="$(( (t1 - t0) / 1000000 ))" \
+        'BEGIN { s = (b - a) / n; if (s <= 0) s = 1e-3; o = w / 1000 - b; if (o < 0) o = 0; printf "%.4f %.2f\n", s, o }')
     log "$a: probe $PROBE_STEPS steps, $sps s/step, $over s start-up, loss $(mget "$r/metrics.jsonl" last loss)"
     ok="$ok $a"; eval "sps_${a//-/_}=$sps"
     sum_s=$(awk -v x="$sum_s" -v y="$sps" 'BEGIN { print x + y }'); sum_over=$(awk -v x="$sum_over" -v y="$over" 'BEGIN { print x + y }')
@@ -159,10 +169,15 @@ S=$(awk -v b="$TRAIN_BUDGET_S" -v sp="$spent" -v o="$sum_over" -v s="$sum_s" -v 
     'BEGIN { n = p + int((b - sp - o) / s); if (n < lo) n = lo; if (n > hi) n = hi; print n }')
 log "steps: $S for every run (sum of s/step $sum_s, $spent s spent on probes, budget $TRAIN_BUDGET_S s)"
 
+# fastest first: a run slower than predicted can only eat into the slowest
+# one's time, which is capped at the end of the budget (plus slack)
+order=$(for a in $ok; do v=sps_${a//-/_}; echo "${!v} $a"; done | sort -g | cut -d' ' -f2)
+t_end=$(( t_train + TRAIN_BUDGET_S + 30 ))
 trained=""
-for a in $ok; do
+for a in $order; do
     r=$W/run-$a; v=sps_${a//-/_}
-    lim=$(awk -v s="${!v}" -v n="$S" -v p="$PROBE_STEPS" 'BEGIN { printf "%d\n", 1.5 * s * (n - p) + 30 }')
+    lim=$(awk -v s="${!v}" -v n="$S" -v p="$PROBE_STEPS" -v e="$(( t_end - $(date +%s) ))" \
+        'BEGIN { l = 1.5 * s * (n - p) + 30; if (l > e) l = e; if (l < 30) l = 30; printf "%d\n", l }')
     log "$a: training to step $S (predicted $(awk -v s="${!v}" -v n="$S" -v p="$PROBE_STEPS" 'BEGIN { printf "%.0f", s * (n - p) }') s, stopped after $lim s)"
     timeout -k 20 "$lim" "$B/ttt-train" --resume "$r" --steps "$S" --device "$DEVICE" ${DTYPE:+--dtype "$DTYPE"} \
         --threads "$THREADS" -q >>"$LOG" 2>&1
@@ -176,7 +191,8 @@ for a in $ok; do
         log "$a: training FAILED (status $rc), left out"; tail -3 "$LOG"
     fi
 done
-trained=${trained# }; [ -n "$trained" ] || die "no run trained (see $LOG)"
+trained=$(for a in $ARCHS; do case " $trained " in *" $a "*) printf '%s ' "$a";; esac; done)
+trained=${trained% }; [ -n "$trained" ] || die "no run trained (see $LOG)"
 
 # ---------------------------------------------------------------- report
 # the models as they are: never remade by make, only the trained ones
@@ -226,8 +242,9 @@ first=${SPEED_CTXS%% *}; lastc=${SPEED_CTXS##* }
               awk -v p="$PROBE_STEPS" '$1 > p + 2 { v[++n] = $2 } END { if (!n) { print "NA"; exit }
                     for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { x = v[i]; v[i] = v[j]; v[j] = x }
                     printf "%.0f", v[int((n + 1) / 2)] }')
-        ts=$(awk -v a="$(mget "$m" "$PROBE_STEPS" elapsed_s)" -v b="$(mget "$m" last elapsed_s)" 'BEGIN { printf "%.0f", a + b }')
-        printf '%s\t%s\t%s\t%s\t%s\t%s' "$a" "$(mget "$m" last step)" "$ts" "$tps" "$(mget "$m" last loss)" "$(mget "$m" last val_loss)"
+        ts=$(awk -v b="$(mget "$m" last elapsed_s)" 'BEGIN { printf "%.1f", b }')
+        vl=$(mget "$m" last val_loss)
+        printf '%s\t%s\t%s\t%s\t%s\t%s' "$a" "$(mget "$m" last step)" "$ts" "$tps" "$(mget "$m" last loss)" "${vl:-NA}"
         for t in $EVAL_CTXS; do
             printf '\t%s' "$(awk -F'\t' -v a="$a" -v c="ppl@$t" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; next }
                                     $1 == a && k { print $k }' "$W/ppl.tsv" 2>/dev/null)"
@@ -238,7 +255,6 @@ first=${SPEED_CTXS%% *}; lastc=${SPEED_CTXS##* }
         echo
     done
 } > "$O/summary.tsv"
-# the training time above: the probe's steps plus the resumed run's (start-ups excluded)
 tar czf "$O/train.tar.gz" -C "$W" $(for a in $ARCHS; do for f in metrics.jsonl run.json config.json; do
     [ -f "$W/run-$a/$f" ] && echo "run-$a/$f"; done; done) 2>>"$LOG"
 log "done: $O (checkpoints in $W)"
