@@ -63,6 +63,9 @@ int ttt_inner_mlp_supported(int D);
 size_t ttt_inner_mlp_dS_size(int B, int H, int D);
 cudaError_t ttt_inner_mlp_forward(const ttt_inner_args *a, cudaStream_t s);
 cudaError_t ttt_inner_mlp_backward(const ttt_inner_args *a, cudaStream_t s);
+/* The tensor-core forward and backward (what the two above run when a->tc). */
+cudaError_t ttt_inner_mlp_forward_tc(const ttt_inner_args *a, cudaStream_t s);
+cudaError_t ttt_inner_mlp_backward_tc(const ttt_inner_args *a, cudaStream_t s);
 
 /* 0 or a cudaError_t; head dims supported: 16, 32, 64, 96. */
 int ttt_inner_linear_supported(int D);

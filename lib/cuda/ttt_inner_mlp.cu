@@ -639,5 +639,13 @@ cudaError_t dispatch(const ttt_inner_args *a, cudaStream_t s, int fwd)
 
 int ttt_inner_mlp_supported(int D) { return D == 16 || D == 32 || D == 64; }
 size_t ttt_inner_mlp_dS_size(int B, int H, int D) { return (size_t)B * H * (2 * (size_t)D * 4 * D + 4 * D + D); }
-cudaError_t ttt_inner_mlp_forward(const ttt_inner_args *a, cudaStream_t s) { return dispatch(a, s, 1); }
-cudaError_t ttt_inner_mlp_backward(const ttt_inner_args *a, cudaStream_t s) { return dispatch(a, s, 0); }
+cudaError_t ttt_inner_mlp_forward(const ttt_inner_args *a, cudaStream_t s)
+{
+    if (a->tc) return ttt_inner_mlp_forward_tc(a, s);
+    return dispatch(a, s, 1);
+}
+cudaError_t ttt_inner_mlp_backward(const ttt_inner_args *a, cudaStream_t s)
+{
+    if (a->tc) return ttt_inner_mlp_backward_tc(a, s);
+    return dispatch(a, s, 0);
+}

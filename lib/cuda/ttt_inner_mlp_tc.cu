@@ -1,0 +1,1239 @@
+/* ttt_inner_mlp_tc.cu - the TTT-MLP inner loop (forward and spec 8.3
+ * backward) on tensor cores for the bf16 mode: the same dual form per
+ * mini-batch of 16 as ttt_inner_mlp.cu, with every product on mma.sync
+ * m16n8k16 (bf16 operands, fp32 accumulation) and the fast weights fp32.
+ *
+ * One block of 256 threads (8 warps) per (sequence, head); F = 4D.
+ *  - The fp32 state (forward: W1, W2; backward: dW1', dW2') lives in mma
+ *    accumulator tiles spread over the 8 warps (D*F/1024 tiles per warp and
+ *    matrix: 64 floats per thread each at D=64); after each update its bf16
+ *    copy is refreshed in shared memory, one orientation per matrix
+ *    (W1 [D][F], W2 [F][D]): every product reads its operands from shared
+ *    bf16 tiles, and an operand stored in the other orientation than the
+ *    fragment wants is loaded with ldmatrix.trans, so no matrix needs two
+ *    copies (at D=64 four bf16 copies are 135 KiB; two per matrix would not
+ *    fit next to the backward's tiles).
+ *  - The backward recomputes the forward of each mini-batch from the stored
+ *    fp32 S_n (the states layout of ttt_inner_mlp.cu, so either forward's
+ *    states work), and recomputes cheap products (Z1, G2 W2^T, Zbar1) where
+ *    it needs them again instead of keeping fp32 [16][F] tiles; the bf16
+ *    copies of dW1', dW2' are only read by the update terms of spec 8.3,
+ *    which run first, and their shared memory is then reused for tiles.
+ *  - LayerNorm-type row phases stay fp32 (one warp per token row, the
+ *    helpers of ttt_inner_rows.cuh); F-wide products give warp w the
+ *    columns [8 NQ w, 8 NQ (w+1)), D-wide products one n8 tile per warp.
+ *
+ * Accumulator tile element x of an m16n8 tile at (m0, n0): row m0 + g +
+ * 8 (x >> 1), column n0 + 2t + (x & 1); g = lane >> 2, t = lane & 3.
+ *
+ * bf16 operands bound the agreement with the fp32 kernel to ~1e-2
+ * relative; the fp32 mode keeps using ttt_inner_mlp.cu.
+ */
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#include "ttt_cuda_internal.cuh"
+#include "ttt_inner_rows.cuh"
+
+#define KB TTT_CUDA_K
+#define EPS TTT_INNER_EPS
+#define NT 256           /* threads per block */
+#define NW 8             /* warps per block */
+#define LS (KB + 8)      /* row stride of the bf16 [16][16] tiles */
+
+namespace {
+
+typedef __nv_bfloat16 bf16;
+
+/* ---- activation functions (those of ttt_inner_mlp.cu) ---- */
+
+/* tanh-gelu (exact sqrt(2/pi)) and its exact derivative */
+__device__ __forceinline__ float gelu_f(float x)
+{
+    float t = tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x));
+    return 0.5f * x * (1.f + t);
+}
+__device__ __forceinline__ float gelu_grad_f(float x)
+{
+    float x2 = x * x, t = tanhf(0.7978845608028654f * (x + 0.044715f * x2 * x));
+    return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * 0.7978845608028654f * (1.f + 3.f * 0.044715f * x2);
+}
+/* spec 3's gelu' with the truncated constants, and its derivative H' (spec 8.3) */
+#define GC0 0.79788456f
+#define GC1 0.044715f
+#define GC2 0.1070322243f
+__device__ __forceinline__ float gelu_tr_grad(float x)
+{
+    float t = tanhf(GC0 * x * (1.f + GC1 * x * x));
+    return 0.5f * x * ((1.f - t * t) * (GC0 + GC2 * x * x)) + 0.5f * (1.f + t);
+}
+__device__ __forceinline__ float gelu_tr_grad2(float x)
+{
+    float x2 = x * x, t = tanhf(GC0 * x * (1.f + GC1 * x2)), om = 1.f - t * t;
+    float dt = om * GC0 * (1.f + 3.f * GC1 * x2), s = GC0 + GC2 * x2;
+    return 0.5f * om * s - x * t * dt * s + GC2 * x2 * om + 0.5f * dt;
+}
+
+/* ---- mma plumbing ---- */
+
+__device__ __forceinline__ uint32_t pack2(float lo, float hi)
+{
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);   /* lo -> low half: the lower index */
+    return *(uint32_t *)&v;
+}
+
+__device__ __forceinline__ uint32_t ld32(const bf16 *p) { return *(const uint32_t *)p; }
+
+/* d += a b, m16n8k16, bf16 in, fp32 accumulate */
+__device__ __forceinline__ void mma(float *d, const uint32_t *a, const uint32_t *b)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+/* ldmatrix .trans: matrix j's 8 row addresses come from lanes 8j..8j+7 (16-byte
+ * aligned rows of 8 bf16); the thread receives (row 2t, col g) in the low
+ * half and (row 2t+1, col g) in the high half of each matrix. */
+__device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const bf16 *p)
+{
+    const unsigned s = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s)
+                 : "memory");
+}
+__device__ __forceinline__ void ldsm_x2_t(uint32_t *r, const bf16 *p)
+{
+    const unsigned s = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"(s)
+                 : "memory");
+}
+
+/* A fragment of the m16k16 block at (m0, k0) of A(m, k):
+ * AT = false: stored row-major, A(m, k) = A[m*lda + k] (plain 32-bit loads);
+ * AT = true:  stored transposed, A(m, k) = A[k*lda + m] (ldmatrix.x4.trans:
+ * matrices (m-half, k-half) = (0,0), (1,0), (0,1), (1,1) = a0..a3). */
+template <bool AT>
+__device__ __forceinline__ void load_a(uint32_t *a, const bf16 *A, int lda, int m0, int k0, int lane)
+{
+    if (AT) {
+        const int j = lane >> 3, rr = lane & 7;
+        ldsm_x4_t(a, A + (k0 + 8 * (j >> 1) + rr) * lda + m0 + 8 * (j & 1));
+    } else {
+        const bf16 *p = A + (m0 + (lane >> 2)) * lda + k0 + 2 * (lane & 3);
+        a[0] = ld32(p);
+        a[1] = ld32(p + 8 * lda);
+        a[2] = ld32(p + 8);
+        a[3] = ld32(p + 8 * lda + 8);
+    }
+}
+
+/* B fragment of the k16n8 block at (k0, n0) of B(k, n):
+ * BT = false: stored as B^T row-major, B(k, n) = B[n*ldb + k] (32-bit loads);
+ * BT = true:  stored row-major, B(k, n) = B[k*ldb + n] (ldmatrix.x2.trans:
+ * lanes 0-7 give rows k0.., lanes 8-15 rows k0+8..). */
+template <bool BT>
+__device__ __forceinline__ void load_b(uint32_t *b, const bf16 *B, int ldb, int n0, int k0, int lane)
+{
+    if (BT) {
+        ldsm_x2_t(b, B + (k0 + 8 * ((lane >> 3) & 1) + (lane & 7)) * ldb + n0);
+    } else {
+        const bf16 *p = B + (n0 + (lane >> 2)) * ldb + k0 + 2 * (lane & 3);
+        b[0] = ld32(p);
+        b[1] = ld32(p + 8);
+    }
+}
+
+/* acc (the m16n8 tile at (m0, n0)) += sum_{k < K} A(m, k) B(k, n) */
+template <int K, bool AT, bool BT>
+__device__ __forceinline__ void mma_tile(float *acc, const bf16 *A, int lda, int m0, const bf16 *B, int ldb, int n0,
+                                         int lane)
+{
+#pragma unroll
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        uint32_t fa[4], fb[2];
+        load_a<AT>(fa, A, lda, m0, k0, lane);
+        load_b<BT>(fb, B, ldb, n0, k0, lane);
+        mma(acc, fa, fb);
+    }
+}
+
+/* NQ adjacent tiles of one 16-row band: acc[q] at (0, n0 + 8q), A fragments shared */
+template <int K, bool AT, bool BT, int NQ>
+__device__ __forceinline__ void mma_row(float (*acc)[4], const bf16 *A, int lda, const bf16 *B, int ldb, int n0,
+                                        int lane)
+{
+#pragma unroll
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        uint32_t fa[4];
+        load_a<AT>(fa, A, lda, 0, k0, lane);
+#pragma unroll
+        for (int q = 0; q < NQ; q++) {
+            uint32_t fb[2];
+            load_b<BT>(fb, B, ldb, n0 + 8 * q, k0, lane);
+            mma(acc[q], fa, fb);
+        }
+    }
+}
+
+/* Sum over the 4 lanes of a quad (one row's columns) and over the 8 quads (one column's rows). */
+__device__ __forceinline__ float quad_sum(float v)
+{
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+__device__ __forceinline__ float col_sum(float v)
+{
+    v += __shfl_xor_sync(0xffffffffu, v, 4);
+    v += __shfl_xor_sync(0xffffffffu, v, 8);
+    return v + __shfl_xor_sync(0xffffffffu, v, 16);
+}
+
+/* G = LNl2grad(z, tgt) of one row (tgt = v - k), as ln_l2grad_rows of ttt_inner_mlp.cu. */
+template <int D, int CPL>
+__device__ __forceinline__ void l2grad_row(const float *zrow, const float *trow, const float *g_r, const float *be_r,
+                                           int lane, float *G)
+{
+    float zv[CPL], mu, sig, zh[CPL], gy[CPL], s3 = 0.f, s4 = 0.f;
+    row_load<D, CPL>(zv, zrow, lane);
+    row_stats<D, CPL>(zv, lane, &mu, &sig);
+#pragma unroll
+    for (int u = 0; u < CPL; u++) {
+        int c = lane + 32 * u;
+        zh[u] = c < D ? (zv[u] - mu) / sig : 0.f;
+        float tgt = c < D ? trow[c] : 0.f;
+        gy[u] = c < D ? g_r[u] * (g_r[u] * zh[u] + be_r[u] - tgt) : 0.f;
+        s3 += gy[u];
+        s4 += gy[u] * zh[u];
+    }
+    const float mg = warp_sum(s3) / D, mgz = warp_sum(s4) / D;
+#pragma unroll
+    for (int u = 0; u < CPL; u++) G[u] = (gy[u] - mg - zh[u] * mgz) / sig;
+}
+
+/* ---- sizes and shared memory layouts ---- */
+
+template <int D>
+struct tcd {
+    static constexpr int F = 4 * D;
+    static constexpr int LD = D + 8, LF = F + 8;   /* bf16 row strides ([.][D], [.][F]) */
+    static constexpr int FD = D + 4, FF = F + 4;   /* fp32 row strides */
+    static constexpr int P = 2 * D * F + F + D;    /* floats per state */
+    static constexpr int NQ = F / 64;              /* F-wide n8 tiles per warp */
+    static constexpr int NTD = D / 8;              /* D-wide n8 tiles */
+    static constexpr int NS = D * F / 1024;        /* state tiles per warp and matrix */
+    static constexpr int CPL = (D + 31) / 32;
+};
+
+/* State tile q of warp w. W1 (d, f): 16-row bands of D, 8 columns of F;
+ * W2 (f, d): 16-row bands of F, 8 columns of D. */
+template <int D>
+__device__ __forceinline__ void w1_tile(int w, int q, int *m0, int *n0)
+{
+    constexpr int F = 4 * D, NS = tcd<D>::NS;
+    const int x = w * NS + q;
+    *m0 = 16 * (x / (F / 8));
+    *n0 = 8 * (x % (F / 8));
+}
+template <int D>
+__device__ __forceinline__ void w2_tile(int w, int q, int *m0, int *n0)
+{
+    constexpr int NS = tcd<D>::NS;
+    const int x = w * NS + q;
+    *m0 = 16 * (x / (D / 8));
+    *n0 = 8 * (x % (D / 8));
+}
+
+struct carve {
+    size_t off;
+    __host__ __device__ size_t take(size_t bytes)
+    {
+        size_t o = off;
+        off += (bytes + 15) & ~(size_t)15;
+        return o;
+    }
+};
+
+template <int D>
+struct fwd_layout {
+    size_t W1b, W2b, X2b, Xb2b, G1b, Qb, Kb, nKb, G2b, nG2b, nM1b, nM2b, Hs, Qs, Ts, Z2s, b1s, db1s, b2s, db2s, lrs,
+        taus, total;
+    __host__ __device__ fwd_layout()
+    {
+        using Dm = tcd<D>;
+        constexpr size_t F = Dm::F, LD = Dm::LD, LF = Dm::LF, FD = Dm::FD, FF = Dm::FF;
+        carve c{0};
+        W1b = c.take(2 * D * LF);
+        W2b = c.take(2 * F * LD);
+        X2b = c.take(2 * KB * LF);
+        Xb2b = c.take(2 * KB * LF);
+        G1b = c.take(2 * KB * LF);
+        Qb = c.take(2 * KB * LD);
+        Kb = c.take(2 * KB * LD);
+        nKb = c.take(2 * KB * LD);
+        G2b = c.take(2 * KB * LD);
+        nG2b = c.take(2 * KB * LD);
+        nM1b = c.take(2 * KB * LS);
+        nM2b = c.take(2 * KB * LS);
+        Hs = c.take(4 * KB * FF);
+        Qs = c.take(4 * KB * FD);
+        Ts = c.take(4 * KB * FD);
+        Z2s = c.take(4 * KB * FD);
+        b1s = c.take(4 * F);
+        db1s = c.take(4 * F);
+        b2s = c.take(4 * D);
+        db2s = c.take(4 * D);
+        lrs = c.take(4 * KB);
+        taus = c.take(4 * KB);
+        total = c.off;
+    }
+};
+
+/* Backward: region R holds the bf16 dW1' [D][LF] and dW2' [F][LD] until the
+ * update terms have read them, then (phase 2) dG1init, dX2acc (fp32
+ * [16][FF]), Xb2, dZb1, tF (bf16 [16][LF]); dZ1 (bf16) reuses dG1init. */
+template <int D>
+struct bwd_layout {
+    size_t W1b, W2b, X2b, G1b, Qb, Kb, G2b, dZb2b, nM1b, nM2b, dA1b, dA2b, Ts, dOs, Z2s, S3, dG2s, dKs, A1s, A2s, dEs,
+        b1s, db1acc, ddb1, b2s, db2acc, ddb2, lrs, taus, detaL, red, R, total;
+    static constexpr size_t R1 = 2 * (size_t)D * tcd<D>::LF + 2 * (size_t)tcd<D>::F * tcd<D>::LD;
+    static constexpr size_t R2 = 2 * 4 * (size_t)KB * tcd<D>::FF + 3 * 2 * (size_t)KB * tcd<D>::LF;
+    __host__ __device__ bwd_layout()
+    {
+        using Dm = tcd<D>;
+        constexpr size_t F = Dm::F, LD = Dm::LD, LF = Dm::LF, FD = Dm::FD;
+        carve c{0};
+        W1b = c.take(2 * D * LF);
+        W2b = c.take(2 * F * LD);
+        X2b = c.take(2 * KB * LF);
+        G1b = c.take(2 * KB * LF);
+        Qb = c.take(2 * KB * LD);
+        Kb = c.take(2 * KB * LD);
+        G2b = c.take(2 * KB * LD);
+        dZb2b = c.take(2 * KB * LD);
+        nM1b = c.take(2 * KB * LS);
+        nM2b = c.take(2 * KB * LS);
+        dA1b = c.take(2 * KB * LS);
+        dA2b = c.take(2 * KB * LS);
+        Ts = c.take(4 * KB * FD);
+        dOs = c.take(4 * KB * FD);
+        Z2s = c.take(4 * KB * FD);
+        S3 = c.take(4 * KB * FD);
+        dG2s = c.take(4 * KB * FD);
+        dKs = c.take(4 * KB * FD);
+        A1s = c.take(4 * KB * KB);
+        A2s = c.take(4 * KB * KB);
+        dEs = c.take(4 * KB * KB);
+        b1s = c.take(4 * F);
+        db1acc = c.take(4 * F);
+        ddb1 = c.take(4 * F);
+        b2s = c.take(4 * D);
+        db2acc = c.take(4 * D);
+        ddb2 = c.take(4 * D);
+        lrs = c.take(4 * KB);
+        taus = c.take(4 * KB);
+        detaL = c.take(4 * KB);
+        red = c.take(4 * 2 * D);
+        R = c.take(R1 > R2 ? R1 : R2);
+        total = c.off;
+    }
+};
+
+/* ------------------------------------------------------------------------ */
+/* forward                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Per mini-batch (barriers between phases):
+ *  P0 store S_n; tiles q, v - k (fp32), Q, K, -e K (bf16)
+ *  F1 Z1 = K W1 + b1 -> X2 = gelu(Z1), H = gelu'(Z1);  -M1 = -eta (tril(Q K^T) + 1)
+ *  F2 Z2 = X2 W2 + b2
+ *  F3 G2 = LNl2grad(Z2, v - k) (rows), -e G2
+ *  F4 G1 = (G2 W2^T) H; e^T G1, e^T G2
+ *  F5 Zb1 = Q W1 + b1 - M1 G1 -> Xb2 = gelu(Zb1); W1 += (-eK)^T G1, W2 += X2^T (-e G2)
+ *  F6 -M2 = -eta (tril(Xb2 X2^T) + 1); bf16 W1 refreshed
+ *  F7 Zb2 = Xb2 W2 + b2 - M2 G2
+ *  F8 out = q + LN(Zb2) (rows); bf16 W2 refreshed; b1, b2 updated */
+template <int D>
+__global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
+{
+    using Dm = tcd<D>;
+    constexpr int F = Dm::F, LD = Dm::LD, LF = Dm::LF, FD = Dm::FD, FF = Dm::FF, P = Dm::P;
+    constexpr int NQ = Dm::NQ, NTD = Dm::NTD, NS = Dm::NS, CPL = Dm::CPL;
+    extern __shared__ __align__(16) unsigned char smraw[];
+    const fwd_layout<D> L;
+    bf16 *W1b = (bf16 *)(smraw + L.W1b), *W2b = (bf16 *)(smraw + L.W2b);
+    bf16 *X2b = (bf16 *)(smraw + L.X2b), *Xb2b = (bf16 *)(smraw + L.Xb2b), *G1b = (bf16 *)(smraw + L.G1b);
+    bf16 *Qb = (bf16 *)(smraw + L.Qb), *Kb = (bf16 *)(smraw + L.Kb), *nKb = (bf16 *)(smraw + L.nKb);
+    bf16 *G2b = (bf16 *)(smraw + L.G2b), *nG2b = (bf16 *)(smraw + L.nG2b);
+    bf16 *nM1b = (bf16 *)(smraw + L.nM1b), *nM2b = (bf16 *)(smraw + L.nM2b);
+    float *Hs = (float *)(smraw + L.Hs), *Qs = (float *)(smraw + L.Qs), *Ts = (float *)(smraw + L.Ts);
+    float *Z2s = (float *)(smraw + L.Z2s);   /* Z2, then G2, then Zb2 */
+    float *b1s = (float *)(smraw + L.b1s), *db1s = (float *)(smraw + L.db1s);
+    float *b2s = (float *)(smraw + L.b2s), *db2s = (float *)(smraw + L.db2s);
+    float *lrs = (float *)(smraw + L.lrs), *taus = (float *)(smraw + L.taus);
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+    const int bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
+    const int C = a.H * D, T = a.T, nmb = ttt_inner_nmb(T);
+    const int c0 = warp * 8 * NQ;            /* the warp's F-wide columns */
+    float *st = a.states + (size_t)bh * (nmb + 1) * P;
+
+    /* the state: W1 tiles (d, f), W2 tiles (f, d) */
+    float W1[NS][4], W2[NS][4];
+    {
+        const float *W10 = a.W0 + (size_t)h * D * F, *W20 = a.W20 + (size_t)h * F * D;
+#pragma unroll
+        for (int q = 0; q < NS; q++) {
+            int m0, n0;
+            w1_tile<D>(warp, q, &m0, &n0);
+#pragma unroll
+            for (int x = 0; x < 4; x++)
+                W1[q][x] = W10[(m0 + g + 8 * (x >> 1)) * F + n0 + 2 * t + (x & 1)];
+            w2_tile<D>(warp, q, &m0, &n0);
+#pragma unroll
+            for (int x = 0; x < 4; x++)
+                W2[q][x] = W20[(m0 + g + 8 * (x >> 1)) * D + n0 + 2 * t + (x & 1)];
+        }
+    }
+    for (int x = tid; x < F; x += NT) b1s[x] = a.b0[h * F + x];
+    for (int x = tid; x < D; x += NT) b2s[x] = a.b20[h * D + x];
+    if (tid < KB) taus[tid] = tau_of(a.token_idx, tid);
+    float g_r[CPL], be_r[CPL];
+#pragma unroll
+    for (int u = 0; u < CPL; u++) {
+        int c = lane + 32 * u;
+        g_r[u] = c < D ? a.gamma[h * D + c] : 0.f;
+        be_r[u] = c < D ? a.beta[h * D + c] : 0.f;
+    }
+    /* the bf16 copies of S_0 */
+#pragma unroll
+    for (int q = 0; q < NS; q++) {
+        int m0, n0;
+        w1_tile<D>(warp, q, &m0, &n0);
+        *(uint32_t *)&W1b[(m0 + g) * LF + n0 + 2 * t] = pack2(W1[q][0], W1[q][1]);
+        *(uint32_t *)&W1b[(m0 + g + 8) * LF + n0 + 2 * t] = pack2(W1[q][2], W1[q][3]);
+        w2_tile<D>(warp, q, &m0, &n0);
+        *(uint32_t *)&W2b[(m0 + g) * LD + n0 + 2 * t] = pack2(W2[q][0], W2[q][1]);
+        *(uint32_t *)&W2b[(m0 + g + 8) * LD + n0 + 2 * t] = pack2(W2[q][2], W2[q][3]);
+    }
+    __syncthreads();
+
+    for (int n = 0; n < nmb; n++) {
+        const int t0 = n * KB, r = min(KB, T - t0);
+        const float tl = tau_of(a.token_idx, r - 1);
+
+        /* P0: S_n to the states (W1 [D][F], b1 [F], W2 [F][D], b2 [D]); the tiles */
+        {
+            float *sn = st + (size_t)n * P;
+#pragma unroll
+            for (int q = 0; q < NS; q++) {
+                int m0, n0;
+                w1_tile<D>(warp, q, &m0, &n0);
+                *(float2 *)&sn[(m0 + g) * F + n0 + 2 * t] = make_float2(W1[q][0], W1[q][1]);
+                *(float2 *)&sn[(m0 + g + 8) * F + n0 + 2 * t] = make_float2(W1[q][2], W1[q][3]);
+                w2_tile<D>(warp, q, &m0, &n0);
+                *(float2 *)&sn[D * F + F + (m0 + g) * D + n0 + 2 * t] = make_float2(W2[q][0], W2[q][1]);
+                *(float2 *)&sn[D * F + F + (m0 + g + 8) * D + n0 + 2 * t] = make_float2(W2[q][2], W2[q][3]);
+            }
+            for (int x = tid; x < F; x += NT) sn[D * F + x] = b1s[x];
+            for (int x = tid; x < D; x += NT) sn[2 * D * F + F + x] = b2s[x];
+        }
+        for (int x = tid; x < KB * D; x += NT) {
+            const int i = x / D, c = x % D;
+            const size_t gi = ((size_t)b * T + t0 + i) * C + h * D + c;
+            const float q = i < r ? a.XQ[gi] : 0.f, k = i < r ? a.XK[gi] : 0.f, v = i < r ? a.XV[gi] : 0.f;
+            const float e = i < r ? tl * a.lr[((size_t)b * T + t0 + i) * a.H + h] : 0.f;
+            Qs[i * FD + c] = q;
+            Ts[i * FD + c] = v - k;
+            Qb[i * LD + c] = __float2bfloat16_rn(q);
+            Kb[i * LD + c] = __float2bfloat16_rn(k);
+            nKb[i * LD + c] = __float2bfloat16_rn(-e * k);
+        }
+        if (tid < KB) lrs[tid] = tid < r ? a.lr[((size_t)b * T + t0 + tid) * a.H + h] : 0.f;
+        __syncthreads();
+        const float e0 = tl * lrs[g], e8 = tl * lrs[g + 8];
+
+        /* F1: Z1 = K W1 + b1 -> X2, H;  -M1 */
+        {
+            float acc[NQ][4] = {};
+            mma_row<D, false, true, NQ>(acc, Kb, LD, W1b, LF, c0, lane);
+#pragma unroll
+            for (int q = 0; q < NQ; q++)
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++) {
+                    const int row = g + 8 * hr, col = c0 + 8 * q + 2 * t;
+                    const float z0 = acc[q][2 * hr] + b1s[col], z1 = acc[q][2 * hr + 1] + b1s[col + 1];
+                    *(uint32_t *)&X2b[row * LF + col] = pack2(gelu_f(z0), gelu_f(z1));
+                    *(float2 *)&Hs[row * FF + col] = make_float2(gelu_tr_grad(z0), gelu_tr_grad(z1));
+                }
+        }
+        if (warp < 2) {
+            float s[4] = {};
+            mma_tile<D, false, false>(s, Qb, LD, 0, Kb, LD, 8 * warp, lane);
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int i = g + 8 * (x >> 1), m = 8 * warp + 2 * t + (x & 1);
+                nM1b[i * LS + m] = __float2bfloat16_rn(m <= i ? -taus[i] * lrs[m] * (s[x] + 1.f) : 0.f);
+            }
+        }
+        __syncthreads();
+
+        /* F2: Z2 = X2 W2 + b2 */
+        if (warp < NTD) {
+            float acc[4] = {};
+            mma_tile<F, false, true>(acc, X2b, LF, 0, W2b, LD, 8 * warp, lane);
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int row = g + 8 * (x >> 1), col = 8 * warp + 2 * t + (x & 1);
+                Z2s[row * FD + col] = acc[x] + b2s[col];
+            }
+        }
+        __syncthreads();
+
+        /* F3: G2 (fp32 in place of Z2), G2 and -e G2 in bf16 */
+        for (int i = warp; i < KB; i += NW) {
+            float G[CPL];
+            l2grad_row<D, CPL>(Z2s + i * FD, Ts + i * FD, g_r, be_r, lane, G);
+            const float e = tl * lrs[i];
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                if (c < D) {
+                    Z2s[i * FD + c] = G[u];
+                    G2b[i * LD + c] = __float2bfloat16_rn(G[u]);
+                    nG2b[i * LD + c] = __float2bfloat16_rn(-e * G[u]);
+                }
+            }
+        }
+        __syncthreads();
+
+        /* F4: G1 = (G2 W2^T) H; db1 = e^T G1, db2 = e^T G2 */
+        {
+            float acc[NQ][4] = {};
+            mma_row<D, false, false, NQ>(acc, G2b, LD, W2b, LD, c0, lane);
+#pragma unroll
+            for (int q = 0; q < NQ; q++) {
+                const int col = c0 + 8 * q + 2 * t;
+                float G1[4];
+#pragma unroll
+                for (int x = 0; x < 4; x++) G1[x] = acc[q][x] * Hs[(g + 8 * (x >> 1)) * FF + col + (x & 1)];
+                *(uint32_t *)&G1b[g * LF + col] = pack2(G1[0], G1[1]);
+                *(uint32_t *)&G1b[(g + 8) * LF + col] = pack2(G1[2], G1[3]);
+                const float s0 = col_sum(e0 * G1[0] + e8 * G1[2]), s1 = col_sum(e0 * G1[1] + e8 * G1[3]);
+                if (g == 0) { db1s[col] = s0; db1s[col + 1] = s1; }
+            }
+        }
+        for (int c = tid; c < D; c += NT) {
+            float s = 0.f;
+#pragma unroll
+            for (int i = 0; i < KB; i++) s = fmaf(tl * lrs[i], Z2s[i * FD + c], s);
+            db2s[c] = s;
+        }
+        __syncthreads();
+
+        /* F5: Zb1 = Q W1 + b1 - M1 G1 -> Xb2 = gelu(Zb1); the state update */
+        {
+            float acc[NQ][4] = {};
+            mma_row<D, false, true, NQ>(acc, Qb, LD, W1b, LF, c0, lane);
+            mma_row<KB, false, true, NQ>(acc, nM1b, LS, G1b, LF, c0, lane);
+#pragma unroll
+            for (int q = 0; q < NQ; q++)
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++) {
+                    const int row = g + 8 * hr, col = c0 + 8 * q + 2 * t;
+                    *(uint32_t *)&Xb2b[row * LF + col] =
+                        pack2(gelu_f(acc[q][2 * hr] + b1s[col]), gelu_f(acc[q][2 * hr + 1] + b1s[col + 1]));
+                }
+        }
+#pragma unroll
+        for (int q = 0; q < NS; q++) {
+            int m0, n0;
+            w1_tile<D>(warp, q, &m0, &n0);     /* W1 (d, f) += sum_k (-e_k K[k, d]) G1[k, f] */
+            mma_tile<KB, true, true>(W1[q], nKb, LD, m0, G1b, LF, n0, lane);
+            w2_tile<D>(warp, q, &m0, &n0);     /* W2 (f, d) += sum_k X2[k, f] (-e_k G2[k, d]) */
+            mma_tile<KB, true, true>(W2[q], X2b, LF, m0, nG2b, LD, n0, lane);
+        }
+        __syncthreads();
+
+        /* F6: -M2 = -eta (tril(Xb2 X2^T) + 1); the new W1 in bf16 (its last reader was F5) */
+        if (warp < 2) {
+            float s[4] = {};
+            mma_tile<F, false, false>(s, Xb2b, LF, 0, X2b, LF, 8 * warp, lane);
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int i = g + 8 * (x >> 1), m = 8 * warp + 2 * t + (x & 1);
+                nM2b[i * LS + m] = __float2bfloat16_rn(m <= i ? -taus[i] * lrs[m] * (s[x] + 1.f) : 0.f);
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < NS; q++) {
+            int m0, n0;
+            w1_tile<D>(warp, q, &m0, &n0);
+            *(uint32_t *)&W1b[(m0 + g) * LF + n0 + 2 * t] = pack2(W1[q][0], W1[q][1]);
+            *(uint32_t *)&W1b[(m0 + g + 8) * LF + n0 + 2 * t] = pack2(W1[q][2], W1[q][3]);
+        }
+        __syncthreads();
+
+        /* F7: Zb2 = Xb2 W2 + b2 - M2 G2 (into Z2s) */
+        if (warp < NTD) {
+            float acc[4] = {};
+            mma_tile<F, false, true>(acc, Xb2b, LF, 0, W2b, LD, 8 * warp, lane);
+            mma_tile<KB, false, true>(acc, nM2b, LS, 0, G2b, LD, 8 * warp, lane);
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int row = g + 8 * (x >> 1), col = 8 * warp + 2 * t + (x & 1);
+                Z2s[row * FD + col] = acc[x] + b2s[col];
+            }
+        }
+        __syncthreads();
+
+        /* F8: out = q + LN(Zb2); the new W2 in bf16 (last reader F7); b1, b2 */
+        for (int i = warp; i < r; i += NW) {
+            float zv[CPL], mu, sig;
+            row_load<D, CPL>(zv, Z2s + i * FD, lane);
+            row_stats<D, CPL>(zv, lane, &mu, &sig);
+            const size_t gi = ((size_t)b * T + t0 + i) * C + h * D;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                if (c < D) a.Z[gi + c] = Qs[i * FD + c] + g_r[u] * ((zv[u] - mu) / sig) + be_r[u];
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < NS; q++) {
+            int m0, n0;
+            w2_tile<D>(warp, q, &m0, &n0);
+            *(uint32_t *)&W2b[(m0 + g) * LD + n0 + 2 * t] = pack2(W2[q][0], W2[q][1]);
+            *(uint32_t *)&W2b[(m0 + g + 8) * LD + n0 + 2 * t] = pack2(W2[q][2], W2[q][3]);
+        }
+        for (int x = tid; x < F; x += NT) b1s[x] -= db1s[x];
+        for (int x = tid; x < D; x += NT) b2s[x] -= db2s[x];
+        __syncthreads();
+    }
+
+    /* the final state */
+    float *sn = st + (size_t)nmb * P;
+#pragma unroll
+    for (int q = 0; q < NS; q++) {
+        int m0, n0;
+        w1_tile<D>(warp, q, &m0, &n0);
+        *(float2 *)&sn[(m0 + g) * F + n0 + 2 * t] = make_float2(W1[q][0], W1[q][1]);
+        *(float2 *)&sn[(m0 + g + 8) * F + n0 + 2 * t] = make_float2(W1[q][2], W1[q][3]);
+        w2_tile<D>(warp, q, &m0, &n0);
+        *(float2 *)&sn[D * F + F + (m0 + g) * D + n0 + 2 * t] = make_float2(W2[q][0], W2[q][1]);
+        *(float2 *)&sn[D * F + F + (m0 + g + 8) * D + n0 + 2 * t] = make_float2(W2[q][2], W2[q][3]);
+    }
+    for (int x = tid; x < F; x += NT) sn[D * F + x] = b1s[x];
+    for (int x = tid; x < D; x += NT) sn[2 * D * F + F + x] = b2s[x];
+}
+
+/* ------------------------------------------------------------------------ */
+/* backward (spec 8.3)                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Per mini-batch, in reverse (barriers between phases; dS' = (dW1', db1',
+ * dW2', db2') in accumulator tiles and fp32 shared bias accumulators):
+ *  P0 bf16 dW1', dW2' (from the accumulators) and W1, W2 (from S_n); tiles
+ *  F1 Z1 -> X2;  A1, -M1      F2 Z2      F3 G2 (rows)
+ *  F4 G1 = (G2 W2^T) H(Z1); update terms M1u = K dW1' + db1' (-> d eta_last,
+ *     dG1init = -e M1u), dX2init = -e G2 dW2'^T, M2u = X2 dW2' + db2' (-> d eta_last,
+ *     dG2 = -e M2u)
+ *  U1 dK = -e G1 dW1'^T       (then dW1', dW2' are dead: region R is reused)
+ *  F5 Zb1 -> Xb2              F6 A2, -M2        F7 Zb2
+ *  B1 LN backward of out -> dZb2 (rows)
+ *  B2 dP2 = -dZb2 G2^T -> d eta, dA2; dW2 += Xb2^T dZb2
+ *  B3 dZb1 = (dZb2 W2^T + dA2 X2) gelu'(Zb1)
+ *  B4 dG1 = dG1init - M1^T dZb1 -> tF = dG1 H, dX2acc = dG1 GW H'(Z1) + dX2init gelu'(Z1);
+ *     dP1 = -dZb1 G1^T -> d eta, dA1; dW1 += Q^T dZb1
+ *  B5 dG2 += -M2^T dZb2 + tF W2; dQ = dOut + dZb1 W1^T + dA1 K; dW2 += tF^T G2
+ *  B7 LNl2grad backward (rows) -> dZ2, dV, dK -= dT
+ *  B8 dZ1 = dX2acc + (dA2^T Xb2 + dZ2 W2^T) gelu'(Z1); dW2 += X2^T dZ2
+ *  B9 dK += dA1^T Q + dZ1 W1^T; dW1 += K^T dZ1; biases, dlr, dtau */
+template <int D>
+__global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
+{
+    using Dm = tcd<D>;
+    constexpr int F = Dm::F, LD = Dm::LD, LF = Dm::LF, FD = Dm::FD, FF = Dm::FF, P = Dm::P;
+    constexpr int NQ = Dm::NQ, NTD = Dm::NTD, NS = Dm::NS, CPL = Dm::CPL;
+    extern __shared__ __align__(16) unsigned char smraw[];
+    const bwd_layout<D> L;
+    bf16 *W1b = (bf16 *)(smraw + L.W1b), *W2b = (bf16 *)(smraw + L.W2b);
+    bf16 *X2b = (bf16 *)(smraw + L.X2b), *G1b = (bf16 *)(smraw + L.G1b);
+    bf16 *Qb = (bf16 *)(smraw + L.Qb), *Kb = (bf16 *)(smraw + L.Kb), *G2b = (bf16 *)(smraw + L.G2b);
+    bf16 *dZb2b = (bf16 *)(smraw + L.dZb2b);   /* dZb2, then dZ2 */
+    bf16 *nM1b = (bf16 *)(smraw + L.nM1b), *nM2b = (bf16 *)(smraw + L.nM2b);
+    bf16 *dA1b = (bf16 *)(smraw + L.dA1b), *dA2b = (bf16 *)(smraw + L.dA2b);
+    float *Ts = (float *)(smraw + L.Ts), *dOs = (float *)(smraw + L.dOs), *Z2s = (float *)(smraw + L.Z2s);
+    float *S3 = (float *)(smraw + L.S3);       /* G2, then Zb2 -> dZb2, then dZ2 */
+    float *dG2s = (float *)(smraw + L.dG2s), *dKs = (float *)(smraw + L.dKs);
+    float *A1s = (float *)(smraw + L.A1s), *A2s = (float *)(smraw + L.A2s), *dEs = (float *)(smraw + L.dEs);
+    float *b1s = (float *)(smraw + L.b1s), *db1acc = (float *)(smraw + L.db1acc), *ddb1 = (float *)(smraw + L.ddb1);
+    float *b2s = (float *)(smraw + L.b2s), *db2acc = (float *)(smraw + L.db2acc), *ddb2 = (float *)(smraw + L.ddb2);
+    float *lrs = (float *)(smraw + L.lrs), *taus = (float *)(smraw + L.taus), *detaL = (float *)(smraw + L.detaL);
+    float *red = (float *)(smraw + L.red);
+    unsigned char *R = smraw + L.R;
+    bf16 *dW1b = (bf16 *)R, *dW2b = dW1b + D * LF;             /* R, phase 1 */
+    float *dG1is = (float *)R, *dX2as = dG1is + KB * FF;       /* R, phase 2 */
+    bf16 *Xb2b = (bf16 *)(dX2as + KB * FF), *dZb1b = Xb2b + KB * LF, *tFb = dZb1b + KB * LF;
+    bf16 *dZ1b = (bf16 *)dG1is;
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+    const int bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
+    const int C = a.H * D, T = a.T, nmb = ttt_inner_nmb(T);
+    const int c0 = warp * 8 * NQ;
+    const float *st = a.states + (size_t)bh * (nmb + 1) * P;
+
+    float dW1[NS][4], dW2[NS][4];   /* dW1 tiles (d, f), dW2 tiles (f, d) */
+#pragma unroll
+    for (int q = 0; q < NS; q++)
+#pragma unroll
+        for (int x = 0; x < 4; x++) dW1[q][x] = dW2[q][x] = 0.f;
+    for (int x = tid; x < F; x += NT) db1acc[x] = 0.f;
+    for (int x = tid; x < D; x += NT) db2acc[x] = 0.f;
+    float g_r[CPL], be_r[CPL], dg_acc[CPL], db_acc[CPL];
+#pragma unroll
+    for (int u = 0; u < CPL; u++) {
+        int c = lane + 32 * u;
+        g_r[u] = c < D ? a.gamma[h * D + c] : 0.f;
+        be_r[u] = c < D ? a.beta[h * D + c] : 0.f;
+        dg_acc[u] = db_acc[u] = 0.f;
+    }
+    float dtau_acc = 0.f;   /* thread tid < 16 owns dtau[tid] */
+
+    for (int n = nmb - 1; n >= 0; n--) {
+        const int t0 = n * KB, r = min(KB, T - t0);
+        const float *sn = st + (size_t)n * P;
+        __syncthreads();
+
+        /* P0 */
+#pragma unroll
+        for (int q = 0; q < NS; q++) {
+            int m0, n0;
+            w1_tile<D>(warp, q, &m0, &n0);
+            *(uint32_t *)&dW1b[(m0 + g) * LF + n0 + 2 * t] = pack2(dW1[q][0], dW1[q][1]);
+            *(uint32_t *)&dW1b[(m0 + g + 8) * LF + n0 + 2 * t] = pack2(dW1[q][2], dW1[q][3]);
+            w2_tile<D>(warp, q, &m0, &n0);
+            *(uint32_t *)&dW2b[(m0 + g) * LD + n0 + 2 * t] = pack2(dW2[q][0], dW2[q][1]);
+            *(uint32_t *)&dW2b[(m0 + g + 8) * LD + n0 + 2 * t] = pack2(dW2[q][2], dW2[q][3]);
+        }
+        for (int x = 4 * tid; x < D * F; x += 4 * NT) {
+            const float4 w = *(const float4 *)&sn[x];
+            const int d = x / F, f = x % F;
+            *(uint32_t *)&W1b[d * LF + f] = pack2(w.x, w.y);
+            *(uint32_t *)&W1b[d * LF + f + 2] = pack2(w.z, w.w);
+            const float4 v = *(const float4 *)&sn[D * F + F + x];
+            const int f2 = x / D, d2 = x % D;
+            *(uint32_t *)&W2b[f2 * LD + d2] = pack2(v.x, v.y);
+            *(uint32_t *)&W2b[f2 * LD + d2 + 2] = pack2(v.z, v.w);
+        }
+        for (int x = tid; x < F; x += NT) b1s[x] = sn[D * F + x];
+        for (int x = tid; x < D; x += NT) b2s[x] = sn[2 * D * F + F + x];
+        for (int x = tid; x < KB * D; x += NT) {
+            const int i = x / D, c = x % D;
+            const size_t gi = ((size_t)b * T + t0 + i) * C + h * D + c;
+            const float q = i < r ? a.XQ[gi] : 0.f, k = i < r ? a.XK[gi] : 0.f, v = i < r ? a.XV[gi] : 0.f;
+            Ts[i * FD + c] = v - k;
+            dOs[i * FD + c] = i < r ? a.dZ[gi] : 0.f;
+            Qb[i * LD + c] = __float2bfloat16_rn(q);
+            Kb[i * LD + c] = __float2bfloat16_rn(k);
+        }
+        if (tid < KB) {
+            lrs[tid] = tid < r ? a.lr[((size_t)b * T + t0 + tid) * a.H + h] : 0.f;
+            taus[tid] = tau_of(a.token_idx, tid);
+            detaL[tid] = 0.f;
+        }
+        __syncthreads();
+        const float tl = taus[r - 1], e0 = tl * lrs[g], e8 = tl * lrs[g + 8];
+
+        /* F1: Z1 -> X2;  A1, -M1 */
+        {
+            float acc[NQ][4] = {};
+            mma_row<D, false, true, NQ>(acc, Kb, LD, W1b, LF, c0, lane);
+#pragma unroll
+            for (int q = 0; q < NQ; q++)
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++) {
+                    const int row = g + 8 * hr, col = c0 + 8 * q + 2 * t;
+                    *(uint32_t *)&X2b[row * LF + col] =
+                        pack2(gelu_f(acc[q][2 * hr] + b1s[col]), gelu_f(acc[q][2 * hr + 1] + b1s[col + 1]));
+                }
+        }
+        if (warp < 2) {
+            float s[4] = {};
+            mma_tile<D, false, false>(s, Qb, LD, 0, Kb, LD, 8 * warp, lane);
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int i = g + 8 * (x >> 1), m = 8 * warp + 2 * t + (x & 1);
+                A1s[i * KB + m] = s[x];
+                nM1b[i * LS + m] = __float2bfloat16_rn(m <= i ? -taus[i] * lrs[m] * (s[x] + 1.f) : 0.f);
+            }
+        }
+        __syncthreads();
+
+        /* F2: Z2 = X2 W2 + b2 */
+        if (warp < NTD) {
+            float acc[4] = {};
+            mma_tile<F, false, true>(acc, X2b, LF, 0, W2b, LD, 8 * warp, lane);
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int row = g + 8 * (x >> 1), col = 8 * warp + 2 * t + (x & 1);
+                Z2s[row * FD + col] = acc[x] + b2s[col];
+            }
+        }
+        __syncthreads();
+
+        /* F3: G2 -> S3 (fp32), G2b */
+        for (int i = warp; i < KB; i += NW) {
+            float G[CPL];
+            l2grad_row<D, CPL>(Z2s + i * FD, Ts + i * FD, g_r, be_r, lane, G);
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                if (c < D) {
+                    S3[i * FD + c] = G[u];
+                    G2b[i * LD + c] = __float2bfloat16_rn(G[u]);
+                }
+            }
+        }
+        __syncthreads();
+
+        /* F4: G1 and the F-wide update terms (held in registers until R is free); M2u */
+        float u2[NQ][4], u3[NQ][4];
+        {
+            float dl0 = 0.f, dl8 = 0.f;   /* rows g, g+8 of sum_f M1u G1 */
+#pragma unroll
+            for (int q = 0; q < NQ; q++) {
+                const int n0 = c0 + 8 * q;
+                float z1[4] = {}, gw[4] = {}, m1u[4] = {};
+                mma_tile<D, false, true>(z1, Kb, LD, 0, W1b, LF, n0, lane);
+                mma_tile<D, false, false>(gw, G2b, LD, 0, W2b, LD, n0, lane);
+                mma_tile<D, false, true>(m1u, Kb, LD, 0, dW1b, LF, n0, lane);
+                u3[q][0] = u3[q][1] = u3[q][2] = u3[q][3] = 0.f;
+                mma_tile<D, false, false>(u3[q], G2b, LD, 0, dW2b, LD, n0, lane);
+                float G1[4];
+#pragma unroll
+                for (int x = 0; x < 4; x++) {
+                    const int col = n0 + 2 * t + (x & 1);
+                    const float e = x < 2 ? e0 : e8;
+                    G1[x] = gw[x] * gelu_tr_grad(z1[x] + b1s[col]);
+                    const float mu = m1u[x] + db1acc[col];
+                    if (x < 2) dl0 = fmaf(mu, G1[x], dl0); else dl8 = fmaf(mu, G1[x], dl8);
+                    u2[q][x] = -e * mu;
+                    u3[q][x] *= -e;
+                }
+                *(uint32_t *)&G1b[g * LF + n0 + 2 * t] = pack2(G1[0], G1[1]);
+                *(uint32_t *)&G1b[(g + 8) * LF + n0 + 2 * t] = pack2(G1[2], G1[3]);
+            }
+            dl0 = quad_sum(dl0);
+            dl8 = quad_sum(dl8);
+            if (t == 0) { atomicAdd(&detaL[g], -dl0); atomicAdd(&detaL[g + 8], -dl8); }
+        }
+        if (warp < NTD) {
+            const int n0 = 8 * warp;
+            float acc[4] = {};
+            mma_tile<F, false, true>(acc, X2b, LF, 0, dW2b, LD, n0, lane);
+            float dl0 = 0.f, dl8 = 0.f;
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int row = g + 8 * (x >> 1), col = n0 + 2 * t + (x & 1);
+                const float mu = acc[x] + db2acc[col];
+                if (x < 2) dl0 = fmaf(mu, S3[row * FD + col], dl0); else dl8 = fmaf(mu, S3[row * FD + col], dl8);
+                dG2s[row * FD + col] = -(x < 2 ? e0 : e8) * mu;
+            }
+            dl0 = quad_sum(dl0);
+            dl8 = quad_sum(dl8);
+            if (t == 0) { atomicAdd(&detaL[g], -dl0); atomicAdd(&detaL[g + 8], -dl8); }
+        }
+        __syncthreads();
+
+        /* U1: dK = -e G1 dW1'^T */
+        if (warp < NTD) {
+            const int n0 = 8 * warp;
+            float acc[4] = {};
+            mma_tile<F, false, false>(acc, G1b, LF, 0, dW1b, LF, n0, lane);
+#pragma unroll
+            for (int x = 0; x < 4; x++)
+                dKs[(g + 8 * (x >> 1)) * FD + n0 + 2 * t + (x & 1)] = -(x < 2 ? e0 : e8) * acc[x];
+        }
+        __syncthreads();
+
+        /* F5: R phase 2 begins: dG1init, dX2init; Zb1 -> Xb2 */
+#pragma unroll
+        for (int q = 0; q < NQ; q++)
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++) {
+                const int o = (g + 8 * hr) * FF + c0 + 8 * q + 2 * t;
+                *(float2 *)&dG1is[o] = make_float2(u2[q][2 * hr], u2[q][2 * hr + 1]);
+                *(float2 *)&dX2as[o] = make_float2(u3[q][2 * hr], u3[q][2 * hr + 1]);
+            }
+        {
+            float acc[NQ][4] = {};
+            mma_row<D, false, true, NQ>(acc, Qb, LD, W1b, LF, c0, lane);
+            mma_row<KB, false, true, NQ>(acc, nM1b, LS, G1b, LF, c0, lane);
+#pragma unroll
+            for (int q = 0; q < NQ; q++)
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++) {
+                    const int row = g + 8 * hr, col = c0 + 8 * q + 2 * t;
+                    *(uint32_t *)&Xb2b[row * LF + col] =
+                        pack2(gelu_f(acc[q][2 * hr] + b1s[col]), gelu_f(acc[q][2 * hr + 1] + b1s[col + 1]));
+                }
+        }
+        __syncthreads();
+
+        /* F6: A2, -M2 */
+        if (warp < 2) {
+            float s[4] = {};
+            mma_tile<F, false, false>(s, Xb2b, LF, 0, X2b, LF, 8 * warp, lane);
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int i = g + 8 * (x >> 1), m = 8 * warp + 2 * t + (x & 1);
+                A2s[i * KB + m] = s[x];
+                nM2b[i * LS + m] = __float2bfloat16_rn(m <= i ? -taus[i] * lrs[m] * (s[x] + 1.f) : 0.f);
+            }
+        }
+        __syncthreads();
+
+        /* F7: Zb2 -> S3 */
+        if (warp < NTD) {
+            float acc[4] = {};
+            mma_tile<F, false, true>(acc, Xb2b, LF, 0, W2b, LD, 8 * warp, lane);
+            mma_tile<KB, false, true>(acc, nM2b, LS, 0, G2b, LD, 8 * warp, lane);
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int row = g + 8 * (x >> 1), col = 8 * warp + 2 * t + (x & 1);
+                S3[row * FD + col] = acc[x] + b2s[col];
+            }
+        }
+        __syncthreads();
+
+        /* B1: out = q + LN(Zb2): dZb2 (in place of Zb2, and bf16), dgamma, dbeta */
+        for (int i = warp; i < KB; i += NW) {
+            float zv[CPL], mu, sig;
+            row_load<D, CPL>(zv, S3 + i * FD, lane);
+            row_stats<D, CPL>(zv, lane, &mu, &sig);
+            ln_bwd_row<D, CPL>(zv, mu, 1.f / sig, dOs + i * FD, g_r, dg_acc, db_acc, S3 + i * FD, lane);
+            __syncwarp();
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                if (c < D) dZb2b[i * LD + c] = __float2bfloat16_rn(S3[i * FD + c]);
+            }
+        }
+        __syncthreads();
+
+        /* B2: dP2 = -dZb2 G2^T -> d eta (=), dA2;  dW2 += Xb2^T dZb2;  db2 part */
+        if (warp < 2) {
+            float p[4] = {};
+            mma_tile<D, false, false>(p, dZb2b, LD, 0, G2b, LD, 8 * warp, lane);
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int i = g + 8 * (x >> 1), m = 8 * warp + 2 * t + (x & 1);
+                const float pp = -p[x];
+                dEs[i * KB + m] = m <= i ? pp * (A2s[i * KB + m] + 1.f) : 0.f;
+                dA2b[i * LS + m] = __float2bfloat16_rn(m <= i ? pp * taus[i] * lrs[m] : 0.f);
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < NS; q++) {
+            int m0, n0;
+            w2_tile<D>(warp, q, &m0, &n0);
+            mma_tile<KB, true, true>(dW2[q], Xb2b, LF, m0, dZb2b, LD, n0, lane);
+        }
+        for (int c = tid; c < D; c += NT) {
+            float s = 0.f;
+#pragma unroll
+            for (int i = 0; i < KB; i++) s += S3[i * FD + c];
+            ddb2[c] = s;
+        }
+        __syncthreads();
+
+        /* B3: dZb1 = (dZb2 W2^T + dA2 X2) gelu'(Zb1), Zb1 recomputed; db1 part */
+#pragma unroll
+        for (int q = 0; q < NQ; q++) {
+            const int n0 = c0 + 8 * q;
+            float dx[4] = {}, zb[4] = {};
+            mma_tile<D, false, false>(dx, dZb2b, LD, 0, W2b, LD, n0, lane);
+            mma_tile<KB, false, true>(dx, dA2b, LS, 0, X2b, LF, n0, lane);
+            mma_tile<D, false, true>(zb, Qb, LD, 0, W1b, LF, n0, lane);
+            mma_tile<KB, false, true>(zb, nM1b, LS, 0, G1b, LF, n0, lane);
+            float dz[4];
+#pragma unroll
+            for (int x = 0; x < 4; x++) dz[x] = dx[x] * gelu_grad_f(zb[x] + b1s[n0 + 2 * t + (x & 1)]);
+            *(uint32_t *)&dZb1b[g * LF + n0 + 2 * t] = pack2(dz[0], dz[1]);
+            *(uint32_t *)&dZb1b[(g + 8) * LF + n0 + 2 * t] = pack2(dz[2], dz[3]);
+            const float s0 = col_sum(dz[0] + dz[2]), s1 = col_sum(dz[1] + dz[3]);
+            if (g == 0) { ddb1[n0 + 2 * t] = s0; ddb1[n0 + 2 * t + 1] = s1; }
+        }
+        __syncthreads();
+
+        /* B4: dG1 -> tF, dX2acc;  dP1 -> d eta (+=), dA1;  dW1 += Q^T dZb1 */
+#pragma unroll
+        for (int q = 0; q < NQ; q++) {
+            const int n0 = c0 + 8 * q;
+            float z1[4] = {}, gw[4] = {}, dg[4] = {};
+            mma_tile<D, false, true>(z1, Kb, LD, 0, W1b, LF, n0, lane);
+            mma_tile<D, false, false>(gw, G2b, LD, 0, W2b, LD, n0, lane);
+            mma_tile<KB, true, true>(dg, nM1b, LS, 0, dZb1b, LF, n0, lane);
+            float tf[4];
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int o = (g + 8 * (x >> 1)) * FF + n0 + 2 * t + (x & 1);
+                const float z = z1[x] + b1s[n0 + 2 * t + (x & 1)], d1 = dg[x] + dG1is[o];
+                tf[x] = d1 * gelu_tr_grad(z);
+                dX2as[o] = fmaf(d1 * gw[x], gelu_tr_grad2(z), dX2as[o] * gelu_grad_f(z));
+            }
+            *(uint32_t *)&tFb[g * LF + n0 + 2 * t] = pack2(tf[0], tf[1]);
+            *(uint32_t *)&tFb[(g + 8) * LF + n0 + 2 * t] = pack2(tf[2], tf[3]);
+        }
+        if (warp < 2) {
+            float p[4] = {};
+            mma_tile<F, false, false>(p, dZb1b, LF, 0, G1b, LF, 8 * warp, lane);
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int i = g + 8 * (x >> 1), m = 8 * warp + 2 * t + (x & 1);
+                const float pp = -p[x];
+                if (m <= i) dEs[i * KB + m] += pp * (A1s[i * KB + m] + 1.f);
+                dA1b[i * LS + m] = __float2bfloat16_rn(m <= i ? pp * taus[i] * lrs[m] : 0.f);
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < NS; q++) {
+            int m0, n0;
+            w1_tile<D>(warp, q, &m0, &n0);
+            mma_tile<KB, true, true>(dW1[q], Qb, LD, m0, dZb1b, LF, n0, lane);
+        }
+        __syncthreads();
+
+        /* B5: dG2 += -M2^T dZb2 + tF W2;  dQ = dOut + dZb1 W1^T + dA1 K;  dW2 += tF^T G2 */
+        for (int j = warp; j < 2 * NTD; j += NW) {
+            float acc[4] = {};
+            if (j < NTD) {
+                const int n0 = 8 * j;
+                mma_tile<KB, true, true>(acc, nM2b, LS, 0, dZb2b, LD, n0, lane);
+                mma_tile<F, false, true>(acc, tFb, LF, 0, W2b, LD, n0, lane);
+#pragma unroll
+                for (int x = 0; x < 4; x++) dG2s[(g + 8 * (x >> 1)) * FD + n0 + 2 * t + (x & 1)] += acc[x];
+            } else {
+                const int n0 = 8 * (j - NTD);
+                mma_tile<F, false, false>(acc, dZb1b, LF, 0, W1b, LF, n0, lane);
+                mma_tile<KB, false, true>(acc, dA1b, LS, 0, Kb, LD, n0, lane);
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++) {
+                    const int i = g + 8 * hr, c = n0 + 2 * t;
+                    if (i >= r) continue;
+                    *(float2 *)&a.dXQ[((size_t)b * T + t0 + i) * C + h * D + c] =
+                        make_float2(dOs[i * FD + c] + acc[2 * hr], dOs[i * FD + c + 1] + acc[2 * hr + 1]);
+                }
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < NS; q++) {
+            int m0, n0;
+            w2_tile<D>(warp, q, &m0, &n0);
+            mma_tile<KB, true, true>(dW2[q], tFb, LF, m0, G2b, LD, n0, lane);
+        }
+        __syncthreads();
+
+        /* B7: G2 = LNl2grad(Z2, V - K) backward: dZ2 (S3 and bf16), dV, dK -= dT, dgamma, dbeta */
+        for (int i = warp; i < KB; i += NW) {
+            float zv[CPL], mu, sig;
+            row_load<D, CPL>(zv, Z2s + i * FD, lane);
+            row_stats<D, CPL>(zv, lane, &mu, &sig);
+            float zh[CPL], gy[CPL], tg[CPL], dG[CPL], sgy = 0.f, sgyz = 0.f, sdG = 0.f, sdGz = 0.f;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                zh[u] = c < D ? (zv[u] - mu) / sig : 0.f;
+                tg[u] = c < D ? Ts[i * FD + c] : 0.f;
+                gy[u] = c < D ? g_r[u] * (g_r[u] * zh[u] + be_r[u] - tg[u]) : 0.f;
+                dG[u] = c < D ? dG2s[i * FD + c] : 0.f;
+                sgy += gy[u];
+                sgyz += gy[u] * zh[u];
+                sdG += dG[u];
+                sdGz += dG[u] * zh[u];
+            }
+            const float mgy = warp_sum(sgy) / D, m = warp_sum(sgyz) / D;
+            const float mdG = warp_sum(sdG) / D, mdGz = warp_sum(sdGz) / D;
+            float sdGG = 0.f, sdzz = 0.f, dzh[CPL];
+            const size_t gi = ((size_t)b * T + t0 + i) * C + h * D;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                float G = (gy[u] - mgy - zh[u] * m) / sig;
+                sdGG += dG[u] * G;
+                float dgy = c < D ? (dG[u] - mdG - zh[u] * mdGz) / sig : 0.f;
+                float y = g_r[u] * zh[u] + be_r[u];
+                dzh[u] = -(m * dG[u] + mdGz * gy[u]) / sig + g_r[u] * g_r[u] * dgy;
+                sdzz += dzh[u] * zh[u];
+                dg_acc[u] += dgy * (y - tg[u] + g_r[u] * zh[u]);
+                db_acc[u] += g_r[u] * dgy;
+                if (c < D) {
+                    if (i < r) a.dXV[gi + c] = -g_r[u] * dgy;
+                    dKs[i * FD + c] += g_r[u] * dgy;
+                }
+            }
+            const float dsig = -warp_sum(sdGG) / sig - warp_sum(sdzz) / sig;
+            float dc[CPL], sdc = 0.f;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                dc[u] = c < D ? dzh[u] / sig + dsig * zh[u] / D : 0.f;
+                sdc += dc[u];
+            }
+            const float mdc = warp_sum(sdc) / D;
+#pragma unroll
+            for (int u = 0; u < CPL; u++) {
+                int c = lane + 32 * u;
+                if (c < D) {
+                    S3[i * FD + c] = dc[u] - mdc;
+                    dZb2b[i * LD + c] = __float2bfloat16_rn(dc[u] - mdc);
+                }
+            }
+        }
+        __syncthreads();
+
+        /* B8: dZ1 = dX2acc + (dA2^T Xb2 + dZ2 W2^T) gelu'(Z1);  dW2 += X2^T dZ2;  db parts */
+#pragma unroll
+        for (int q = 0; q < NQ; q++) {
+            const int n0 = c0 + 8 * q;
+            float z1[4] = {}, dx[4] = {};
+            mma_tile<D, false, true>(z1, Kb, LD, 0, W1b, LF, n0, lane);
+            mma_tile<KB, true, true>(dx, dA2b, LS, 0, Xb2b, LF, n0, lane);
+            mma_tile<D, false, false>(dx, dZb2b, LD, 0, W2b, LD, n0, lane);
+            float dz[4];
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int col = n0 + 2 * t + (x & 1);
+                dz[x] = fmaf(dx[x], gelu_grad_f(z1[x] + b1s[col]), dX2as[(g + 8 * (x >> 1)) * FF + col]);
+            }
+            *(uint32_t *)&dZ1b[g * LF + n0 + 2 * t] = pack2(dz[0], dz[1]);
+            *(uint32_t *)&dZ1b[(g + 8) * LF + n0 + 2 * t] = pack2(dz[2], dz[3]);
+            const float s0 = col_sum(dz[0] + dz[2]), s1 = col_sum(dz[1] + dz[3]);
+            if (g == 0) { ddb1[n0 + 2 * t] += s0; ddb1[n0 + 2 * t + 1] += s1; }
+        }
+#pragma unroll
+        for (int q = 0; q < NS; q++) {
+            int m0, n0;
+            w2_tile<D>(warp, q, &m0, &n0);
+            mma_tile<KB, true, true>(dW2[q], X2b, LF, m0, dZb2b, LD, n0, lane);
+        }
+        for (int c = tid; c < D; c += NT) {
+            float s = 0.f;
+#pragma unroll
+            for (int i = 0; i < KB; i++) s += S3[i * FD + c];
+            ddb2[c] += s;
+        }
+        __syncthreads();
+
+        /* B9: dK += dA1^T Q + dZ1 W1^T;  dW1 += K^T dZ1;  biases, dlr, dtau */
+        if (warp < NTD) {
+            const int n0 = 8 * warp;
+            float acc[4] = {};
+            mma_tile<KB, true, true>(acc, dA1b, LS, 0, Qb, LD, n0, lane);
+            mma_tile<F, false, false>(acc, dZ1b, LF, 0, W1b, LF, n0, lane);
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++) {
+                const int i = g + 8 * hr, c = n0 + 2 * t;
+                if (i >= r) continue;
+                *(float2 *)&a.dXK[((size_t)b * T + t0 + i) * C + h * D + c] =
+                    make_float2(dKs[i * FD + c] + acc[2 * hr], dKs[i * FD + c + 1] + acc[2 * hr + 1]);
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < NS; q++) {
+            int m0, n0;
+            w1_tile<D>(warp, q, &m0, &n0);
+            mma_tile<KB, true, true>(dW1[q], Kb, LD, m0, dZ1b, LF, n0, lane);
+        }
+        for (int x = tid; x < F; x += NT) db1acc[x] += ddb1[x];
+        for (int x = tid; x < D; x += NT) db2acc[x] += ddb2[x];
+        if (tid < KB) {
+            /* eta_ij = tau_i lr_j: dlr_j = sum_i deta_ij tau_i (+ the last row's update term) */
+            const int j = tid;
+            float s = 0.f;
+            for (int i = 0; i < KB; i++) s = fmaf(dEs[i * KB + j], taus[i], s);
+            s = fmaf(detaL[j], tl, s);
+            if (j < r) a.dlr[((size_t)b * T + t0 + j) * a.H + h] = s;
+            /* dtau_i = sum_j deta_ij lr_j */
+            const int i = tid;
+            float s2 = 0.f;
+            for (int m = 0; m < KB; m++) s2 = fmaf(dEs[i * KB + m], lrs[m], s2);
+            if (i == r - 1)
+                for (int m = 0; m < KB; m++) s2 = fmaf(detaL[m], lrs[m], s2);
+            if (i < r) dtau_acc += s2;
+        }
+    }
+    __syncthreads();
+    /* dW0, db0, dW20, db20, dgamma, dbeta, dtau: one atomic per element per block */
+#pragma unroll
+    for (int q = 0; q < NS; q++) {
+        int m0, n0;
+        w1_tile<D>(warp, q, &m0, &n0);
+#pragma unroll
+        for (int x = 0; x < 4; x++)
+            atomicAdd(&a.dW0[(size_t)h * D * F + (m0 + g + 8 * (x >> 1)) * F + n0 + 2 * t + (x & 1)], dW1[q][x]);
+        w2_tile<D>(warp, q, &m0, &n0);
+#pragma unroll
+        for (int x = 0; x < 4; x++)
+            atomicAdd(&a.dW20[(size_t)h * F * D + (m0 + g + 8 * (x >> 1)) * D + n0 + 2 * t + (x & 1)], dW2[q][x]);
+    }
+    for (int x = tid; x < F; x += NT) atomicAdd(&a.db0[h * F + x], db1acc[x]);
+    for (int x = tid; x < D; x += NT) {
+        atomicAdd(&a.db20[h * D + x], db2acc[x]);
+        red[x] = 0.f;
+        red[D + x] = 0.f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int u = 0; u < CPL; u++) {
+        int c = lane + 32 * u;
+        if (c < D) { atomicAdd(&red[c], dg_acc[u]); atomicAdd(&red[D + c], db_acc[u]); }
+    }
+    if (tid < KB) atomicAdd(&a.dtau[tid], dtau_acc);
+    __syncthreads();
+    for (int x = tid; x < D; x += NT) {
+        atomicAdd(&a.dgamma[h * D + x], red[x]);
+        atomicAdd(&a.dbeta[h * D + x], red[D + x]);
+    }
+}
+
+template <int D> cudaError_t launch(const ttt_inner_args *a, cudaStream_t s, int fwd)
+{
+    const size_t sm = fwd ? fwd_layout<D>().total : bwd_layout<D>().total;
+    int dev = 0, optin = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    if (e != cudaSuccess) return e;
+    if (sm > (size_t)optin) return cudaErrorInvalidConfiguration;
+    if (fwd) {
+        e = cudaFuncSetAttribute(mlp_fwd_tc<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+        if (e != cudaSuccess) return e;
+        mlp_fwd_tc<D><<<a->B * a->H, NT, sm, s>>>(*a);
+    } else {
+        e = cudaFuncSetAttribute(mlp_bwd_tc<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+        if (e != cudaSuccess) return e;
+        mlp_bwd_tc<D><<<a->B * a->H, NT, sm, s>>>(*a);
+    }
+    return cudaGetLastError();
+}
+
+cudaError_t dispatch(const ttt_inner_args *a, cudaStream_t s, int fwd)
+{
+    if (a->F != 4 * a->D) return cudaErrorInvalidValue;
+    switch (a->D) {
+    case 16: return launch<16>(a, s, fwd);
+    case 32: return launch<32>(a, s, fwd);
+    case 64: return launch<64>(a, s, fwd);
+    }
+    return cudaErrorInvalidValue;
+}
+
+}  /* namespace */
+
+cudaError_t ttt_inner_mlp_forward_tc(const ttt_inner_args *a, cudaStream_t s) { return dispatch(a, s, 1); }
+cudaError_t ttt_inner_mlp_backward_tc(const ttt_inner_args *a, cudaStream_t s) { return dispatch(a, s, 0); }
