@@ -10,9 +10,12 @@
  *
  * Layouts: Q, K, V, O stay token-major [B,T,C] (row b*T+t, column h*D+d) so
  * that the GEMMs write and read them in place; lse is [B,H,T].
- * The attention kernels run in fp32 in both precision modes. Head dims: any
- * even D <= 128 (the kernels are instantiated for padded widths 16, 32, 64,
- * 128; the padding lanes hold zeros).
+ * The attention kernels here run in fp32 (TTT_CUDA_F32, and TTT_CUDA_BF16
+ * for head dims other than 64, 128). Head dims: any even D <= 128 (the
+ * kernels are instantiated for padded widths 16, 32, 64, 128; the padding
+ * lanes hold zeros). In TTT_CUDA_BF16 mode, head dims 64 and 128 go to the
+ * tensor-core FlashAttention-2 kernels of attn_flash_tc.cu (same tensors;
+ * bf16 operands, fp32 accumulation). Decoding stays fp32.
  */
 #include <cuda_runtime.h>
 #include <math.h>
@@ -21,6 +24,7 @@
 extern "C" {
 #include "err.h"
 }
+#include "attn_flash_tc.cuh"
 #include "ttt_cuda_attn.h"
 #include "ttt_cuda_internal.cuh"
 
@@ -534,6 +538,11 @@ extern "C" int ttt_cuda_attn_forward(ttt_cuda *g, int mode, const attn_config *c
     if (rope(g, Q, BT, T, 0, c, 1) || rope(g, K, BT, T, 0, c, 1)) return -1;
     cudaStream_t st = ttt_cuda_stream(g);
     const float sc = attn_scale(D);
+    const void *tcp[] = {Q, K, V, O, lse};
+    if (mode == TTT_CUDA_BF16 && ttt_attn_tc_supported(D, tcp, 5)) {
+        CK(ttt_attn_tc_forward(st, O, lse, Q, K, V, B, T, H, D, sc));
+        return ttt_cuda_gemm_f32in(g, mode, 0, 1, BT, C, C, O, p->o_proj, out, 0.f);
+    }
     int r = D <= 16 ? flash_fwd_dm<16>(st, O, lse, Q, K, V, B, T, H, D, sc)
           : D <= 32 ? flash_fwd_dm<32>(st, O, lse, Q, K, V, B, T, H, D, sc)
           : D <= 64 ? flash_fwd_dm<64>(st, O, lse, Q, K, V, B, T, H, D, sc)
@@ -563,7 +572,11 @@ extern "C" int ttt_cuda_attn_backward(ttt_cuda *g, int mode, const attn_config *
     k_delta<<<nblk(warps * 32), 256, 0, st>>>(delta, dO, O, B, T, H, D);
     CK(cudaGetLastError());
     const float sc = attn_scale(D);
-    int r = D <= 16 ? flash_bwd_dm<16>(st, dQ, dK, dV, Q, K, V, dO, lse, delta, B, T, H, D, sc)
+    const void *tcp[] = {Q, K, V, dO, dQ, dK, dV};
+    const bool tc = mode == TTT_CUDA_BF16 && ttt_attn_tc_supported(D, tcp, 7);
+    if (tc) CK(ttt_attn_tc_backward(st, dQ, dK, dV, Q, K, V, dO, lse, delta, B, T, H, D, sc));
+    int r = tc ? 0
+          : D <= 16 ? flash_bwd_dm<16>(st, dQ, dK, dV, Q, K, V, dO, lse, delta, B, T, H, D, sc)
           : D <= 32 ? flash_bwd_dm<32>(st, dQ, dK, dV, Q, K, V, dO, lse, delta, B, T, H, D, sc)
           : D <= 64 ? flash_bwd_dm<64>(st, dQ, dK, dV, Q, K, V, dO, lse, delta, B, T, H, D, sc)
           : flash_bwd_dm<128>(st, dQ, dK, dV, Q, K, V, dO, lse, delta, B, T, H, D, sc);

@@ -16,8 +16,14 @@
  *     up to 3, then single tokens) equals the rows of the full forward
  *     (GPU and CPU), <= 1e-4;
  *   - refusals: an odd head dim, a head dim over 128;
- *   - one timing line of a longer forward + backward (not an assertion;
- *     B=1 H=16 D=64, T from $TTT_ATTN_TIMING_T, default 4096, 0 skips).
+ *   - TTT_CUDA_BF16 runs the tensor-core FlashAttention-2 kernels
+ *     (lib/cuda/attn_flash_tc.cu) for head dims 64 and 128: cases with T = 1,
+ *     2, exactly one tile, T not a multiple of 64, several query tiles (off-
+ *     diagonal key tiles), B*H > 1; D = 96 checks the bf16 fallback to the
+ *     fp32 kernels;
+ *   - timing lines of a longer forward + backward in both modes (not an
+ *     assertion; B=1 H=16 D=64, T from $TTT_ATTN_TIMING_T, default 4096, 0
+ *     skips).
  * Inputs are rounded to float once and the CPU reference runs on the very
  * same values, so the measured errors are the GPU's arithmetic alone.
  * Skips cleanly (exit 0) without CUDA in the build or without a GPU. */
@@ -273,7 +279,7 @@ static void refusals(ttt_cuda *g)
 }
 
 /* Not an assertion: forward + backward time of a longer sequence. */
-static void timing(ttt_cuda *g, int B, int H, int D, int T)
+static void timing(ttt_cuda *g, int mode, int B, int H, int D, int T)
 {
     attn_config c = {H * D, H, D, 10000.0};
     size_t NC = (size_t)B * T * c.C, CC = (size_t)c.C * c.C;
@@ -290,9 +296,9 @@ static void timing(ttt_cuda *g, int B, int H, int D, int T)
     double tf = 0, tb = 0;
     for (int it = 0; ok && it < 3; it++) {   /* the first round warms up */
         double t0 = now();
-        ok = ttt_cuda_attn_forward(g, TTT_CUDA_F32, &c, out, acts, x, &p, B, T) == 0 && ttt_cuda_sync(g) == 0;
+        ok = ttt_cuda_attn_forward(g, mode, &c, out, acts, x, &p, B, T) == 0 && ttt_cuda_sync(g) == 0;
         double t1 = now();
-        ok = ok && ttt_cuda_attn_backward(g, TTT_CUDA_F32, &c, dx, &gr, out, acts, x, &p, B, T) == 0 &&
+        ok = ok && ttt_cuda_attn_backward(g, mode, &c, dx, &gr, out, acts, x, &p, B, T) == 0 &&
              ttt_cuda_sync(g) == 0;
         double t2 = now();
         if (it) { tf += (t1 - t0) / 2; tb += (t2 - t1) / 2; }
@@ -305,8 +311,9 @@ static void timing(ttt_cuda *g, int B, int H, int D, int T)
         CHECK(finite);
         /* causal attention flops: 4 T^2/2 D per head forward, 2.5x that backward */
         double fl = 2.0 * T * (double)T * D * H * B;
-        printf("timing B=%d H=%d D=%d T=%d fp32: forward %.2f ms (attention ~%.1f TFLOP/s incl. projections), "
-               "backward %.2f ms\n", B, H, D, T, tf * 1e3, fl / tf * 1e-12, tb * 1e3);
+        printf("timing B=%d H=%d D=%d T=%d %s: forward %.2f ms (attention ~%.1f TFLOP/s incl. projections), "
+               "backward %.2f ms\n", B, H, D, T, mode == TTT_CUDA_BF16 ? "bf16" : "fp32", tf * 1e3,
+               fl / tf * 1e-12, tb * 1e3);
     } else {
         fprintf(stderr, "test_cuda_attn: timing: %s\n", ttt_errmsg());
     }
@@ -337,13 +344,20 @@ int main(void)
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         run_case(g, shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3], TTT_CUDA_F32);
-    run_case(g, 2, 3, 64, 130, TTT_CUDA_BF16);
-    run_case(g, 1, 2, 128, 200, TTT_CUDA_BF16);
+    static const int shapes_bf16[][4] = {   /* tensor cores: D 64, 128; D 96 falls back to fp32 */
+        {2, 3, 64, 130}, {1, 2, 128, 200}, {2, 3, 64, 1}, {2, 2, 128, 1}, {1, 1, 64, 2},
+        {2, 2, 64, 64}, {1, 3, 128, 77}, {1, 1, 64, 300}, {2, 1, 96, 77},
+    };
+    for (size_t i = 0; i < sizeof shapes_bf16 / sizeof shapes_bf16[0]; i++)
+        run_case(g, shapes_bf16[i][0], shapes_bf16[i][1], shapes_bf16[i][2], shapes_bf16[i][3], TTT_CUDA_BF16);
     printf("test_cuda_attn: worst relative error: fp32 %.3g (bound %.0e), bf16 %.3g (bound %.0e), decode %.3g\n",
            worst_f32, TOL_F32, worst_bf16, TOL_BF16, worst_dec);
     const char *tt = getenv("TTT_ATTN_TIMING_T");
     int T = tt ? atoi(tt) : 4096;
-    if (T > 0) timing(g, 1, 16, 64, T);
+    if (T > 0) {
+        timing(g, TTT_CUDA_F32, 1, 16, 64, T);
+        timing(g, TTT_CUDA_BF16, 1, 16, 64, T);
+    }
     ttt_cuda_close(g);
     return check_exit("test_cuda_attn");
 }
