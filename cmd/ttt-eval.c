@@ -14,7 +14,7 @@
 #include "json.h"         /* json_write_str */
 #include "shard.h"        /* ttt_dataset */
 #include "svgplot.h"      /* ttt_svgplot_write */
-#include "ttt_cuda.h"     /* TTT_CUDA_F32 */
+#include "ttt_cuda.h"     /* TTT_CUDA_F32, TTT_CUDA_BF16 */
 #include "ttt_cuda_model.h" /* ttt_gpu_model_* (--device cuda; stubs without CUDA) */
 
 #include <errno.h>
@@ -24,7 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { OPT_CTX = 256, OPT_BATCH, OPT_MAXTOK, OPT_JSON, OPT_BYPOS, OPT_PLOT, OPT_DEVICE };
+enum { OPT_CTX = 256, OPT_BATCH, OPT_MAXTOK, OPT_JSON, OPT_BYPOS, OPT_PLOT, OPT_DEVICE, OPT_DTYPE };
 
 static const cli_option opts[] = {
     { "model", 'm', required_argument, "RUNDIR", "checkpoint: a run directory or a model.safetensors (repeatable)" },
@@ -36,6 +36,7 @@ static const cli_option opts[] = {
     { "by-position", OPT_BYPOS, no_argument, NULL, "also report the loss by token index (octave buckets)" },
     { "plot", OPT_PLOT, required_argument, "FILE.svg", "draw loss by token index of every model as an SVG chart" },
     { "device", OPT_DEVICE, required_argument, "cpu|cuda", "where to run (default cpu)" },
+    { "dtype", OPT_DTYPE, required_argument, "fp32|bf16", "cuda: fp32 (default) or bf16 matrix inputs, as ttt-train --dtype" },
     { "quiet", 'q', no_argument, NULL, "no progress line" },
     { "verbose", 'v', no_argument, NULL, "progress line even when stderr is not a terminal" },
     { 0 }
@@ -156,10 +157,10 @@ int main(int argc, char **argv)
 {
     cli_init(&prog);
     const char **models = NULL;
-    int nmodels = 0, ctx = 0, batch = 4, json = 0, bypos = 0, device = 0;
+    int nmodels = 0, ctx = 0, batch = 4, json = 0, bypos = 0, device = 0, dtype = 0;
     const char *data = NULL, *plot = NULL;
     uint64_t max_tokens = 0;
-    static const char *const devices[] = { "cpu", "cuda", NULL };
+    static const char *const devices[] = { "cpu", "cuda", NULL }, *const dtypes[] = { "fp32", "bf16", NULL };
     int c;
     while ((c = cli_next(argc, argv)) != -1) {
         switch (c) {
@@ -176,6 +177,7 @@ int main(int argc, char **argv)
         case OPT_BYPOS: bypos = 1; break;
         case OPT_PLOT: plot = optarg; break;
         case OPT_DEVICE: device = cli_enum("--device", optarg, devices); break;
+        case OPT_DTYPE: dtype = cli_enum("--dtype", optarg, dtypes); break;
         case 'q': cli_verbosity = 0; break;
         case 'v': cli_verbosity = 2; break;
         }
@@ -184,6 +186,7 @@ int main(int argc, char **argv)
     if (nmodels == 0) cli_usage_error("no model given (-m RUNDIR)");
     if (!data) cli_usage_error("no data given (-d PATTERN)");
     if (plot && !*plot) cli_usage_error("--plot: empty file name");
+    if (dtype == 1 && device != 1) cli_usage_error("--dtype bf16 needs --device cuda (the CPU evaluates in fp32)");
 #ifdef TTT_HAVE_CUDA
     if (device == 1 && ttt_gpu_available() < 1) cli_die("--device cuda: no CUDA device found");
 #else
@@ -213,7 +216,7 @@ int main(int argc, char **argv)
         ttt_eval_opts o = { mr[i].ctx, batch, max_tokens, show_progress ? progress : NULL, (void *)models[i], NULL, NULL };
         ttt_gpu_model *gm = NULL;
         if (device == 1) {
-            if (!(gm = ttt_gpu_model_new(m, 0, TTT_CUDA_F32, batch, mr[i].ctx)) ||
+            if (!(gm = ttt_gpu_model_new(m, 0, dtype == 1 ? TTT_CUDA_BF16 : TTT_CUDA_F32, batch, mr[i].ctx)) ||
                 ttt_gpu_model_upload_params(gm, ttt_model_params(m)) < 0)
                 cli_die("%s: %s", models[i], ttt_errmsg());
             o.forward = gpu_forward;

@@ -90,7 +90,7 @@ static const cli_option opts[] = {
     { "skip-nonfinite", O_SKIP_NONFINITE, no_argument, NULL, "skip a step whose loss or gradient is NaN/Inf (default: stop, exit 1)" },
     { "resume", O_RESUME, required_argument, "RUNDIR", "continue the run in RUNDIR" },
     { "device", O_DEVICE, required_argument, "DEV", "cpu or cuda (cpu)" },
-    { "dtype", O_DTYPE, required_argument, "fp32|bf16", "cuda: projection inputs in fp32 or bf16, fp32 accumulation and state (fp32)" },
+    { "dtype", O_DTYPE, required_argument, "fp32|bf16", "cuda: matrix inputs in fp32 or bf16 (tensor cores), fp32 accumulation and state (fp32)" },
     { "allreduce", O_ALLREDUCE, required_argument, "auto|nccl|mpi", "cuda under MPI: average gradients with NCCL on the GPUs or through host memory with MPI (auto)" },
     { "quiet", 'q', no_argument, NULL, "no progress or messages" },
     { "verbose", 'v', no_argument, NULL, "a line per evaluation and checkpoint even when not a terminal" },

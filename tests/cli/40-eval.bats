@@ -132,7 +132,8 @@ close() { awk -v a="$1" -v b="$2" -v r="$3" 'BEGIN { d = a - b; if (d < 0) d = -
   assert_status 2; assert_match "no model"
   run ttt-eval -m run
   assert_status 2; assert_match "no data"
-  for bad in "--ctx 0" "--ctx x" "--batch 0" "--batch -3" "--max-tokens 0" "--max-tokens 1.5" "--device tpu"; do
+  for bad in "--ctx 0" "--ctx x" "--batch 0" "--batch -3" "--max-tokens 0" "--max-tokens 1.5" "--device tpu" \
+             "--dtype fp16" "--dtype bf16" "--device cpu --dtype bf16"; do
     run ttt-eval -m run -d 'data-val-*.tok' $bad
     assert_status 2
     assert_one_line_error ttt-eval
