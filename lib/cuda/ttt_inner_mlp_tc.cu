@@ -229,23 +229,31 @@ struct tcd {
     static constexpr int CPL = (D + 31) / 32;
 };
 
-/* State tile q of warp w. W1 (d, f): 16-row bands of D, 8 columns of F;
- * W2 (f, d): 16-row bands of F, 8 columns of D. */
+/* State tile q of warp w (tiles x = w NS + q in row-major tile order).
+ * W1 (d, f): 16-row bands of D, 8 columns of F; W2 (f, d): 16-row bands
+ * of F, 8 columns of D. Written so that the tile offsets are affine in q
+ * (compile-time after unrolling): no per-tile address registers. */
 template <int D>
 __device__ __forceinline__ void w1_tile(int w, int q, int *m0, int *n0)
 {
-    constexpr int F = 4 * D, NS = tcd<D>::NS;
-    const int x = w * NS + q;
-    *m0 = 16 * (x / (F / 8));
-    *n0 = 8 * (x % (F / 8));
+    constexpr int F = 4 * D, NS = tcd<D>::NS, NC = F / 8;
+    static_assert(NC % NS == 0, "a warp's W1 tiles lie in one band");
+    *m0 = 16 * (w * NS / NC);
+    *n0 = 8 * (w * NS % NC + q);
 }
 template <int D>
 __device__ __forceinline__ void w2_tile(int w, int q, int *m0, int *n0)
 {
-    constexpr int NS = tcd<D>::NS;
-    const int x = w * NS + q;
-    *m0 = 16 * (x / (D / 8));
-    *n0 = 8 * (x % (D / 8));
+    constexpr int NS = tcd<D>::NS, NC = D / 8;
+    if constexpr (NS >= NC) {
+        static_assert(NS % NC == 0, "a warp's W2 tiles are whole bands");
+        *m0 = 16 * (w * (NS / NC) + q / NC);
+        *n0 = 8 * (q % NC);
+    } else {
+        static_assert(NC % NS == 0, "a warp's W2 tiles lie in one band");
+        *m0 = 16 * (w * NS / NC);
+        *n0 = 8 * (w * NS % NC + q);
+    }
 }
 
 struct carve {
