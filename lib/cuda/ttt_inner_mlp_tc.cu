@@ -302,14 +302,14 @@ struct fwd_layout {
 };
 
 /* Backward: region R holds the bf16 dW1' [D][LF] and dW2' [F][LD] until the
- * update terms have read them, then (phase 2) dG1init, dX2acc (fp32
- * [16][FF]), Xb2, dZb1, tF (bf16 [16][LF]); dZ1 (bf16) reuses dG1init. */
+ * update terms have read them, then (phase 2) dX2acc (fp32 [16][FF]), Xb2,
+ * dZb1, tF (bf16 [16][LF]). dZ1 (bf16) reuses dG1init (fp32 [16][FF]). */
 template <int D>
 struct bwd_layout {
-    size_t W1b, W2b, X2b, G1b, Qb, Kb, G2b, dZb2b, nM1b, nM2b, dA1b, dA2b, Ts, dOs, Z2s, S3, dG2s, dKs, A1s, A2s, dEs,
+    size_t W1b, W2b, X2b, G1b, dG1is, Qb, Kb, G2b, dZb2b, nM1b, nM2b, dA1b, dA2b, Ts, dOs, Z2s, S3, dG2s, dKs, A1s, A2s, dEs,
         b1s, db1acc, ddb1, b2s, db2acc, ddb2, lrs, taus, detaL, red, R, total;
     static constexpr size_t R1 = 2 * (size_t)D * tcd<D>::LF + 2 * (size_t)tcd<D>::F * tcd<D>::LD;
-    static constexpr size_t R2 = 2 * 4 * (size_t)KB * tcd<D>::FF + 3 * 2 * (size_t)KB * tcd<D>::LF;
+    static constexpr size_t R2 = 4 * (size_t)KB * tcd<D>::FF + 3 * 2 * (size_t)KB * tcd<D>::LF;
     __host__ __device__ bwd_layout()
     {
         using Dm = tcd<D>;
@@ -319,6 +319,7 @@ struct bwd_layout {
         W2b = c.take(2 * F * LD);
         X2b = c.take(2 * KB * LF);
         G1b = c.take(2 * KB * LF);
+        dG1is = c.take(4 * KB * tcd<D>::FF);
         Qb = c.take(2 * KB * LD);
         Kb = c.take(2 * KB * LD);
         G2b = c.take(2 * KB * LD);
@@ -685,8 +686,9 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
     float *red = (float *)(smraw + L.red);
     unsigned char *R = smraw + L.R;
     bf16 *dW1b = (bf16 *)R, *dW2b = dW1b + D * LF;             /* R, phase 1 */
-    float *dG1is = (float *)R, *dX2as = dG1is + KB * FF;       /* R, phase 2 */
+    float *dX2as = (float *)R;                                 /* R, phase 2 */
     bf16 *Xb2b = (bf16 *)(dX2as + KB * FF), *dZb1b = Xb2b + KB * LF, *tFb = dZb1b + KB * LF;
+    float *dG1is = (float *)(smraw + L.dG1is);
     bf16 *dZ1b = (bf16 *)dG1is;
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
@@ -809,8 +811,8 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         }
         __syncthreads();
 
-        /* F4: G1 and the F-wide update terms (held in registers until R is free); M2u */
-        float u2[NQ][4], u3[NQ][4];
+        /* F4: G1 and the F-wide update terms (dX2init held in registers until R is free); M2u */
+        float u3[NQ][4];
         {
             float dl0 = 0.f, dl8 = 0.f;   /* rows g, g+8 of sum_f M1u G1 */
 #pragma unroll
@@ -830,7 +832,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
                     G1[x] = gw[x] * gelu_tr_grad(z1[x] + b1s[col]);
                     const float mu = m1u[x] + db1acc[col];
                     if (x < 2) dl0 = fmaf(mu, G1[x], dl0); else dl8 = fmaf(mu, G1[x], dl8);
-                    u2[q][x] = -e * mu;
+                    dG1is[(g + 8 * (x >> 1)) * FF + col] = -e * mu;
                     u3[q][x] *= -e;
                 }
                 *(uint32_t *)&G1b[g * LF + n0 + 2 * t] = pack2(G1[0], G1[1]);
@@ -869,15 +871,13 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         }
         __syncthreads();
 
-        /* F5: R phase 2 begins: dG1init, dX2init; Zb1 -> Xb2 */
+        /* F5: R phase 2 begins: dX2init; Zb1 -> Xb2 */
 #pragma unroll
         for (int q = 0; q < NQ; q++)
 #pragma unroll
-            for (int hr = 0; hr < 2; hr++) {
-                const int o = (g + 8 * hr) * FF + c0 + 8 * q + 2 * t;
-                *(float2 *)&dG1is[o] = make_float2(u2[q][2 * hr], u2[q][2 * hr + 1]);
-                *(float2 *)&dX2as[o] = make_float2(u3[q][2 * hr], u3[q][2 * hr + 1]);
-            }
+            for (int hr = 0; hr < 2; hr++)
+                *(float2 *)&dX2as[(g + 8 * hr) * FF + c0 + 8 * q + 2 * t] =
+                    make_float2(u3[q][2 * hr], u3[q][2 * hr + 1]);
         {
             float acc[NQ][4] = {};
             mma_row<D, false, true, NQ>(acc, Qb, LD, W1b, LF, c0, lane);
