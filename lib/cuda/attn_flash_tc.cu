@@ -25,13 +25,18 @@
  * kernel (dQ).
  *
  * -DTTT_ATTN_NO_LDMATRIX replaces ldmatrix.trans by scalar shared loads
- * (same values; for isolating a fault).
+ * (same values; for isolating a fault). -DTTT_ATTN_TC_EMU leaves out the
+ * inline-PTX primitives and the launchers, so that a host emulator (threads
+ * for lanes, per-warp barriers for mma/ldmatrix/shuffles) can include this
+ * file and run the kernels themselves on the CPU.
  */
+#ifndef TTT_ATTN_TC_EMU
 #include <cuda_bf16.h>
 #include <math.h>
 #include <stdint.h>
 
 #include "attn_flash_tc.cuh"
+#endif
 
 #define TB 64            /* rows per tile: queries and keys */
 #define NW 4             /* warps per block, 16 rows each */
@@ -43,6 +48,7 @@ namespace {
 
 typedef __nv_bfloat16 bf16;
 
+#ifndef TTT_ATTN_TC_EMU
 __device__ __forceinline__ uint32_t pack2(float lo, float hi)
 {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);   /* lo -> low half: the lower index */
@@ -68,6 +74,18 @@ __device__ __forceinline__ float ex2(float x)
     return y;
 }
 
+/* ldmatrix.x4.trans: lane l gives the address of row l&7 of the 8x8
+ * matrix l>>3; r[i] gets matrix i transposed, i.e. lane (g, t) holds the
+ * stored elements (2t, g), (2t+1, g) of matrix i. */
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t r[4], const bf16 *a)
+{
+    const uint32_t s = (uint32_t)__cvta_generic_to_shared(a);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+#endif /* !TTT_ATTN_TC_EMU */
+
 /* B fragments of two n-tiles whose k index runs along the rows of a
  * row-major bf16 tile: p = &tile[k0][n0], row stride ld; b[0], b[1] for
  * columns n0..n0+7, b[2], b[3] for n0+8..n0+15 (k = k0..k0+15).
@@ -78,11 +96,7 @@ __device__ __forceinline__ float ex2(float x)
 __device__ __forceinline__ void ldb_trans2(uint32_t b[4], const bf16 *p, int ld, int lane)
 {
 #ifndef TTT_ATTN_NO_LDMATRIX
-    const bf16 *a = p + (lane & 15) * ld + (lane >> 4) * 8;
-    const uint32_t s = (uint32_t)__cvta_generic_to_shared(a);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
-                 : "r"(s));
+    ldsm_x4_trans(b, p + (lane & 15) * ld + (lane >> 4) * 8);
 #else
     const int g = lane >> 2, t = lane & 3;
     #pragma unroll
@@ -419,6 +433,7 @@ __global__ void __launch_bounds__(NT) k_bwd_q_tc(float *dQ, const float *Q, cons
     }
 }
 
+#ifndef TTT_ATTN_TC_EMU
 template <int DM>
 cudaError_t fwd_dm(cudaStream_t st, float *O, float *lse, const float *Q, const float *K, const float *V, int B,
                    int T, int H, float scale)
@@ -446,7 +461,10 @@ cudaError_t bwd_dm(cudaStream_t st, float *dQ, float *dK, float *dV, const float
     return cudaGetLastError();
 }
 
+#endif /* !TTT_ATTN_TC_EMU */
 } /* namespace */
+
+#ifndef TTT_ATTN_TC_EMU
 
 int ttt_attn_tc_supported(int D, const void *const *ptrs, int n)
 {
@@ -470,3 +488,4 @@ cudaError_t ttt_attn_tc_backward(cudaStream_t st, float *dQ, float *dK, float *d
     return D == 64 ? bwd_dm<64>(st, dQ, dK, dV, Q, K, V, dO, lse, delta, B, T, H, scale)
                    : bwd_dm<128>(st, dQ, dK, dV, Q, K, V, dO, lse, delta, B, T, H, scale);
 }
+#endif /* !TTT_ATTN_TC_EMU */
