@@ -17,6 +17,7 @@
  * tensor-core FlashAttention-2 kernels of attn_flash_tc.cu (same tensors;
  * bf16 operands, fp32 accumulation). Decoding stays fp32.
  */
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stddef.h>
@@ -61,7 +62,10 @@ __global__ void k_rope(float *x, size_t rows, int T, long pos0, int C, int D, do
 }
 
 /* delta[(b*H+h)*T + t] = dO . O over the D lanes of head h at token (b,t);
- * one warp per (token, head), grid-striding. */
+ * one warp per (token, head), grid-striding. RB (the tensor-core backward):
+ * dO rounded to bf16 first, as its dP = dO V^T sees it, so that dP - delta
+ * cancels where it should (T = 1: dS = 0) instead of leaving bf16 noise. */
+template <bool RB>
 __global__ void k_delta(float *delta, const float *dO, const float *O, int B, int T, int H, int D)
 {
     const int lane = threadIdx.x & 31, C = H * D;
@@ -71,7 +75,7 @@ __global__ void k_delta(float *delta, const float *dO, const float *O, int B, in
         int h = (int)(w % H), b = (int)(bt / T), t = (int)(bt % T);
         const float *a = dO + bt * C + (size_t)h * D, *o = O + bt * C + (size_t)h * D;
         float s = 0.f;
-        for (int d = lane; d < D; d += 32) s += a[d] * o[d];
+        for (int d = lane; d < D; d += 32) s += (RB ? __bfloat162float(__float2bfloat16_rn(a[d])) : a[d]) * o[d];
         for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
         if (lane == 0) delta[((size_t)b * H + h) * T + t] = s;
     }
@@ -568,12 +572,13 @@ extern "C" int ttt_cuda_attn_backward(ttt_cuda *g, int mode, const attn_config *
     /* out = O Wo^T */
     if (ttt_cuda_gemm_f32in(g, mode, 1, 0, C, C, BT, dout, O, gr->o_proj, 1.f)) return -1;
     if (ttt_cuda_gemm_f32in(g, mode, 0, 0, BT, C, C, dout, p->o_proj, dO, 0.f)) return -1;
-    size_t warps = (size_t)BT * H;
-    k_delta<<<nblk(warps * 32), 256, 0, st>>>(delta, dO, O, B, T, H, D);
-    CK(cudaGetLastError());
-    const float sc = attn_scale(D);
     const void *tcp[] = {Q, K, V, dO, dQ, dK, dV};
     const bool tc = mode == TTT_CUDA_BF16 && ttt_attn_tc_supported(D, tcp, 7);
+    size_t warps = (size_t)BT * H;
+    if (tc) k_delta<true><<<nblk(warps * 32), 256, 0, st>>>(delta, dO, O, B, T, H, D);
+    else k_delta<false><<<nblk(warps * 32), 256, 0, st>>>(delta, dO, O, B, T, H, D);
+    CK(cudaGetLastError());
+    const float sc = attn_scale(D);
     if (tc) CK(ttt_attn_tc_backward(st, dQ, dK, dV, Q, K, V, dO, lse, delta, B, T, H, D, sc));
     int r = tc ? 0
           : D <= 16 ? flash_bwd_dm<16>(st, dQ, dK, dV, Q, K, V, dO, lse, delta, B, T, H, D, sc)
