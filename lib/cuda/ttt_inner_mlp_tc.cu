@@ -19,6 +19,8 @@
  *    it needs them again instead of keeping fp32 [16][F] tiles; the bf16
  *    copies of dW1', dW2' are only read by the update terms of spec 8.3,
  *    which run first, and their shared memory is then reused for tiles.
+ *  - With a.rope the kernels rotate Q, K as they load them and rotate
+ *    dXQ, dXK back as they store them (XQ, XK not yet rotated).
  *  - LayerNorm-type row phases stay fp32 (one warp per token row, the
  *    helpers of ttt_inner_rows.cuh); F-wide products give warp w the
  *    columns [8 NQ w, 8 NQ (w+1)), D-wide products one n8 tile per warp.
@@ -193,6 +195,18 @@ __device__ __forceinline__ float col_sum(float v)
     return v + __shfl_xor_sync(0xffffffffu, v, 16);
 }
 
+/* RoPE of the channel pair (c, c+1) at mini-batch row i (position t mod 16
+ * = i: mini-batches start at multiples of 16), as in ttt_inner_linear_tc.cu;
+ * sign -1 rotates back (gradients). tab [16][D/2][2] cos, sin; NULL: none. */
+template <int D>
+__device__ __forceinline__ float2 rope_pair(const float *tab, int i, int c, float2 v, float sign)
+{
+    if (!tab) return v;
+    const float2 cs = *(const float2 *)&tab[(i * (D / 2) + c / 2) * 2];
+    const float sn = sign * cs.y;
+    return make_float2(v.x * cs.x - v.y * sn, v.x * sn + v.y * cs.x);
+}
+
 /* G = LNl2grad(z, tgt) of one row (tgt = v - k), as ln_l2grad_rows of ttt_inner_mlp.cu. */
 template <int D, int CPL>
 __device__ __forceinline__ void l2grad_row(const float *zrow, const float *trow, const float *g_r, const float *be_r,
@@ -303,10 +317,12 @@ struct fwd_layout {
 
 /* Backward: region R holds the bf16 dW1' [D][LF] and dW2' [F][LD] until the
  * update terms have read them, then (phase 2) dX2acc (fp32 [16][FF]), Xb2,
- * dZb1, tF (bf16 [16][LF]). dZ1 (bf16) reuses dG1init (fp32 [16][FF]). */
+ * dZb1, tF (bf16 [16][LF]). dG1init (fp32) and dX2init (bf16: the fp32
+ * copy would not fit at D=64), made while R still holds dW', lie outside R;
+ * dZ1 (bf16) reuses dG1init. */
 template <int D>
 struct bwd_layout {
-    size_t W1b, W2b, X2b, G1b, dG1is, Qb, Kb, G2b, dZb2b, nM1b, nM2b, dA1b, dA2b, Ts, dOs, Z2s, S3, dG2s, dKs, A1s, A2s, dEs,
+    size_t W1b, W2b, X2b, G1b, dG1is, dX2ib, Qb, Kb, G2b, dZb2b, nM1b, nM2b, dA1b, dA2b, Ts, dOs, Z2s, S3, dG2s, dKs, A1s, A2s, dEs,
         b1s, db1acc, ddb1, b2s, db2acc, ddb2, lrs, taus, detaL, red, R, total;
     static constexpr size_t R1 = 2 * (size_t)D * tcd<D>::LF + 2 * (size_t)tcd<D>::F * tcd<D>::LD;
     static constexpr size_t R2 = 4 * (size_t)KB * tcd<D>::FF + 3 * 2 * (size_t)KB * tcd<D>::LF;
@@ -320,6 +336,7 @@ struct bwd_layout {
         X2b = c.take(2 * KB * LF);
         G1b = c.take(2 * KB * LF);
         dG1is = c.take(4 * KB * tcd<D>::FF);
+        dX2ib = c.take(2 * KB * LF);
         Qb = c.take(2 * KB * LD);
         Kb = c.take(2 * KB * LD);
         G2b = c.take(2 * KB * LD);
@@ -451,16 +468,19 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
             for (int x = tid; x < F; x += NT) sn[D * F + x] = b1s[x];
             for (int x = tid; x < D; x += NT) sn[2 * D * F + F + x] = b2s[x];
         }
-        for (int x = tid; x < KB * D; x += NT) {
-            const int i = x / D, c = x % D;
+        for (int x = tid; x < KB * D / 2; x += NT) {   /* channel pairs (c, c+1) */
+            const int i = x / (D / 2), c = 2 * (x % (D / 2));
             const size_t gi = ((size_t)b * T + t0 + i) * C + h * D + c;
-            const float q = i < r ? a.XQ[gi] : 0.f, k = i < r ? a.XK[gi] : 0.f, v = i < r ? a.XV[gi] : 0.f;
+            const float2 z2 = make_float2(0.f, 0.f);
+            const float2 q = i < r ? rope_pair<D>(a.rope, i, c, *(const float2 *)&a.XQ[gi], 1.f) : z2;
+            const float2 k = i < r ? rope_pair<D>(a.rope, i, c, *(const float2 *)&a.XK[gi], 1.f) : z2;
+            const float2 v = i < r ? *(const float2 *)&a.XV[gi] : z2;
             const float e = i < r ? tl * a.lr[((size_t)b * T + t0 + i) * a.H + h] : 0.f;
-            Qs[i * FD + c] = q;
-            Ts[i * FD + c] = v - k;
-            Qb[i * LD + c] = __float2bfloat16_rn(q);
-            Kb[i * LD + c] = __float2bfloat16_rn(k);
-            nKb[i * LD + c] = __float2bfloat16_rn(-e * k);
+            *(float2 *)&Qs[i * FD + c] = q;
+            *(float2 *)&Ts[i * FD + c] = make_float2(v.x - k.x, v.y - k.y);
+            *(uint32_t *)&Qb[i * LD + c] = pack2(q.x, q.y);
+            *(uint32_t *)&Kb[i * LD + c] = pack2(k.x, k.y);
+            *(uint32_t *)&nKb[i * LD + c] = pack2(-e * k.x, -e * k.y);
         }
         if (tid < KB) lrs[tid] = tid < r ? a.lr[((size_t)b * T + t0 + tid) * a.H + h] : 0.f;
         __syncthreads();
@@ -689,6 +709,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
     float *dX2as = (float *)R;                                 /* R, phase 2 */
     bf16 *Xb2b = (bf16 *)(dX2as + KB * FF), *dZb1b = Xb2b + KB * LF, *tFb = dZb1b + KB * LF;
     float *dG1is = (float *)(smraw + L.dG1is);
+    bf16 *dX2ib = (bf16 *)(smraw + L.dX2ib);
     bf16 *dZ1b = (bf16 *)dG1is;
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
@@ -742,14 +763,17 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         }
         for (int x = tid; x < F; x += NT) b1s[x] = sn[D * F + x];
         for (int x = tid; x < D; x += NT) b2s[x] = sn[2 * D * F + F + x];
-        for (int x = tid; x < KB * D; x += NT) {
-            const int i = x / D, c = x % D;
+        for (int x = tid; x < KB * D / 2; x += NT) {   /* channel pairs (c, c+1) */
+            const int i = x / (D / 2), c = 2 * (x % (D / 2));
             const size_t gi = ((size_t)b * T + t0 + i) * C + h * D + c;
-            const float q = i < r ? a.XQ[gi] : 0.f, k = i < r ? a.XK[gi] : 0.f, v = i < r ? a.XV[gi] : 0.f;
-            Ts[i * FD + c] = v - k;
-            dOs[i * FD + c] = i < r ? a.dZ[gi] : 0.f;
-            Qb[i * LD + c] = __float2bfloat16_rn(q);
-            Kb[i * LD + c] = __float2bfloat16_rn(k);
+            const float2 z2 = make_float2(0.f, 0.f);
+            const float2 q = i < r ? rope_pair<D>(a.rope, i, c, *(const float2 *)&a.XQ[gi], 1.f) : z2;
+            const float2 k = i < r ? rope_pair<D>(a.rope, i, c, *(const float2 *)&a.XK[gi], 1.f) : z2;
+            const float2 v = i < r ? *(const float2 *)&a.XV[gi] : z2;
+            *(float2 *)&Ts[i * FD + c] = make_float2(v.x - k.x, v.y - k.y);
+            *(float2 *)&dOs[i * FD + c] = i < r ? *(const float2 *)&a.dZ[gi] : z2;
+            *(uint32_t *)&Qb[i * LD + c] = pack2(q.x, q.y);
+            *(uint32_t *)&Kb[i * LD + c] = pack2(k.x, k.y);
         }
         if (tid < KB) {
             lrs[tid] = tid < r ? a.lr[((size_t)b * T + t0 + tid) * a.H + h] : 0.f;
@@ -811,8 +835,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         }
         __syncthreads();
 
-        /* F4: G1 and the F-wide update terms (dX2init held in registers until R is free); M2u */
-        float u3[NQ][4];
+        /* F4: G1 and the F-wide update terms */
         {
             float dl0 = 0.f, dl8 = 0.f;   /* rows g, g+8 of sum_f M1u G1 */
 #pragma unroll
@@ -822,8 +845,8 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
                 mma_tile<D, false, true>(z1, Kb, LD, 0, W1b, LF, n0, lane);
                 mma_tile<D, false, false>(gw, G2b, LD, 0, W2b, LD, n0, lane);
                 mma_tile<D, false, true>(m1u, Kb, LD, 0, dW1b, LF, n0, lane);
-                u3[q][0] = u3[q][1] = u3[q][2] = u3[q][3] = 0.f;
-                mma_tile<D, false, false>(u3[q], G2b, LD, 0, dW2b, LD, n0, lane);
+                float u3[4] = {};
+                mma_tile<D, false, false>(u3, G2b, LD, 0, dW2b, LD, n0, lane);
                 float G1[4];
 #pragma unroll
                 for (int x = 0; x < 4; x++) {
@@ -833,8 +856,10 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
                     const float mu = m1u[x] + db1acc[col];
                     if (x < 2) dl0 = fmaf(mu, G1[x], dl0); else dl8 = fmaf(mu, G1[x], dl8);
                     dG1is[(g + 8 * (x >> 1)) * FF + col] = -e * mu;
-                    u3[q][x] *= -e;
+                    u3[x] *= -e;
                 }
+                *(uint32_t *)&dX2ib[g * LF + n0 + 2 * t] = pack2(u3[0], u3[1]);
+                *(uint32_t *)&dX2ib[(g + 8) * LF + n0 + 2 * t] = pack2(u3[2], u3[3]);
                 *(uint32_t *)&G1b[g * LF + n0 + 2 * t] = pack2(G1[0], G1[1]);
                 *(uint32_t *)&G1b[(g + 8) * LF + n0 + 2 * t] = pack2(G1[2], G1[3]);
             }
@@ -842,42 +867,33 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
             dl8 = quad_sum(dl8);
             if (t == 0) { atomicAdd(&detaL[g], -dl0); atomicAdd(&detaL[g + 8], -dl8); }
         }
-        if (warp < NTD) {
-            const int n0 = 8 * warp;
+        /* U1: dK = -e G1 dW1'^T;  M2u = X2 dW2' + db2' -> d eta_last, dG2 = -e M2u */
+        for (int j = warp; j < 2 * NTD; j += NW) {
+            const int n0 = 8 * (j % NTD);
             float acc[4] = {};
-            mma_tile<F, false, true>(acc, X2b, LF, 0, dW2b, LD, n0, lane);
-            float dl0 = 0.f, dl8 = 0.f;
+            if (j < NTD) {
+                mma_tile<F, false, false>(acc, G1b, LF, 0, dW1b, LF, n0, lane);
 #pragma unroll
-            for (int x = 0; x < 4; x++) {
-                const int row = g + 8 * (x >> 1), col = n0 + 2 * t + (x & 1);
-                const float mu = acc[x] + db2acc[col];
-                if (x < 2) dl0 = fmaf(mu, S3[row * FD + col], dl0); else dl8 = fmaf(mu, S3[row * FD + col], dl8);
-                dG2s[row * FD + col] = -(x < 2 ? e0 : e8) * mu;
+                for (int x = 0; x < 4; x++)
+                    dKs[(g + 8 * (x >> 1)) * FD + n0 + 2 * t + (x & 1)] = -(x < 2 ? e0 : e8) * acc[x];
+            } else {
+                mma_tile<F, false, true>(acc, X2b, LF, 0, dW2b, LD, n0, lane);
+                float dl0 = 0.f, dl8 = 0.f;
+#pragma unroll
+                for (int x = 0; x < 4; x++) {
+                    const int row = g + 8 * (x >> 1), col = n0 + 2 * t + (x & 1);
+                    const float mu = acc[x] + db2acc[col];
+                    if (x < 2) dl0 = fmaf(mu, S3[row * FD + col], dl0); else dl8 = fmaf(mu, S3[row * FD + col], dl8);
+                    dG2s[row * FD + col] = -(x < 2 ? e0 : e8) * mu;
+                }
+                dl0 = quad_sum(dl0);
+                dl8 = quad_sum(dl8);
+                if (t == 0) { atomicAdd(&detaL[g], -dl0); atomicAdd(&detaL[g + 8], -dl8); }
             }
-            dl0 = quad_sum(dl0);
-            dl8 = quad_sum(dl8);
-            if (t == 0) { atomicAdd(&detaL[g], -dl0); atomicAdd(&detaL[g + 8], -dl8); }
         }
         __syncthreads();
 
-        /* U1: dK = -e G1 dW1'^T */
-        if (warp < NTD) {
-            const int n0 = 8 * warp;
-            float acc[4] = {};
-            mma_tile<F, false, false>(acc, G1b, LF, 0, dW1b, LF, n0, lane);
-#pragma unroll
-            for (int x = 0; x < 4; x++)
-                dKs[(g + 8 * (x >> 1)) * FD + n0 + 2 * t + (x & 1)] = -(x < 2 ? e0 : e8) * acc[x];
-        }
-        __syncthreads();
-
-        /* F5: R phase 2 begins: dX2init; Zb1 -> Xb2 */
-#pragma unroll
-        for (int q = 0; q < NQ; q++)
-#pragma unroll
-            for (int hr = 0; hr < 2; hr++)
-                *(float2 *)&dX2as[(g + 8 * hr) * FF + c0 + 8 * q + 2 * t] =
-                    make_float2(u3[q][2 * hr], u3[q][2 * hr + 1]);
+        /* F5 (R phase 2 begins): Zb1 -> Xb2 */
         {
             float acc[NQ][4] = {};
             mma_row<D, false, true, NQ>(acc, Qb, LD, W1b, LF, c0, lane);
@@ -993,7 +1009,8 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
                 const int o = (g + 8 * (x >> 1)) * FF + n0 + 2 * t + (x & 1);
                 const float z = z1[x] + b1s[n0 + 2 * t + (x & 1)], d1 = dg[x] + dG1is[o];
                 tf[x] = d1 * gelu_tr_grad(z);
-                dX2as[o] = fmaf(d1 * gw[x], gelu_tr_grad2(z), dX2as[o] * gelu_grad_f(z));
+                const float x2i = __bfloat162float(dX2ib[(g + 8 * (x >> 1)) * LF + n0 + 2 * t + (x & 1)]);
+                dX2as[o] = fmaf(d1 * gw[x], gelu_tr_grad2(z), x2i * gelu_grad_f(z));
             }
             *(uint32_t *)&tFb[g * LF + n0 + 2 * t] = pack2(tf[0], tf[1]);
             *(uint32_t *)&tFb[(g + 8) * LF + n0 + 2 * t] = pack2(tf[2], tf[3]);
@@ -1034,8 +1051,9 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
                 for (int hr = 0; hr < 2; hr++) {
                     const int i = g + 8 * hr, c = n0 + 2 * t;
                     if (i >= r) continue;
-                    *(float2 *)&a.dXQ[((size_t)b * T + t0 + i) * C + h * D + c] =
-                        make_float2(dOs[i * FD + c] + acc[2 * hr], dOs[i * FD + c + 1] + acc[2 * hr + 1]);
+                    *(float2 *)&a.dXQ[((size_t)b * T + t0 + i) * C + h * D + c] = rope_pair<D>(
+                        a.rope, i, c,
+                        make_float2(dOs[i * FD + c] + acc[2 * hr], dOs[i * FD + c + 1] + acc[2 * hr + 1]), -1.f);
                 }
             }
         }
@@ -1148,8 +1166,9 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
             for (int hr = 0; hr < 2; hr++) {
                 const int i = g + 8 * hr, c = n0 + 2 * t;
                 if (i >= r) continue;
-                *(float2 *)&a.dXK[((size_t)b * T + t0 + i) * C + h * D + c] =
-                    make_float2(dKs[i * FD + c] + acc[2 * hr], dKs[i * FD + c + 1] + acc[2 * hr + 1]);
+                *(float2 *)&a.dXK[((size_t)b * T + t0 + i) * C + h * D + c] = rope_pair<D>(
+                    a.rope, i, c,
+                    make_float2(dKs[i * FD + c] + acc[2 * hr], dKs[i * FD + c + 1] + acc[2 * hr + 1]), -1.f);
             }
         }
 #pragma unroll

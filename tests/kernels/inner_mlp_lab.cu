@@ -162,6 +162,51 @@ static int run(int D, int BH, int T, int timing)
     fails += report("mix: fp32 fwd + tc bwd", D, "worst", w1);
     fails += report("mix: tc fwd + fp32 bwd", D, "worst", w2);
 
+    /* fused RoPE (a.rope): unrotated Q, K in, gradients rotated back out, vs
+     * the tc kernels on Q, K rotated here (position t mod 16, theta 1e4) */
+    {
+        std::vector<float> tab(16 * D);
+        for (int i = 0; i < 16; i++)
+            for (int j = 0; j < D / 2; j++) {
+                const double ang = i * pow(10000.0, -2.0 * j / D);
+                tab[(i * (D / 2) + j) * 2] = (float)cos(ang);
+                tab[(i * (D / 2) + j) * 2 + 1] = (float)sin(ang);
+            }
+        /* rotate the pairs of x by sign * angle */
+        auto rot = [&](std::vector<float> &x, float sign) {
+            for (size_t row = 0; row < (size_t)B * T; row++) {
+                const int i = (int)(row % T) % 16;
+                for (int c = 0; c < C; c += 2) {
+                    const int j = (c % D) / 2;
+                    const float cs = tab[(i * (D / 2) + j) * 2], sn = sign * tab[(i * (D / 2) + j) * 2 + 1];
+                    const float u = x[row * C + c], v = x[row * C + c + 1];
+                    x[row * C + c] = u * cs - v * sn;
+                    x[row * C + c + 1] = u * sn + v * cs;
+                }
+            }
+        };
+        std::vector<float> XQu = XQ, XKu = XK;
+        rot(XQu, -1.f);
+        rot(XKu, -1.f);
+        const float *XQr = a.XQ, *XKr = a.XK;
+        float *dtab = dev(tab), *dXQu = dev(XQu), *dXKu = dev(XKu);
+        a.XQ = dXQu; a.XK = dXKu; a.rope = dtab;
+        std::vector<float> Zp, stp;
+        grads_t gp;
+        forward(1, Zp, stp);
+        backward(1, stp, gp);
+        a.XQ = XQr; a.XK = XKr; a.rope = NULL;
+        rot(gp[0], 1.f);   /* back to the rotated coordinates of gt */
+        rot(gp[1], 1.f);
+        double wr = rel(Zp, Zt);
+        for (int k = 0; k < NG; k++) {
+            const double rk = rel(gp[k], gt[k]);
+            wr = rk != rk || wr != wr ? NAN : fmax(wr, rk);
+        }
+        fails += report("rope: fused vs pre-rotated", D, "worst", wr);
+        cudaFree(dtab); cudaFree(dXQu); cudaFree(dXKu);
+    }
+
     if (timing) {
         cudaEvent_t e0, e1;
         cudaEventCreate(&e0);
