@@ -867,6 +867,8 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
             dl8 = quad_sum(dl8);
             if (t == 0) { atomicAdd(&detaL[g], -dl0); atomicAdd(&detaL[g + 8], -dl8); }
         }
+        __syncthreads();   /* G1 complete */
+
         /* U1: dK = -e G1 dW1'^T;  M2u = X2 dW2' + db2' -> d eta_last, dG2 = -e M2u */
         for (int j = warp; j < 2 * NTD; j += NW) {
             const int n0 = 8 * (j % NTD);
