@@ -669,9 +669,9 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
  *  P0 bf16 dW1', dW2' (from the accumulators) and W1, W2 (from S_n); tiles
  *  F1 Z1 -> X2;  A1, -M1      F2 Z2      F3 G2 (rows)
  *  F4 G1 = (G2 W2^T) H(Z1); update terms M1u = K dW1' + db1' (-> d eta_last,
- *     dG1init = -e M1u), dX2init = -e G2 dW2'^T, M2u = X2 dW2' + db2' (-> d eta_last,
- *     dG2 = -e M2u)
- *  U1 dK = -e G1 dW1'^T       (then dW1', dW2' are dead: region R is reused)
+ *     dG1init = -e M1u), dX2init = -e G2 dW2'^T
+ *  U1 dK = -e G1 dW1'^T; M2u = X2 dW2' + db2' (-> d eta_last, dG2 = -e M2u)
+ *     (then dW1', dW2' are dead: region R is reused)
  *  F5 Zb1 -> Xb2              F6 A2, -M2        F7 Zb2
  *  B1 LN backward of out -> dZb2 (rows)
  *  B2 dP2 = -dZb2 G2^T -> d eta, dA2; dW2 += Xb2^T dZb2
