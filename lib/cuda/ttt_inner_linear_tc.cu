@@ -419,15 +419,17 @@ __device__ __forceinline__ void mma_nt(float *acc, const __nv_bfloat16 *A, int l
  * from bf16 copies kept in both orientations (X row-major for an A operand,
  * X^T row-major for a B operand), each warp owning 8 output columns; the
  * carried dS' = dW' lives in fp32 accumulator tiles (D/16 per warp). */
-template <int D>
-__global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
+template <int D, int SPLIT>
+__global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
 {
-    constexpr int NW = D / 8, NT = 32 * NW, TLD = D + 4, CPL = (D + 31) / 32;
+    /* SPLIT = 2: two warps per 8 output columns (2 x D/8 warps), each half doing a
+     * different product of a phase, and one row per warp in the row phases */
+    constexpr int NH = D / 8, NW = NH * SPLIT, NT = 32 * NW, TLD = D + 4, CPL = (D + 31) / 32;
     constexpr int TS = KB * TLD, SS = KB * 17;
     constexpr int RB = D + 8;           /* bf16 row-major [16][D] and [D][D] */
     constexpr int TB = KB + 8;          /* bf16 transposed [D][16] and [16][16] */
     constexpr int NTL = D / 8;          /* n8 tiles across D */
-    constexpr int TPW = D / 16;         /* dW' tiles per warp: (D/16)(D/8)/NW */
+    constexpr int NTILE = (D / 16) * NTL, TPW = (NTILE + NW - 1) / NW;   /* dW' tiles, per warp */
     extern __shared__ __align__(16) unsigned char smraw[];
     float *bs = (float *)smraw, *dbs = bs + D;
     float *Ks = dbs + D, *Vs = Ks + TS, *dOs = Vs + TS;
@@ -454,11 +456,15 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
-    const int C = a.H * D, T = a.T, nmb = ttt_inner_nmb(T), n0 = 8 * warp;
+    const int C = a.H * D, T = a.T, nmb = ttt_inner_nmb(T), n0 = 8 * (warp % NH);
+    /* which products a warp runs: half 0 (or everything when SPLIT = 1), half 1;
+     * aw: the two warps of the 16x16 products (0, 1; else < 0 or > 1) */
+    const bool h0 = SPLIT == 1 || warp < NH, h1 = SPLIT == 1 || warp >= NH;
+    const int aw = warp - (SPLIT - 1) * NH;
     const float *gam = a.gamma + h * D, *bet = a.beta + h * D;
     const float *st = a.states + (size_t)bh * (nmb + 1) * (D * D + D);
 
-    float dW[TPW][4];                   /* dW' tiles x = warp + NW q: rows 16(x / NTL), cols 8(x % NTL) */
+    float dW[TPW][4];                   /* dW' tiles x = warp + NW q (< NTILE): rows 16(x / NTL), cols 8(x % NTL) */
 #pragma unroll
     for (int q = 0; q < TPW; q++) dW[q][0] = dW[q][1] = dW[q][2] = dW[q][3] = 0.f;
     for (int x = tid; x < D * RB; x += NT) { dWb[x] = __float2bfloat16_rn(0.f); dWTb[x] = __float2bfloat16_rn(0.f); }
@@ -473,22 +479,25 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
     }
     float dtau_acc = 0.f;
 
-    /* register prefetch: one float4 of q, k, v, dO per thread (16 x D / NT = 4), 4 of W */
-    constexpr int WV = D * D / 4 / NT;
+    /* register prefetch: one float4 of q, k, v, dO per thread of the first 4D, the state W over all */
+    constexpr int WV = (D * D / 4 + NT - 1) / NT;
+    const bool tl_thread = tid < 4 * D;
     float4 pq, pk, pv, pd, pw[WV];
     float plr = 0.f;
     auto prefetch = [&](int n) {
         const int t0 = n * KB, r = min(KB, T - t0), x = tid * 4, i = x / D, c = x % D;
         const size_t gi = ((size_t)b * T + t0 + i) * C + h * D + c;
         const float4 z = make_float4(0.f, 0.f, 0.f, 0.f);
-        pq = i < r ? *(const float4 *)&a.XQ[gi] : z;
-        pk = i < r ? *(const float4 *)&a.XK[gi] : z;
-        pv = i < r ? *(const float4 *)&a.XV[gi] : z;
-        pd = i < r ? *(const float4 *)&a.dZ[gi] : z;
+        const bool in = tl_thread && i < r;
+        pq = in ? *(const float4 *)&a.XQ[gi] : z;
+        pk = in ? *(const float4 *)&a.XK[gi] : z;
+        pv = in ? *(const float4 *)&a.XV[gi] : z;
+        pd = in ? *(const float4 *)&a.dZ[gi] : z;
         if (tid < KB) plr = tid < r ? a.lr[((size_t)b * T + t0 + tid) * a.H + h] : 0.f;
         const float *stn = st + (size_t)n * (D * D + D);
 #pragma unroll
-        for (int u = 0; u < WV; u++) pw[u] = *(const float4 *)&stn[(tid + u * NT) * 4];
+        for (int u = 0; u < WV; u++)
+            if (tid + u * NT < D * D / 4) pw[u] = *(const float4 *)&stn[(tid + u * NT) * 4];
     };
     prefetch(nmb - 1);
 
@@ -496,7 +505,7 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
         const int t0 = n * KB, r = min(KB, T - t0);
         __syncthreads();
         /* P0: publish S_n and the tiles (fp32 where the row phases read them, bf16 for the products) */
-        {
+        if (tl_thread) {
             const int x = tid * 4, i = x / D, c = x % D;
             pq = rope4<D>(a.rope, i, c, pq);
             pk = rope4<D>(a.rope, i, c, pk);
@@ -513,8 +522,11 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
                 QTb[(c + v) * TB + i] = __float2bfloat16_rn(qv[v]);
                 KTb[(c + v) * TB + i] = __float2bfloat16_rn(kv[v]);
             }
+        }
+        {
 #pragma unroll
             for (int u = 0; u < WV; u++) {
+                if (tid + u * NT >= D * D / 4) break;
                 const int y = (tid + u * NT) * 4, wi = y / D, wj = y % D;
                 const float wv[4] = {pw[u].x, pw[u].y, pw[u].z, pw[u].w};
                 *(uint32_t *)&Wb[wi * RB + wj] = pack2(wv[0], wv[1]);
@@ -533,25 +545,32 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
         const float tl = taus[r - 1];
 
         /* P1: Z = K W + b, Y = Q W + b, M = K dW' + db' (columns n0..n0+7); A = Q K^T */
-        {
-            float z[4] = {}, y[4] = {}, m[4] = {};
+        if (h0) {
+            float z[4] = {}, y[4] = {};
             mma_nt<D>(z, Kb, RB, WTb + n0 * RB, RB, g, t);
             mma_nt<D>(y, Qb, RB, WTb + n0 * RB, RB, g, t);
-            mma_nt<D>(m, Kb, RB, dWTb + n0 * RB, RB, g, t);
 #pragma unroll
             for (int x = 0; x < 4; x++) {
                 const int i = g + 8 * (x >> 1), j = n0 + 2 * t + (x & 1);
                 Zh[i * TLD + j] = z[x] + bs[j];
                 Ys[i * TLD + j] = y[x] + bs[j];
+            }
+        }
+        if (h1) {
+            float m[4] = {};
+            mma_nt<D>(m, Kb, RB, dWTb + n0 * RB, RB, g, t);
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int i = g + 8 * (x >> 1), j = n0 + 2 * t + (x & 1);
                 Ms[i * TLD + j] = m[x] + dbs[j];
             }
         }
-        if (warp < 2) {
+        if (aw == 0 || aw == 1) {
             float s[4] = {};
-            mma_nt<D>(s, Qb, RB, Kb + 8 * warp * RB, RB, g, t);
+            mma_nt<D>(s, Qb, RB, Kb + 8 * aw * RB, RB, g, t);
 #pragma unroll
             for (int x = 0; x < 4; x++) {
-                const int i = g + 8 * (x >> 1), m = 8 * warp + 2 * t + (x & 1);
+                const int i = g + 8 * (x >> 1), m = 8 * aw + 2 * t + (x & 1);
                 const float A = m <= i ? s[x] : 0.f, e = m <= i ? taus[i] * lrs[m] : 0.f, c = e * (A + 1.f);
                 As[i * 17 + m] = A;
                 Es[i * 17 + m] = e;
@@ -585,7 +604,7 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
         __syncthreads();
 
         /* P3: zbar = Y - C G */
-        {
+        if (h0) {
             float cg[4] = {};
             mma_nt<KB>(cg, Cb, TB, GTb + n0 * TB, TB, g, t);
 #pragma unroll
@@ -616,12 +635,12 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
         __syncthreads();
 
         /* P5: dP = dzbar G^T -> d eta, dA; dK_upd = -diag(e) G dW'^T; dG = -C^T dzbar - diag(e) M */
-        if (warp < 2) {
+        if (aw == 0 || aw == 1) {
             float p[4] = {};
-            mma_nt<D>(p, dZbb, RB, Gb + 8 * warp * RB, RB, g, t);
+            mma_nt<D>(p, dZbb, RB, Gb + 8 * aw * RB, RB, g, t);
 #pragma unroll
             for (int x = 0; x < 4; x++) {
-                const int i = g + 8 * (x >> 1), m = 8 * warp + 2 * t + (x & 1);
+                const int i = g + 8 * (x >> 1), m = 8 * aw + 2 * t + (x & 1);
                 const float pp = -p[x];
                 const float de = m <= i ? pp * (As[i * 17 + m] + 1.f) : 0.f, da = m <= i ? pp * Es[i * 17 + m] : 0.f;
                 p[x] = de;
@@ -632,19 +651,26 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
              * this warp's 8 columns): shuffles instead of a serial loop at the end */
             const float ta = taus[g], tb = taus[g + 8];
             const float c0 = col_sum(p[0] * ta + p[2] * tb), c1 = col_sum(p[1] * ta + p[3] * tb);
-            const float l0 = lrs[8 * warp + 2 * t], l1 = lrs[8 * warp + 2 * t + 1];
+            const float l0 = lrs[8 * aw + 2 * t], l1 = lrs[8 * aw + 2 * t + 1];
             const float r0 = quad_sum(p[0] * l0 + p[1] * l1), r1 = quad_sum(p[2] * l0 + p[3] * l1);
-            if (g == 0) { dlrp[8 * warp + 2 * t] = c0; dlrp[8 * warp + 2 * t + 1] = c1; }
-            if (t == 0) { dtaup[warp * KB + g] = r0; dtaup[warp * KB + g + 8] = r1; }
+            if (g == 0) { dlrp[8 * aw + 2 * t] = c0; dlrp[8 * aw + 2 * t + 1] = c1; }
+            if (t == 0) { dtaup[aw * KB + g] = r0; dtaup[aw * KB + g + 8] = r1; }
         }
-        {
-            float dk[4] = {}, dg[4] = {};
+        if (h0) {
+            float dk[4] = {};
             mma_nt<D>(dk, Gb, RB, dWb + n0 * RB, RB, g, t);
-            mma_nt<KB>(dg, CTb, TB, dZbT + n0 * TB, TB, g, t);
 #pragma unroll
             for (int x = 0; x < 4; x++) {
                 const int i = g + 8 * (x >> 1), j = n0 + 2 * t + (x & 1);
                 dKs[i * TLD + j] = -tl * lrs[i] * dk[x];
+            }
+        }
+        if (h1) {
+            float dg[4] = {};
+            mma_nt<KB>(dg, CTb, TB, dZbT + n0 * TB, TB, g, t);
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int i = g + 8 * (x >> 1), j = n0 + 2 * t + (x & 1);
                 dGs[i * TLD + j] = -tl * lrs[i] * Ms[i * TLD + j] - dg[x];
             }
         }
@@ -652,15 +678,24 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
 
         /* P6: dQ = dOut + dzbar W^T + dA K; dK += dA^T Q (products), then the
          * LNl2grad backward rows -> dZ, dT, d eta of the last row */
-        {
-            float dq[4] = {}, dk[4] = {};
+        if (h0) {
+            float dq[4] = {};
             mma_nt<D>(dq, dZbb, RB, Wb + n0 * RB, RB, g, t);
             mma_nt<KB>(dq, dAb, TB, KTb + n0 * TB, TB, g, t);
-            mma_nt<KB>(dk, dATb, TB, QTb + n0 * TB, TB, g, t);
 #pragma unroll
             for (int x = 0; x < 4; x++) {
                 const int i = g + 8 * (x >> 1), j = n0 + 2 * t + (x & 1);
                 dQs[i * TLD + j] = dOs[i * TLD + j] + dq[x];
+            }
+        }
+        if (h1) {
+            /* dKs's columns n0.. were written in P5 by the other half's warp of the same
+             * columns: the barrier after P5 orders that write before this update */
+            float dk[4] = {};
+            mma_nt<KB>(dk, dATb, TB, QTb + n0 * TB, TB, g, t);
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+                const int i = g + 8 * (x >> 1), j = n0 + 2 * t + (x & 1);
                 dKs[i * TLD + j] += dk[x];
             }
         }
@@ -722,7 +757,7 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
         __syncthreads();
 
         /* P7: dK += -dT + dZ W^T and the outputs; dW' += Q^T dzbar + K^T dZ; db'; dlr, dtau */
-        {
+        if (h0) {
             float dk[4] = {};
             mma_nt<D>(dk, dZrb, RB, Wb + n0 * RB, RB, g, t);
 #pragma unroll
@@ -747,6 +782,7 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
 #pragma unroll
         for (int q = 0; q < TPW; q++) {
             const int x = warp + NW * q, m0 = 16 * (x / NTL), c0 = 8 * (x % NTL);
+            if (x >= NTILE) break;
             mma_nt<KB>(dW[q], QTb + m0 * TB, TB, dZbT + c0 * TB, TB, g, t);
             mma_nt<KB>(dW[q], KTb + m0 * TB, TB, dZT + c0 * TB, TB, g, t);
 #pragma unroll
@@ -779,6 +815,7 @@ __global__ void __launch_bounds__(D * 4) inner_bwd_tc(ttt_inner_args a)
 #pragma unroll
     for (int q = 0; q < TPW; q++) {
         const int x = warp + NW * q, m0 = 16 * (x / NTL), c0 = 8 * (x % NTL);
+        if (x >= NTILE) break;
 #pragma unroll
         for (int y = 0; y < 4; y++)
             atomicAdd(&a.dW0[(size_t)h * D * D + (m0 + g + 8 * (y >> 1)) * D + c0 + 2 * t + (y & 1)], dW[q][y]);
@@ -819,12 +856,14 @@ template <int D> cudaError_t launch(const ttt_inner_args *a, cudaStream_t s)
     return cudaGetLastError();
 }
 
+/* Two warps per 8 columns where the registers allow it (D <= 64: 8D threads). */
 template <int D> cudaError_t launch_bwd(const ttt_inner_args *a, cudaStream_t s)
 {
+    constexpr int SPLIT = D <= 64 ? 2 : 1;
     const size_t sm = tc_bwd_smem<D>();
-    cudaError_t e = cudaFuncSetAttribute(inner_bwd_tc<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+    cudaError_t e = cudaFuncSetAttribute(inner_bwd_tc<D, SPLIT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
     if (e != cudaSuccess) return e;
-    inner_bwd_tc<D><<<a->B * a->H, 4 * D, sm, s>>>(*a);
+    inner_bwd_tc<D, SPLIT><<<a->B * a->H, 4 * D * SPLIT, sm, s>>>(*a);
     return cudaGetLastError();
 }
 
