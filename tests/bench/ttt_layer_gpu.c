@@ -1,14 +1,15 @@
 /* ttt_layer_gpu.c - benchmark and CPU cross-check of the GPU TTT-Linear layer
  * (lib/ttt_cuda.h).
  *
- *   ttt_layer_gpu [--check] [--csv] [--f32] [-B N] [-H N] [-D N] [-i ITERS] [T ...]
+ *   ttt_layer_gpu [--check] [--csv] [--f32] [--mlp] [-B N] [-H N] [-D N] [-i ITERS] [T ...]
  *
  * --check  runs the GPU layer (fp32) and the CPU layer (lib/layers/ttt_layer.c,
  *          float32) on the same random input, B=1 T=1000 (partial last
  *          mini-batch) at the benchmark width, and fails (exit 1) if output,
  *          dx or any parameter gradient differs by more than 1e-3 relative.
  * Timing: whole layer (projections included), forward and forward+backward,
- * bf16 projections unless --f32; default B=8 H=12 D=64, T = 2048 8192 32768.
+ * bf16 mode unless --f32; TTT-MLP (F = 4D) with --mlp (timing only); default
+ * B=8 H=12 D=64, T = 2048 8192 32768.
  * Built by `make bench`; without CUDA or a GPU it prints a skip line, exit 0. */
 #include <stdio.h>
 
@@ -39,7 +40,9 @@ static float frand(void)   /* uniform [-1,1), private xorshift: no dependency on
 /* one host tensor per parameter, in the CPU struct's order */
 typedef struct { const char *name; size_t n; float scale, shift; } pdesc;
 
-enum { P_Q, P_K, P_V, P_O, P_LRW, P_LRB, P_TOK, P_NW, P_NB, P_W1, P_B1, P_PW, P_PB, NPAR };
+enum { P_Q, P_K, P_V, P_O, P_LRW, P_LRB, P_TOK, P_NW, P_NB, P_W1, P_B1, P_PW, P_PB, P_W2, P_B2, NPAR };
+
+static int mlp;   /* --mlp: TTT-MLP, F = 4D */
 
 static void descs(pdesc *d, int C, int H, int D)
 {
@@ -48,8 +51,9 @@ static void descs(pdesc *d, int C, int H, int D)
         {"q_proj", (size_t)C * C, s, 0}, {"k_proj", (size_t)C * C, s, 0}, {"v_proj", (size_t)C * C, s, 0},
         {"o_proj", (size_t)C * C, s, 0}, {"lr_w", (size_t)H * C, 0.1f, 0}, {"lr_b", (size_t)H, 0.5f, 0},
         {"token_idx", 16, 0.03f, 0}, {"ttt_norm_w", (size_t)H * D, 0.1f, 1}, {"ttt_norm_b", (size_t)H * D, 0.05f, 0},
-        {"W1", (size_t)H * D * D, 0.5f / sqrtf((float)D), 0}, {"b1", (size_t)H * D, 0.05f, 0},
+        {"W1", (size_t)H * D * D * (mlp ? 4 : 1), 0.5f / sqrtf((float)D), 0}, {"b1", (size_t)H * D * (mlp ? 4 : 1), 0.05f, 0},
         {"post_norm_w", (size_t)C, 0.1f, 1}, {"post_norm_b", (size_t)C, 0.05f, 0},
+        {"W2", mlp ? (size_t)H * 4 * D * D : 1, 0.25f / sqrtf((float)D), 0}, {"b2", mlp ? (size_t)H * D : 1, 0.05f, 0},
     };
     memcpy(d, t, sizeof t);
 }
@@ -61,6 +65,7 @@ static void gpu_params(ttt_cuda_params *p, float **v)
     p->lr_w = v[P_LRW]; p->lr_b = v[P_LRB]; p->token_idx = v[P_TOK];
     p->ttt_norm_w = v[P_NW]; p->ttt_norm_b = v[P_NB]; p->W1 = v[P_W1]; p->b1 = v[P_B1];
     p->post_norm_w = v[P_PW]; p->post_norm_b = v[P_PB];
+    if (mlp) { p->W2 = v[P_W2]; p->b2 = v[P_B2]; }
 }
 
 static void cpu_params(ttt_layer_params *p, float **v)
@@ -76,7 +81,7 @@ static ttt_layer_config config(int H, int D)
 {
     ttt_layer_config c;
     memset(&c, 0, sizeof c);
-    c.C = H * D; c.H = H; c.D = D; c.K = 16; c.F = D; c.kind = TTT_LINEAR;
+    c.C = H * D; c.H = H; c.D = D; c.K = 16; c.F = mlp ? 4 * D : D; c.kind = mlp ? TTT_MLP : TTT_LINEAR;
     c.conv_kernel = 4; c.base_lr = 1.0; c.rope_theta = 1e4;
     return c;
 }
@@ -150,7 +155,7 @@ static int check_vs_cpu(ttt_cuda *g, int H, int D)
     e = relerr(gdx, cdx, btc);
     printf("  dx %.2e", e);
     bad |= !(e < 1e-3);
-    for (int i = 0; i < NPAR; i++) {
+    for (int i = 0; i < P_W2; i++) {   /* TTT-Linear: W2, b2 unused */
         float *h = malloc(pd[i].n * 4);
         ttt_cuda_download(h, dg[i], pd[i].n);
         e = relerr(h, hg[i], pd[i].n);
@@ -202,11 +207,12 @@ static void bench(ttt_cuda *g, int mode, int B, int H, int D, int T, int iters, 
     double tfb = (now() - t0) / iters;
     double tok = (double)B * T;
     if (csv)
-        printf("ttt,%s,%d,%d,%d,%d,%.4f,%.4f,%.1f,%.1f\n", mode == TTT_CUDA_BF16 ? "bf16" : "f32", B, T, H, D,
+        printf("%s,%s,%d,%d,%d,%d,%.4f,%.4f,%.1f,%.1f\n", mlp ? "ttt-mlp" : "ttt", mode == TTT_CUDA_BF16 ? "bf16" : "f32", B, T, H, D,
                tf * 1e3, tfb * 1e3, tok / tf, tok / tfb);
     else
-        printf("TTT-Linear layer %s B=%d T=%-6d H=%d D=%d  fwd %8.3f ms %7.2fM tok/s   fwd+bwd %8.3f ms %7.2fM tok/s\n",
-               mode == TTT_CUDA_BF16 ? "bf16" : "f32", B, T, H, D, tf * 1e3, tok / tf / 1e6, tfb * 1e3, tok / tfb / 1e6);
+        printf("%s layer %s B=%d T=%-6d H=%d D=%d  fwd %8.3f ms %7.2fM tok/s   fwd+bwd %8.3f ms %7.2fM tok/s\n",
+               mlp ? "TTT-MLP" : "TTT-Linear", mode == TTT_CUDA_BF16 ? "bf16" : "f32", B, T, H, D, tf * 1e3, tok / tf / 1e6,
+               tfb * 1e3, tok / tfb / 1e6);
     fflush(stdout);
     for (int i = 0; i < NPAR; i++) { ttt_cuda_free(dv[i]); ttt_cuda_free(dg[i]); }
     ttt_cuda_free(x); ttt_cuda_free(dout); ttt_cuda_free(out); ttt_cuda_free(dx); ttt_cuda_free(acts);
@@ -228,13 +234,14 @@ int main(int argc, char **argv)
         if (!strcmp(a, "--check")) check = 1;
         else if (!strcmp(a, "--csv")) csv = 1;
         else if (!strcmp(a, "--f32")) mode = TTT_CUDA_F32;
+        else if (!strcmp(a, "--mlp")) mlp = 1;
         else if (!strcmp(a, "-B") && i + 1 < argc) B = num(argv[++i], "batch");
         else if (!strcmp(a, "-H") && i + 1 < argc) H = num(argv[++i], "heads");
         else if (!strcmp(a, "-D") && i + 1 < argc) D = num(argv[++i], "head dim");
         else if (!strcmp(a, "-i") && i + 1 < argc) iters = num(argv[++i], "iterations");
         else if (a[0] != '-' && nT < 16) Ts[nT++] = num(a, "length");
         else {
-            fprintf(stderr, "usage: ttt_layer_gpu [--check] [--csv] [--f32] [-B N] [-H N] [-D N] [-i ITERS] [T ...]\n");
+            fprintf(stderr, "usage: ttt_layer_gpu [--check] [--csv] [--f32] [--mlp] [-B N] [-H N] [-D N] [-i ITERS] [T ...]\n");
             return 2;
         }
     }
@@ -245,6 +252,7 @@ int main(int argc, char **argv)
     ttt_layer_config c = config(H, D);
     if (ttt_cuda_layer_check(&c)) DIE("config");
     int rc = 0;
+    if (check && mlp) { fprintf(stderr, "ttt_layer_gpu: --check compares TTT-Linear only\n"); return 2; }
     if (check) rc = check_vs_cpu(g, H, D);
     for (int i = 0; i < nT; i++) bench(g, mode, B, H, D, Ts[i], iters, csv);
     ttt_cuda_close(g);
