@@ -31,7 +31,8 @@
 #   2. one step count S for all four (the same recipe: --warmup WARMUP
 #      fixed, cosine to step S), the most that fits TRAIN_BUDGET_S, within
 #      [STEPS_MIN, STEPS_MAX]; each run resumes to S (ttt-train --resume
-#      --steps S gives the same schedule as a fresh run of S steps). A run
+#      --steps S gives the same schedule as a fresh run of S steps),
+#      validating every VAL_EVERY steps (the log shows the curve). A run
 #      that overruns its share is stopped by SIGTERM, which saves its
 #      checkpoint: its row then says how many steps it made;
 #   3. the Makefile's ppl.tsv (every EVAL_CTXS, the same MAX_TOKENS targets:
@@ -106,12 +107,12 @@ if [ "$mode" = run ]; then
     : "${DEVICE:=cuda}" "${DTYPE:=bf16}" "${SIZE:=small}" "${CTX:=8192}" "${BATCH:=4}" "${LR:=3e-3}"
     : "${WARMUP:=40}" "${PROBE_STEPS:=10}" "${STEPS_MIN:=150}" "${STEPS_MAX:=600}" "${TRAIN_BUDGET_S:=190}"
     : "${VAL_WINDOWS:=16}" "${EVAL_CTXS:=1024 2048 4096 8192 16384 32768}" "${SPEED_CTXS:=$EVAL_CTXS}"
-    : "${GEN_TOKENS:=128}" "${MAX_TOKENS_CAP:=0}" "${THREADS:=$(nproc)}" "${TOTAL_S:=400}"
+    : "${GEN_TOKENS:=128}" "${MAX_TOKENS_CAP:=0}" "${THREADS:=$(nproc)}" "${TOTAL_S:=400}" "${VAL_EVERY:=100}"
 else
     : "${DEVICE:=cpu}" "${DTYPE:=}" "${SIZE:=tiny}" "${CTX:=64}" "${BATCH:=4}" "${LR:=3e-3}"
     : "${WARMUP:=2}" "${PROBE_STEPS:=3}" "${STEPS_MIN:=6}" "${STEPS_MAX:=16}" "${TRAIN_BUDGET_S:=40}"
     : "${VAL_WINDOWS:=4}" "${EVAL_CTXS:=256 1024 4096}" "${SPEED_CTXS:=$EVAL_CTXS}"
-    : "${GEN_TOKENS:=8}" "${MAX_TOKENS_CAP:=8192}" "${THREADS:=2}" "${TOTAL_S:=240}"
+    : "${GEN_TOKENS:=8}" "${MAX_TOKENS_CAP:=8192}" "${THREADS:=2}" "${TOTAL_S:=240}" "${VAL_EVERY:=5}"
 fi
 : "${POS_CTX:=${EVAL_CTXS##* }}" "${SEED:=1}" "${PROMPT_BYTES:=4}" "${WORK:=$(mktemp -d)/experiment}"
 ARCHS=${ARCHS:-ttt-linear ttt-mlp transformer mamba}
@@ -202,13 +203,16 @@ for a in $order; do
     lim=$(awk -v s="${!v}" -v n="$S" -v p="$PROBE_STEPS" -v e="$(( t_end - $(date +%s) ))" \
         'BEGIN { l = 1.5 * s * (n - p) + 30; if (l > e) l = e; if (l < 30) l = 30; printf "%d\n", l }')
     log "$a: training to step $S (predicted $(awk -v s="${!v}" -v n="$S" -v p="$PROBE_STEPS" 'BEGIN { printf "%.0f", s * (n - p) }') s, stopped after $lim s)"
-    timeout -k 20 "$lim" "$B/ttt-train" --resume "$r" --steps "$S" --device "$DEVICE" ${DTYPE:+--dtype "$DTYPE"} \
-        --threads "$THREADS" -q >>"$LOG" 2>&1
+    timeout -k 20 "$lim" "$B/ttt-train" --resume "$r" --steps "$S" --eval-every "$VAL_EVERY" --device "$DEVICE" \
+        ${DTYPE:+--dtype "$DTYPE"} --threads "$THREADS" -q >>"$LOG" 2>&1
     rc=$?
     last=$(mget "$r/metrics.jsonl" last step)
     if [ $rc -eq 0 ] || { [ $rc -eq 124 ] && [ -n "$last" ] && [ "$last" -gt "$PROBE_STEPS" ]; }; then
         [ $rc -eq 124 ] && log "$a: STOPPED at step $last of $S (time limit); its checkpoint is used"
         log "$a: step $last, loss $(mget "$r/metrics.jsonl" last loss), val_loss $(mget "$r/metrics.jsonl" last val_loss), $(mget "$r/metrics.jsonl" last tokens_per_s) tok/s"
+        # the validation curve (every VAL_EVERY steps): where overfitting starts
+        log "$a: step:val_loss $(sed -n 's/^{"step":\([0-9]*\),.*"val_loss":\([0-9.]*\).*/\1:\2/p' "$r/metrics.jsonl" |
+            awk -F: '{ printf "%s%s:%.3f", (NR > 1 ? " " : ""), $1, $2 }')"
         trained="$trained $a"
     else
         log "$a: training FAILED (status $rc), left out"; tail -3 "$LOG"
