@@ -1,6 +1,6 @@
 #!/bin/bash
 # experiment_gpu.sh - the paper's comparison (issue 7) at GPU scale, in one
-# run of about 6 minutes on one GPU, from binaries and data made elsewhere:
+# run of under 7 minutes (TOTAL_S) on one GPU, from binaries and data made elsewhere:
 # TTT-Linear, TTT-MLP, the Transformer and Mamba trained with the same
 # tokens and recipe (examples/experiment/Makefile's), then perplexity at
 # contexts 1k..32k on the held-out documents, the loss-by-token-index chart
@@ -75,6 +75,10 @@ if [ "$mode" = prep ]; then
         kjv)    VAL_DOCS=${VAL_DOCS:-24}; what="last $VAL_DOCS books"; extra=();;
         *)      die "CORPUS=$CORPUS: kjv or tdavid";;
     esac
+    # make would keep shards made from another corpus or with other settings
+    if [ -n "$(ls -A "$D")" ] && [ "$(cat "$D/corpus/.done" 2>/dev/null)" != "$CORPUS" ]; then
+        die "$D: not empty and not made by prep for CORPUS=$CORPUS: remove it or use another folder"
+    fi
     make -C "$EXP" --no-print-directory data OUT="$D" BIN="$B" CORPUS="$CORPUS" VOCAB="$VOCAB" VAL_DOCS="$VAL_DOCS" \
         "${extra[@]}" >&2 || die "make data failed"
     # the generation prompts need PROMPT_BYTES x 32k bytes: keep the first
