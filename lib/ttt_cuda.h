@@ -10,9 +10,9 @@
  * TTT tensors [H,...]). The precision mode picks how the projections run:
  *   TTT_CUDA_F32   fp32 cuBLAS GEMMs (no TF32): matches the CPU layer ~1e-5
  *   TTT_CUDA_BF16  GEMM inputs rounded to bf16, fp32 accumulation/outputs;
- *                  the TTT-Linear inner loop on tensor cores (bf16 operands,
- *                  fp32 accumulation and fp32 fast-weight state)
- * TTT-MLP's fused inner loop runs in fp32 in both modes.
+ *                  the fused inner loop (TTT-Linear and TTT-MLP) on tensor
+ *                  cores (bf16 operands, fp32 accumulation and fp32
+ *                  fast-weight state), RoPE fused into it
  * Errors: -1 / NULL with ttt_seterr (a message naming the CUDA call).
  */
 #ifndef TTT_CUDA_H
@@ -79,9 +79,9 @@ int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_config *c, fl
  * major [B,T,C], not [B,H,T,D]), "v_proj_out", "ttt_lr_eta" [B,T,H],
  * "ttt_out_pre_post_norm", "post_norm_out", "o_proj_in", "states"
  * ([B,H,nmb+1,P], P = D*D+D for TTT-Linear, W1 [D,F] b1 [F] W2 [F,D] b2 [D]
- * = 2DF+F+D for TTT-MLP); NULL if absent. TTT-Linear in TTT_CUDA_BF16 mode
- * rotates Q and K inside the inner kernels: there "XQ_rope"/"XK_rope" hold
- * them before the rotation. The backward must use the forward's mode. */
+ * = 2DF+F+D for TTT-MLP); NULL if absent. In TTT_CUDA_BF16 mode the inner
+ * kernels rotate Q and K themselves: there "XQ_rope"/"XK_rope" hold them
+ * before the rotation. The backward must use the forward's mode. */
 const float *ttt_cuda_layer_inter(const ttt_layer_config *c, const float *acts, const char *name,
                                   int B, int T);
 

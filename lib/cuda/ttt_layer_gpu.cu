@@ -422,8 +422,8 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
     /* lr gate: in bf16 mode from the bf16 x already made (half the bytes of this skinny GEMM) */
     if (gemm(g, mode, 0, 1, BT, H, C, xin, -1, p->lr_w, 1, lr, 0.f)) return -1;
     k_lr_gate<<<nblk(bt * H), 256, 0, g->s>>>(lr, p->lr_b, H, bt * H, (float)(c->base_lr / D));
-    /* the tensor-core TTT-Linear kernels rotate Q, K as they load them */
-    const int fused_rope = mode == TTT_CUDA_BF16 && c->kind == TTT_LINEAR;
+    /* bf16 mode: the tensor-core inner kernels rotate Q, K as they load them */
+    const int fused_rope = mode == TTT_CUDA_BF16;
     if (!fused_rope) {
         k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(XQ, g->rope_tab, T, C, D, btc / 2, 1.f);
         k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(XK, g->rope_tab, T, C, D, btc / 2, 1.f);
@@ -437,12 +437,12 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
     a.token_idx = p->token_idx; a.gamma = p->ttt_norm_w; a.beta = p->ttt_norm_b;
     a.W0 = p->W1; a.b0 = p->b1;
     a.Z = acts + L.Zin; a.states = acts + L.states;
+    a.tc = fused_rope;   /* bf16 mode: the inner products on tensor cores too */
+    a.rope = fused_rope ? g->rope_tab : NULL;
     if (c->kind == TTT_MLP) {
         a.F = c->F; a.W20 = p->W2; a.b20 = p->b2;
         CK(ttt_inner_mlp_forward(&a, g->s));
     } else {
-        a.tc = fused_rope;   /* bf16 mode: the inner products on tensor cores too */
-        a.rope = fused_rope ? g->rope_tab : NULL;
         CK(ttt_inner_linear_forward(&a, g->s));
     }
 
@@ -528,13 +528,13 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     a.states = (float *)(acts + L.states);
     a.dZ = dZin; a.dXQ = dXQ; a.dXK = dXK; a.dXV = dXV; a.dlr = dlr; a.dtau = dtau;
     a.dgamma = gr->ttt_norm_w; a.dbeta = gr->ttt_norm_b; a.dW0 = gr->W1; a.db0 = gr->b1;
+    a.tc = mode == TTT_CUDA_BF16;
+    a.rope = a.tc ? g->rope_tab : NULL;
     if (c->kind == TTT_MLP) {
         a.F = c->F; a.W20 = p->W2; a.b20 = p->b2; a.dW20 = gr->W2; a.db20 = gr->b2;
         a.dS = g->ws + dS_off;
         CK(ttt_inner_mlp_backward(&a, g->s));
     } else {
-        a.tc = mode == TTT_CUDA_BF16;
-        a.rope = a.tc ? g->rope_tab : NULL;
         CK(ttt_inner_linear_backward(&a, g->s));
     }
     if (!a.rope) {
