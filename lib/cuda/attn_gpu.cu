@@ -5,8 +5,9 @@
  *   a flash-attention forward (online softmax over 64-key tiles, only the
  *   row log-sum-exp kept), a FlashAttention-2 backward split in two
  *   deterministic kernels (key-tile parallel for dK/dV, query-tile parallel
- *   for dQ; no atomics), and KV-cache decoding (one block per
- *   (sequence, head, new token), warps striding over the cache).
+ *   for dQ; no atomics), and KV-cache decoding split over the cache
+ *   ("flash-decoding": partial softmax per chunk of keys, then a log-sum-exp
+ *   merge; kernels in attn_decode.cuh).
  *
  * Layouts: Q, K, V, O stay token-major [B,T,C] (row b*T+t, column h*D+d) so
  * that the GEMMs write and read them in place; lse is [B,H,T].
@@ -25,6 +26,7 @@
 extern "C" {
 #include "err.h"
 }
+#include "attn_decode.cuh"
 #include "attn_flash_tc.cuh"
 #include "ttt_cuda_attn.h"
 #include "ttt_cuda_internal.cuh"
@@ -35,7 +37,6 @@ extern "C" {
 #define TILE 64          /* query and key rows per tile (= ATTN_BQ = ATTN_BK) */
 #define NTHR 256         /* threads per flash block: 16 x 16 */
 #define PLD (TILE + 1)   /* leading dimension of the [64][64] probability tiles */
-#define DEC_WARPS 8      /* warps per decode block */
 
 namespace {
 
@@ -406,62 +407,6 @@ __global__ void __launch_bounds__(NTHR) k_flash_bwd_q(float *dQ, const float *Q,
     }
 }
 
-/* Decode: block (b*P + t, h), DEC_WARPS warps. Warp w takes the cache rows
- * s = w, w + DEC_WARPS, ... <= pos + t with its own online softmax (lane
- * owns lanes d = lane + 32j of the head); the warps' partial (m, l, o) are
- * merged through shared memory at the end. q, o [B,P,C]; caches [.][B][C]. */
-__global__ void __launch_bounds__(DEC_WARPS * 32) k_decode_attn(float *o, const float *q, const float *kc,
-                                                                const float *vc, int B, int P, int H, int D,
-                                                                long pos, float scale)
-{
-    __shared__ float pm[DEC_WARPS], pl[DEC_WARPS], po[DEC_WARPS][128];
-    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, C = H * D;
-    const int bt = blockIdx.x, b = bt / P, t = bt % P, h = blockIdx.y;
-    const float *qr = q + (size_t)bt * C + (size_t)h * D;
-    float qv[4], acc[4], m = -INFINITY, l = 0.f;
-    #pragma unroll
-    for (int j = 0; j < 4; j++) {
-        const int d = lane + 32 * j;
-        qv[j] = d < D ? qr[d] : 0.f;
-        acc[j] = 0.f;
-    }
-    const long last = pos + t;
-    for (long s = w; s <= last; s += DEC_WARPS) {
-        const size_t cr = ((size_t)s * B + b) * C + (size_t)h * D;
-        float dot = 0.f;
-        #pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const int d = lane + 32 * j;
-            if (d < D) dot = fmaf(qv[j], kc[cr + d], dot);
-        }
-        for (int off = 16; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-        const float sc = dot * scale, mnew = fmaxf(m, sc);
-        const float corr = expf(m - mnew), p = expf(sc - mnew);   /* corr 0 on the first row */
-        l = l * corr + p;
-        m = mnew;
-        #pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const int d = lane + 32 * j;
-            acc[j] = acc[j] * corr + (d < D ? p * vc[cr + d] : 0.f);
-        }
-    }
-    if (lane == 0) { pm[w] = m; pl[w] = l; }
-    #pragma unroll
-    for (int j = 0; j < 4; j++) po[w][lane + 32 * j] = acc[j];
-    __syncthreads();
-    /* merge: warps that saw no row (pos + t < w) have m = -inf, l = 0 */
-    float M = -INFINITY;
-    for (int i = 0; i < DEC_WARPS; i++) M = fmaxf(M, pm[i]);
-    float L = 0.f;
-    for (int i = 0; i < DEC_WARPS; i++) L += pl[i] > 0.f ? pl[i] * expf(pm[i] - M) : 0.f;
-    for (int d = threadIdx.x; d < D; d += blockDim.x) {
-        float v = 0.f;
-        for (int i = 0; i < DEC_WARPS; i++)
-            if (pl[i] > 0.f) v += po[i][d] * expf(pm[i] - M);
-        o[(size_t)bt * C + (size_t)h * D + d] = v / L;
-    }
-}
-
 /* ---------------------------------------------------------------- launchers */
 
 unsigned nblk(size_t n, int t = 256)
@@ -513,6 +458,36 @@ int flash_bwd_dm(cudaStream_t st, float *dQ, float *dK, float *dV, const float *
     k_flash_bwd_kv<DM><<<grid, NTHR, s_kv, st>>>(dK, dV, Q, K, V, dO, lse, delta, T, H, D, scale);
     CK(cudaGetLastError());
     k_flash_bwd_q<DM><<<grid, NTHR, s_q, st>>>(dQ, Q, K, V, dO, lse, delta, T, H, D, scale);
+    CK(cudaGetLastError());
+    return 0;
+}
+
+/* 1 when every pointer is 16-byte aligned (the float4 decode loads). */
+bool aligned16(const void *const *p, int n)
+{
+    for (int i = 0; i < n; i++)
+        if ((size_t)p[i] % 16) return false;
+    return true;
+}
+
+/* Split decode of head width DM: partials over ns chunks, then the merge
+ * (ns = 1: the partial kernel writes o itself). */
+template <int DM>
+int decode_dm(cudaStream_t st, bool vec, float *o, float *plse, float *po, const float *q, const float *kc,
+              const float *vc, int B, int P, int H, int D, long pos, long chunk, int ns)
+{
+    const float sc = (float)(1 / sqrt((double)D));
+    const dim3 grid(B * P, H, ns);
+    if (ns == 1) {
+        if (vec) k_decode_part<DM, true, true><<<grid, DEC_WARPS * 32, 0, st>>>(o, plse, po, q, kc, vc, B, P, H, D, pos, chunk, ns, sc);
+        else k_decode_part<DM, false, true><<<grid, DEC_WARPS * 32, 0, st>>>(o, plse, po, q, kc, vc, B, P, H, D, pos, chunk, ns, sc);
+        CK(cudaGetLastError());
+        return 0;
+    }
+    if (vec) k_decode_part<DM, true, false><<<grid, DEC_WARPS * 32, 0, st>>>(o, plse, po, q, kc, vc, B, P, H, D, pos, chunk, ns, sc);
+    else k_decode_part<DM, false, false><<<grid, DEC_WARPS * 32, 0, st>>>(o, plse, po, q, kc, vc, B, P, H, D, pos, chunk, ns, sc);
+    CK(cudaGetLastError());
+    k_decode_combine<<<dim3(B * P, H), DM < 64 ? 64 : DM, 0, st>>>(o, plse, po, P, H, D, pos, chunk, ns);
     CK(cudaGetLastError());
     return 0;
 }
@@ -598,9 +573,13 @@ extern "C" int ttt_cuda_attn_backward(ttt_cuda *g, int mode, const attn_config *
     return 0;
 }
 
+/* q, k, v, o [B,P,C], then the partials of the split decode: lse and
+ * output per (token, head, chunk), at most dec_partial_slots(N*H) chunks in
+ * all (grows with P: a scratch sized for P serves every smaller chunk). */
 extern "C" size_t ttt_cuda_attn_decode_scratch_size(const attn_config *c, int B, int P)
 {
-    return 4 * (size_t)B * P * c->C;
+    const size_t N = (size_t)B * P;
+    return 4 * N * c->C + dec_partial_slots(N * c->H) * (size_t)(c->D + 1);
 }
 
 extern "C" int ttt_cuda_attn_decode(ttt_cuda *g, int mode, const attn_config *c, float *out, float *kcache,
@@ -612,7 +591,7 @@ extern "C" int ttt_cuda_attn_decode(ttt_cuda *g, int mode, const attn_config *c,
     if ((size_t)B * P > 0x7fffffff) return ttt_seterr("cuda attention: decode batch %d*%d too large", B, P);
     const int C = c->C, H = c->H, D = c->D, N = B * P;
     const size_t nc = (size_t)N * C;
-    float *q = scratch, *k = q + nc, *v = k + nc, *o = v + nc;
+    float *q = scratch, *k = q + nc, *v = k + nc, *o = v + nc, *plse = o + nc;
     if (ttt_cuda_gemm_f32in(g, mode, 0, 1, N, C, C, x, p->q_proj, q, 0.f)) return -1;
     if (ttt_cuda_gemm_f32in(g, mode, 0, 1, N, C, C, x, p->k_proj, k, 0.f)) return -1;
     if (ttt_cuda_gemm_f32in(g, mode, 0, 1, N, C, C, x, p->v_proj, v, 0.f)) return -1;
@@ -621,7 +600,16 @@ extern "C" int ttt_cuda_attn_decode(ttt_cuda *g, int mode, const attn_config *c,
     cudaStream_t st = ttt_cuda_stream(g);
     k_cache_append<<<nblk(nc), 256, 0, st>>>(kcache, vcache, k, v, B, P, C, pos);
     CK(cudaGetLastError());
-    k_decode_attn<<<dim3(N, H), DEC_WARPS * 32, 0, st>>>(o, q, kcache, vcache, B, P, H, D, pos, attn_scale(D));
-    CK(cudaGetLastError());
+    int ns;
+    long chunk;
+    dec_plan(pos + P, (size_t)N * H, &ns, &chunk);
+    float *po = plse + (size_t)N * H * ns;
+    const void *vp[] = {q, kcache, vcache};
+    const bool vec = D % 4 == 0 && aligned16(vp, 3);
+    const int r = D <= 16 ? decode_dm<16>(st, vec, o, plse, po, q, kcache, vcache, B, P, H, D, pos, chunk, ns)
+                : D <= 32 ? decode_dm<32>(st, vec, o, plse, po, q, kcache, vcache, B, P, H, D, pos, chunk, ns)
+                : D <= 64 ? decode_dm<64>(st, vec, o, plse, po, q, kcache, vcache, B, P, H, D, pos, chunk, ns)
+                : decode_dm<128>(st, vec, o, plse, po, q, kcache, vcache, B, P, H, D, pos, chunk, ns);
+    if (r) return -1;
     return ttt_cuda_gemm_f32in(g, mode, 0, 1, N, C, C, o, p->o_proj, out, 0.f);
 }
