@@ -14,7 +14,10 @@
  *     and gives the same dx bit for bit), acts left unchanged bit for bit;
  *   - decoding with the device KV cache (prefill of T/3 tokens, a chunk of
  *     up to 3, then single tokens) equals the rows of the full forward
- *     (GPU and CPU), <= 1e-4;
+ *     (GPU and CPU), <= 1e-4; also long caches (T 700..1200, prefill of all
+ *     but 20 tokens), where the split decode cuts the keys into many chunks
+ *     (lib/cuda/attn_decode.cuh) and the 3-token chunk straddles them; head
+ *     dim 6 takes the scalar loads;
  *   - refusals: an odd head dim, a head dim over 128;
  *   - TTT_CUDA_BF16 runs the tensor-core FlashAttention-2 kernels
  *     (lib/cuda/attn_flash_tc.cu) for head dims 64 and 128: cases with T = 1,
@@ -23,7 +26,9 @@
  *     fp32 kernels;
  *   - timing lines of a longer forward + backward in both modes (not an
  *     assertion; B=1 H=16 D=64, T from $TTT_ATTN_TIMING_T, default 4096, 0
- *     skips).
+ *     skips) and of single-token decode steps at batch 1 (B=1 H=12 D=64,
+ *     caches of 1k, 8k, 32k tokens: ms per ttt_cuda_attn_decode call,
+ *     projections included; skipped with the others when the variable is 0).
  * Inputs are rounded to float once and the CPU reference runs on the very
  * same values, so the measured errors are the GPU's arithmetic alone.
  * Skips cleanly (exit 0) without CUDA in the build or without a GPU. */
@@ -106,20 +111,22 @@ static double now(void)
 
 static const char *pname[4] = {"q_proj", "k_proj", "v_proj", "o_proj"};
 
-/* Decoding: prefill, a chunk, then single tokens through the device cache;
- * each output row against the GPU forward (outg) and the CPU forward (outc). */
+/* Decoding: prefill of `pre` tokens, a chunk of up to 3, then single tokens
+ * through the device cache; each output row against the GPU forward (outg)
+ * and the CPU forward (outc). The scratch is sized once for the prefill and
+ * serves the smaller chunks after it (as the generator's arena does). */
 static void check_decode(ttt_cuda *g, const attn_config *c, const ttt_cuda_attn_params *dp, const float *xf,
-                         const float *outg, const real *outc, int B, int T, const char *tag)
+                         const float *outg, const real *outc, int B, int T, int pre, const char *tag)
 {
     const int C = c->C;
     float *kc = ttt_cuda_alloc((size_t)T * B * C), *vc = ttt_cuda_alloc((size_t)T * B * C);
-    float *scr = ttt_cuda_alloc(ttt_cuda_attn_decode_scratch_size(c, B, T));
+    float *scr = ttt_cuda_alloc(ttt_cuda_attn_decode_scratch_size(c, B, pre > 3 ? pre : 3));
     float *xd = ttt_cuda_alloc((size_t)B * T * C), *od = ttt_cuda_alloc((size_t)B * T * C);
     float *xh = malloc(sizeof(float) * B * T * C), *oh = malloc(sizeof(float) * B * T * C);
     float *og = malloc(sizeof(float) * B * T * C);
     CHECK(kc && vc && scr && xd && od);
     if (!(kc && vc && scr && xd && od)) goto done;
-    int pre = T / 3 > 0 ? T / 3 : 1, steps = 0;
+    int steps = 0;
     double e_g = 0, e_c = 0;
     for (int pos = 0; pos < T; steps++) {
         int P = pos == 0 ? pre : (steps == 1 ? (T - pos < 3 ? T - pos : 3) : 1);
@@ -250,7 +257,7 @@ static void run_case(ttt_cuda *g, int B, int H, int D, int T, int mode)
     CHECK(e2 <= 1e-6);
     if (!(e2 <= 1e-6)) fprintf(stderr, "test_cuda_attn: %s: second backward: gradients/2 differ by %.3g\n", tag, e2);
 
-    if (mode == TTT_CUDA_F32) check_decode(g, &c, &dp, xf, outg, outc, B, T, tag);
+    if (mode == TTT_CUDA_F32) check_decode(g, &c, &dp, xf, outg, outc, B, T, T / 3 > 0 ? T / 3 : 1, tag);
 
 done:
     for (int i = 0; i < 4; i++) {
@@ -260,6 +267,34 @@ done:
     ttt_cuda_free(xd); ttt_cuda_free(dd); ttt_cuda_free(outd); ttt_cuda_free(dxd); ttt_cuda_free(actd);
     free(xf); free(df); free(xr); free(dr); free(outc); free(dxc); free(actc); free(scrc);
     free(outg); free(dxg); free(dx2); free(gg2); free(acth); free(acth2);
+}
+
+/* Decoding over a long cache: forward of T tokens (GPU and CPU), then the
+ * decode with a prefill of T - 20, a chunk of 3 and single tokens. */
+static void decode_long(ttt_cuda *g, int B, int H, int D, int T)
+{
+    attn_config c = {H * D, H, D, 10000.0};
+    const size_t NC = (size_t)B * T * c.C, CC = (size_t)c.C * c.C;
+    char tag[96];
+    snprintf(tag, sizeof tag, "B=%d H=%d D=%d T=%d fp32 long", B, H, D, T);
+    float *xf = malloc(sizeof(float) * NC), *wf = malloc(sizeof(float) * 4 * CC), *outg = malloc(sizeof(float) * NC);
+    real *xr = malloc(sizeof(real) * NC), *wr = malloc(sizeof(real) * 4 * CC), *outc = malloc(sizeof(real) * NC);
+    real *actc = malloc(sizeof(real) * attn_acts_size(&c, B, T));
+    fill(xf, xr, NC, 1.0);
+    fill(wf, wr, 4 * CC, 1.2 / sqrt((double)c.C));
+    attn_params cp = {wr, wr + CC, wr + 2 * CC, wr + 3 * CC};
+    attn_forward(&c, outc, actc, xr, &cp, B, T);
+    ttt_cuda_attn_params dp = {dup_up(wf, CC), dup_up(wf + CC, CC), dup_up(wf + 2 * CC, CC), dup_up(wf + 3 * CC, CC)};
+    float *xd = dup_up(xf, NC), *outd = ttt_cuda_alloc(NC), *actd = ttt_cuda_alloc(ttt_cuda_attn_acts_size(&c, B, T));
+    int ok = dp.q_proj && dp.k_proj && dp.v_proj && dp.o_proj && xd && outd && actd &&
+             ttt_cuda_attn_forward(g, TTT_CUDA_F32, &c, outd, actd, xd, &dp, B, T) == 0 && ttt_cuda_sync(g) == 0 &&
+             ttt_cuda_download(outg, outd, NC) == 0;
+    if (!ok) fprintf(stderr, "test_cuda_attn: %s: %s\n", tag, ttt_errmsg());
+    CHECK(ok);
+    if (ok) check_decode(g, &c, &dp, xf, outg, outc, B, T, T - 20, tag);
+    ttt_cuda_free(dp.q_proj); ttt_cuda_free(dp.k_proj); ttt_cuda_free(dp.v_proj); ttt_cuda_free(dp.o_proj);
+    ttt_cuda_free(xd); ttt_cuda_free(outd); ttt_cuda_free(actd);
+    free(xf); free(wf); free(outg); free(xr); free(wr); free(outc); free(actc);
 }
 
 /* Refusals: checked before any device work. */
@@ -323,6 +358,56 @@ static void timing(ttt_cuda *g, int mode, int B, int H, int D, int T)
     free(h); free(r);
 }
 
+/* Not an assertion: single-token decode steps at batch 1 (generation after a
+ * long prompt): caches of L tokens filled with random rows, then calls at
+ * position L, each synchronised (the generator waits for every token's
+ * logits); ms per call, projections and cache append included. The second
+ * figure is the K and V bytes read per step over that time (a lower bound on
+ * the attention kernels' own bandwidth). */
+static void decode_timing(ttt_cuda *g)
+{
+    enum { B = 1, H = 12, D = 64, C = H * D, STEPS = 50 };
+    static const int lens[] = {1024, 8192, 32768};
+    const size_t maxpos = 32768 + 1, blk = (size_t)1 << 20, CC = (size_t)C * C;
+    attn_config c = {C, H, D, 10000.0};
+    float *h = malloc(sizeof(float) * blk);
+    real *r = malloc(sizeof(real) * blk);
+    fill(h, r, CC, 1.0 / sqrt((double)C));
+    ttt_cuda_attn_params p = {dup_up(h, CC), dup_up(h, CC), dup_up(h, CC), dup_up(h, CC)};
+    float *kc = ttt_cuda_alloc(maxpos * C), *vc = ttt_cuda_alloc(maxpos * C);
+    float *scr = ttt_cuda_alloc(ttt_cuda_attn_decode_scratch_size(&c, B, 1));
+    float *x = ttt_cuda_alloc(C), *out = ttt_cuda_alloc(C);
+    int ok = p.q_proj && p.k_proj && p.v_proj && p.o_proj && kc && vc && scr && x && out;
+    fill(h, r, blk, 1.0);
+    for (size_t i = 0; ok && i < maxpos * C; i += blk) {   /* the same random block over and over */
+        size_t n = maxpos * C - i < blk ? maxpos * C - i : blk;
+        ok = ttt_cuda_upload(kc + i, h, n) == 0 && ttt_cuda_upload(vc + i, h, n) == 0;
+    }
+    ok = ok && ttt_cuda_upload(x, h + 12345, C) == 0;
+    for (size_t i = 0; ok && i < sizeof lens / sizeof lens[0]; i++) {
+        const long L = lens[i];
+        double t0 = 0;
+        for (int it = 0; ok && it < STEPS + 3; it++) {   /* 3 warm-up calls */
+            if (it == 3) t0 = now();
+            ok = ttt_cuda_attn_decode(g, TTT_CUDA_F32, &c, out, kc, vc, x, &p, B, 1, L, scr) == 0 &&
+                 ttt_cuda_sync(g) == 0;
+        }
+        const double t = (now() - t0) / STEPS;
+        if (!ok) break;
+        ttt_cuda_download(h, out, C);
+        int finite = 1;
+        for (int j = 0; j < C; j++) finite &= isfinite(h[j]) != 0;
+        CHECK(finite);
+        printf("timing decode B=%d H=%d D=%d cache %ld: %.3f ms per step (K+V %.0f GB/s)\n", B, H, D, L, t * 1e3,
+               2.0 * (L + 1) * C * sizeof(float) / t * 1e-9);
+    }
+    CHECK(ok);
+    if (!ok) fprintf(stderr, "test_cuda_attn: decode timing: %s\n", ttt_errmsg());
+    ttt_cuda_free(p.q_proj); ttt_cuda_free(p.k_proj); ttt_cuda_free(p.v_proj); ttt_cuda_free(p.o_proj);
+    ttt_cuda_free(kc); ttt_cuda_free(vc); ttt_cuda_free(scr); ttt_cuda_free(x); ttt_cuda_free(out);
+    free(h); free(r);
+}
+
 int main(void)
 {
     if (ttt_cuda_device_count() < 1) {
@@ -350,6 +435,8 @@ int main(void)
     };
     for (size_t i = 0; i < sizeof shapes_bf16 / sizeof shapes_bf16[0]; i++)
         run_case(g, shapes_bf16[i][0], shapes_bf16[i][1], shapes_bf16[i][2], shapes_bf16[i][3], TTT_CUDA_BF16);
+    decode_long(g, 2, 2, 64, 1200);   /* many chunks, B = 2 */
+    decode_long(g, 1, 3, 6, 700);     /* head dim 6: scalar loads */
     printf("test_cuda_attn: worst relative error: fp32 %.3g (bound %.0e), bf16 %.3g (bound %.0e), decode %.3g\n",
            worst_f32, TOL_F32, worst_bf16, TOL_BF16, worst_dec);
     const char *tt = getenv("TTT_ATTN_TIMING_T");
@@ -357,6 +444,7 @@ int main(void)
     if (T > 0) {
         timing(g, TTT_CUDA_F32, 1, 16, 64, T);
         timing(g, TTT_CUDA_BF16, 1, 16, 64, T);
+        decode_timing(g);
     }
     ttt_cuda_close(g);
     return check_exit("test_cuda_attn");
