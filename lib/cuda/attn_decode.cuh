@@ -37,12 +37,15 @@ static inline int dec_max_splits(size_t nh)
     return s < 1 ? 1 : s > DEC_MAX_SPLITS ? DEC_MAX_SPLITS : (int)s;
 }
 
-/* A bound on nh * dec_max_splits(nh) that grows with nh, so that a scratch
- * sized for P tokens also serves every smaller P (callers size for the
- * largest chunk): nh*ceil(T/nh) < T + nh, and the cap gives 64*nh. */
+/* Partial slots for nh pairs: >= nh * dec_max_splits(nh) wherever that is
+ * over 1 (nh < DEC_TARGET_BLOCKS; from there on one chunk, no partials), and
+ * never shrinking as nh grows, so that a scratch sized for P tokens also
+ * serves every smaller P (callers size for the largest chunk):
+ * nh*ceil(T/nh) < T + nh, and the cap gives 64*nh. At most 2*T slots. */
 static inline size_t dec_partial_slots(size_t nh)
 {
-    size_t a = (size_t)DEC_MAX_SPLITS * nh, b = DEC_TARGET_BLOCKS + nh;
+    size_t a = (size_t)DEC_MAX_SPLITS * nh;
+    size_t b = DEC_TARGET_BLOCKS + (nh < DEC_TARGET_BLOCKS ? nh : DEC_TARGET_BLOCKS);
     return a < b ? a : b;
 }
 
