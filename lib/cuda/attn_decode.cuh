@@ -26,7 +26,7 @@
 #include <stddef.h>
 
 #define DEC_WARPS 8            /* warps per partial block */
-#define DEC_TARGET_BLOCKS 1024 /* blocks wanted per step (H200: 132 SMs x ~8) */
+#define DEC_TARGET_BLOCKS 1024 /* most blocks wanted per step (the scratch bound) */
 #define DEC_MAX_SPLITS 64      /* most chunks per (token, head) */
 #define DEC_MIN_CHUNK 64       /* chunk sizes are multiples of this */
 
@@ -49,10 +49,16 @@ static inline size_t dec_partial_slots(size_t nh)
     return a < b ? a : b;
 }
 
-/* Chunking of the len = pos + P keys that the last new token sees. */
-static inline void dec_plan(long len, size_t nh, int *ns, long *chunk)
+/* Chunking of the len = pos + P keys that the last new token sees, for
+ * about `target` blocks in all (the launcher passes what the GPU holds at
+ * once, SMs x resident blocks per SM: one wave, no tail; at most
+ * DEC_TARGET_BLOCKS, which the scratch is sized for). */
+static inline void dec_plan(long len, size_t nh, long target, int *ns, long *chunk)
 {
     long want = (len + DEC_MIN_CHUNK - 1) / DEC_MIN_CHUNK, smax = dec_max_splits(nh);
+    if (target < 1) target = 1;
+    const long fit = (target + (long)nh - 1) / (long)nh;
+    if (fit < smax) smax = fit;
     long n = want < smax ? want : smax;
     if (n < 1) n = 1;
     long c = (len + n - 1) / n;

@@ -470,12 +470,34 @@ bool aligned16(const void *const *p, int n)
     return true;
 }
 
-/* Split decode of head width DM: partials over ns chunks, then the merge
- * (ns = 1: the partial kernel writes o itself). */
-template <int DM>
-int decode_dm(cudaStream_t st, bool vec, float *o, float *plse, float *po, const float *q, const float *kc,
-              const float *vc, int B, int P, int H, int D, long pos, long chunk, int ns)
+/* Blocks of kernel k the GPU holds at once (SMs x resident blocks per SM),
+ * the split decode's target; DEC_TARGET_BLOCKS if the query fails. */
+long resident_blocks(const void *k)
 {
+    int dev = 0, sms = 0, per = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, k, DEC_WARPS * 32, 0) != cudaSuccess || sms * per < 1) {
+        cudaGetLastError();
+        return DEC_TARGET_BLOCKS;
+    }
+    return (long)sms * per;
+}
+
+/* Split decode of head width DM: partials over ns chunks (planned for one
+ * wave of blocks), then the merge (ns = 1: the partial kernel writes o
+ * itself). The partial lse [N*H][ns] at plse, the outputs after them. */
+template <int DM>
+int decode_dm(cudaStream_t st, bool vec, float *o, float *plse, const float *q, const float *kc, const float *vc,
+              int B, int P, int H, int D, long pos)
+{
+    static long resident[2];   /* per load path, found once (one kind of GPU per process assumed) */
+    long &res = resident[vec];
+    if (!res) res = resident_blocks(vec ? (const void *)k_decode_part<DM, true, false>
+                                        : (const void *)k_decode_part<DM, false, false>);
+    int ns;
+    long chunk;
+    dec_plan(pos + P, (size_t)B * P * H, res, &ns, &chunk);
+    float *po = plse + (size_t)B * P * H * ns;
     const float sc = (float)(1 / sqrt((double)D));
     const dim3 grid(B * P, H, ns);
     if (ns == 1) {
@@ -600,16 +622,12 @@ extern "C" int ttt_cuda_attn_decode(ttt_cuda *g, int mode, const attn_config *c,
     cudaStream_t st = ttt_cuda_stream(g);
     k_cache_append<<<nblk(nc), 256, 0, st>>>(kcache, vcache, k, v, B, P, C, pos);
     CK(cudaGetLastError());
-    int ns;
-    long chunk;
-    dec_plan(pos + P, (size_t)N * H, &ns, &chunk);
-    float *po = plse + (size_t)N * H * ns;
     const void *vp[] = {q, kcache, vcache};
     const bool vec = D % 4 == 0 && aligned16(vp, 3);
-    const int r = D <= 16 ? decode_dm<16>(st, vec, o, plse, po, q, kcache, vcache, B, P, H, D, pos, chunk, ns)
-                : D <= 32 ? decode_dm<32>(st, vec, o, plse, po, q, kcache, vcache, B, P, H, D, pos, chunk, ns)
-                : D <= 64 ? decode_dm<64>(st, vec, o, plse, po, q, kcache, vcache, B, P, H, D, pos, chunk, ns)
-                : decode_dm<128>(st, vec, o, plse, po, q, kcache, vcache, B, P, H, D, pos, chunk, ns);
+    const int r = D <= 16 ? decode_dm<16>(st, vec, o, plse, q, kcache, vcache, B, P, H, D, pos)
+                : D <= 32 ? decode_dm<32>(st, vec, o, plse, q, kcache, vcache, B, P, H, D, pos)
+                : D <= 64 ? decode_dm<64>(st, vec, o, plse, q, kcache, vcache, B, P, H, D, pos)
+                : decode_dm<128>(st, vec, o, plse, q, kcache, vcache, B, P, H, D, pos);
     if (r) return -1;
     return ttt_cuda_gemm_f32in(g, mode, 0, 1, N, C, C, o, p->o_proj, out, 0.f);
 }

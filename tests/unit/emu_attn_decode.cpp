@@ -107,7 +107,7 @@ static void decode(bool vec, float *o, float *plse, float *po, const float *q, c
     launch(B * P, H, 1, DM < 64 ? 64 : DM, [&] { k_decode_combine(o, plse, po, P, H, D, pos, chunk, ns); });
 }
 
-static int run(int B, int P, int H, int D, long pos, bool vec)
+static int run(int B, int P, int H, int D, long pos, bool vec, long target = DEC_TARGET_BLOCKS)
 {
     const int C = H * D, N = B * P;
     const long maxpos = pos + P;
@@ -121,7 +121,7 @@ static int run(int B, int P, int H, int D, long pos, bool vec)
     for (auto &x : q) x = nd(rng);
     int ns;
     long chunk;
-    dec_plan(pos + P, (size_t)N * H, &ns, &chunk);
+    dec_plan(pos + P, (size_t)N * H, target, &ns, &chunk);
     /* scratch as ttt_cuda_attn_decode lays it out, NaN-filled */
     std::vector<float> scr(dec_partial_slots((size_t)N * H) * (size_t)(D + 1), NAN), o((size_t)N * C, NAN);
     float *plse = scr.data(), *po = plse + (size_t)N * H * ns;
@@ -164,8 +164,8 @@ static int run(int B, int P, int H, int D, long pos, bool vec)
             }
     const double rel = sqrt(e / s);
     const bool bad = !(rel <= 1e-5);
-    printf("B=%d P=%d H=%d D=%d pos=%ld %s: %d chunk(s) of %ld: rel %.3g %s\n", B, P, H, D, pos,
-           vec ? "float4" : "scalar", ns, chunk, rel, bad ? "FAIL" : "ok");
+    printf("B=%d P=%d H=%d D=%d pos=%ld %s target %ld: %d chunk(s) of %ld: rel %.3g %s\n", B, P, H, D, pos,
+           vec ? "float4" : "scalar", target, ns, chunk, rel, bad ? "FAIL" : "ok");
     return bad;
 }
 
@@ -183,7 +183,7 @@ static int plans(void)
         for (size_t nh : {(size_t)1, (size_t)12, (size_t)100, (size_t)5000}) {
             int ns;
             long c;
-            dec_plan(len, nh, &ns, &c);
+            dec_plan(len, nh, len % 3 ? 528 : DEC_TARGET_BLOCKS, &ns, &c);
             if (ns < 1 || ns > dec_max_splits(nh) || c % DEC_MIN_CHUNK || (long)ns * c < len || (long)(ns - 1) * c >= len) {
                 printf("plan fails: len %ld nh %zu: %d chunks of %ld\n", len, nh, ns, c);
                 bad = 1;
@@ -209,6 +209,7 @@ int main(void)
     bad |= run(1, 5, 2, 64, 10, true);      /* one chunk: direct output */
     bad |= run(1, 1, 1, 64, 0, true);       /* the first token */
     bad |= run(1, 1, 1, 64, 5000, true);    /* 40 chunks of 128 */
+    bad |= run(1, 1, 2, 64, 5000, true, 12);   /* a small GPU: 6 chunks of 896 */
     printf("emu_attn_decode: %s\n", bad ? "FAILED" : "all cases ok");
     return bad;
 }
