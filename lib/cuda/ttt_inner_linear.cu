@@ -467,50 +467,16 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_bwd(ttt_inner_args a)
             }
         }
         for (int i = warp; i < KB; i += NW) {
-            const float sig = sigs[i], rs = 1.f / sig, mm = mrow[i];
-            float dG[CPL], zh[CPL], s1 = 0.f, s2 = 0.f, s5 = 0.f;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                dG[u] = c < D ? dGs[i * TLD + c] : 0.f;
-                zh[u] = c < D ? Zh[i * TLD + c] : 0.f;
-                float g = c < D ? Gs[i * TLD + c] : 0.f;
-                s1 += dG[u];
-                s2 += dG[u] * zh[u];
-                s5 += (c < D ? Ms[i * TLD + c] : 0.f) * g;
-            }
-            float mdG = warp_sum(s1) / D, mdGz = warp_sum(s2) / D, sdGG_part = 0.f;
-            s5 = warp_sum(s5);
-            if (lane == 0) detaL[i] = -s5;
-            float dgy[CPL], dzh[CPL], s6 = 0.f;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                float gy = c < D ? GYs[i * TLD + c] : 0.f;
-                float g = c < D ? Gs[i * TLD + c] : 0.f;
-                dgy[u] = c < D ? (dG[u] - mdG - zh[u] * mdGz) * rs : 0.f;
-                dzh[u] = -(mm * dG[u] + mdGz * gy) * rs + g_r[u] * g_r[u] * dgy[u];
-                sdGG_part += dG[u] * g;
-                s6 += dzh[u] * zh[u];
-                float tgt = c < D ? Vs[i * TLD + c] - Ks[i * TLD + c] : 0.f;
-                dg_acc[u] += dgy[u] * (g_r[u] * zh[u] + be_r[u] - tgt + g_r[u] * zh[u]);
-                db_acc[u] += g_r[u] * dgy[u];
-            }
-            float dsig = (-warp_sum(sdGG_part) - warp_sum(s6)) * rs;
-            float dc[CPL], s7 = 0.f;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                dc[u] = c < D ? dzh[u] * rs + dsig * zh[u] / D : 0.f;
-                s7 += dc[u];
-            }
-            float mdc = warp_sum(s7) / D;
+            float dz[CPL], dt[CPL];
+            ln_l2grad_bwd_row<D, CPL>(dGs + i * TLD, Zh + i * TLD, Gs + i * TLD, Ms + i * TLD, GYs + i * TLD,
+                                      Vs + i * TLD, Ks + i * TLD, sigs[i], mrow[i], g_r, be_r, dg_acc, db_acc,
+                                      &detaL[i], dz, dt, lane);
 #pragma unroll
             for (int u = 0; u < CPL; u++) {
                 int c = lane + 32 * u;
                 if (c < D) {
-                    dZs[i * TLD + c] = dc[u] - mdc;
-                    dTs[i * TLD + c] = -g_r[u] * dgy[u];
+                    dZs[i * TLD + c] = dz[u];
+                    dTs[i * TLD + c] = dt[u];
                 }
             }
         }
@@ -583,18 +549,7 @@ __global__ void __launch_bounds__(KB / RPT * D) inner_bwd(ttt_inner_args a)
     /* dW0, db0, dgamma, dbeta, dtau: one atomic per element per block */
     for (int x = tid; x < D * D; x += NT) atomicAdd(&a.dW0[(size_t)h * D * D + x], dWs[(x / D) * WLD + x % D]);
     for (int x = tid; x < D; x += NT) { atomicAdd(&a.db0[h * D + x], dbs[x]); red[x] = 0.f; red[D + x] = 0.f; }
-    __syncthreads();
-#pragma unroll
-    for (int u = 0; u < CPL; u++) {
-        int c = lane + 32 * u;
-        if (c < D) { atomicAdd(&red[c], dg_acc[u]); atomicAdd(&red[D + c], db_acc[u]); }
-    }
-    if (tid < KB) atomicAdd(&a.dtau[tid], dtau_acc);
-    __syncthreads();
-    for (int x = tid; x < D; x += NT) {
-        atomicAdd(&a.dgamma[h * D + x], red[x]);
-        atomicAdd(&a.dbeta[h * D + x], red[D + x]);
-    }
+    flush_norm_grads<D, CPL>(red, dg_acc, db_acc, dtau_acc, a.dgamma + h * D, a.dbeta + h * D, a.dtau, tid, NT, lane);
 }
 
 /* ------------------------------------------------------------------------ */

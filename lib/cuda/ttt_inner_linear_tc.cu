@@ -23,66 +23,23 @@
  * bf16 operands bound the agreement with the fp32 kernel to ~1e-2 relative;
  * the fp32 mode (and the reference checks) keep using inner_fwd.
  */
-#include <cuda_bf16.h>
-#include <stdint.h>
-
 #include "ttt_cuda_internal.cuh"
 #include "ttt_inner_rows.cuh"
+#include "mma_bf16.cuh"
 
 #define KB TTT_CUDA_K
 #define EPS TTT_INNER_EPS
 
 namespace {
 
-__device__ __forceinline__ uint32_t pack2(float lo, float hi)
-{
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);   /* lo -> low half: the lower index */
-    return *(uint32_t *)&v;
-}
-
-/* d += a b, m16n8k16, bf16 in, fp32 accumulate */
-__device__ __forceinline__ void mma(float *d, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
-                                    uint32_t b1)
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t ld32(const __nv_bfloat16 *p) { return *(const uint32_t *)p; }
-
-/* RoPE of the two (even, odd) channel pairs c, c+2 of a float4 at mini-batch
- * row i (position t mod 16 = i: mini-batches start at multiples of 16);
- * sign -1 rotates back (gradients). tab [16][D/2][2] cos, sin. */
-template <int D>
-__device__ __forceinline__ float2 rope2(const float *tab, int i, int c, float x, float y, float sign)
-{
-    const float2 cs = *(const float2 *)&tab[(i * (D / 2) + c / 2) * 2];
-    const float sn = sign * cs.y;
-    return make_float2(x * cs.x - y * sn, x * sn + y * cs.x);
-}
+/* RoPE of the two channel pairs c, c+2 of a float4 at mini-batch row i. */
 template <int D>
 __device__ __forceinline__ float4 rope4(const float *tab, int i, int c, float4 v)
 {
     if (!tab) return v;
-    const float2 a = rope2<D>(tab, i, c, v.x, v.y, 1.f), b = rope2<D>(tab, i, c + 2, v.z, v.w, 1.f);
+    const float2 a = rope_pair<D>(tab, i, c, make_float2(v.x, v.y), 1.f);
+    const float2 b = rope_pair<D>(tab, i, c + 2, make_float2(v.z, v.w), 1.f);
     return make_float4(a.x, a.y, b.x, b.y);
-}
-
-/* Sum over the 4 lanes of a quad (the t index: one row's columns). */
-__device__ __forceinline__ float quad_sum(float v)
-{
-    v += __shfl_xor_sync(0xffffffffu, v, 1);
-    return v + __shfl_xor_sync(0xffffffffu, v, 2);
-}
-
-/* Sum over the 8 quads (the g index: one column's rows). */
-__device__ __forceinline__ float col_sum(float v)
-{
-    v += __shfl_xor_sync(0xffffffffu, v, 4);
-    v += __shfl_xor_sync(0xffffffffu, v, 8);
-    return v + __shfl_xor_sync(0xffffffffu, v, 16);
 }
 
 /* Row sums of the whole D-row for the thread's rows g and g+8: quad sums,
@@ -120,6 +77,25 @@ __device__ __forceinline__ void rows_sum2(float *red, int warp, int g, int t, fl
         d += red2[w * KB + g]; e += red2[w * KB + g + 8];
     }
     *r0 = a; *r1 = c; *q0 = d; *q1 = e;
+}
+
+/* A state checkpoint (W [D][D] row-major, then b [D], fp32) from the warp's
+ * W^T accumulator tiles (columns j0..j0+15) and its 4 bias columns. */
+template <int D>
+__device__ __forceinline__ void store_state(float *sn, const float (*Wt)[4], const float *bias, int j0, int g, int t)
+{
+#pragma unroll
+    for (int it = 0; it < D / 8; it++) {
+        const int i = 8 * it + 2 * t;
+        sn[i * D + j0 + g] = Wt[it][0];
+        sn[(i + 1) * D + j0 + g] = Wt[it][1];
+        sn[i * D + j0 + 8 + g] = Wt[it][2];
+        sn[(i + 1) * D + j0 + 8 + g] = Wt[it][3];
+    }
+    if (g == 0) {
+#pragma unroll
+        for (int x = 0; x < 4; x++) sn[D * D + j0 + 8 * (x >> 1) + 2 * t + (x & 1)] = bias[x];
+    }
 }
 
 template <int D>
@@ -214,21 +190,7 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
         }
         if (tid < KB) lr[tid] = plr;
         /* the start state of this mini-batch, for the backward */
-        {
-            float *sn = st + (size_t)n * (D * D + D);
-#pragma unroll
-            for (int it = 0; it < NI; it++) {
-                int i = 8 * it + 2 * t;
-                sn[i * D + j0 + g] = Wt[it][0];
-                sn[(i + 1) * D + j0 + g] = Wt[it][1];
-                sn[i * D + j0 + 8 + g] = Wt[it][2];
-                sn[(i + 1) * D + j0 + 8 + g] = Wt[it][3];
-            }
-            if (g == 0) {
-#pragma unroll
-                for (int x = 0; x < 4; x++) sn[D * D + j0 + 8 * (x >> 1) + 2 * t + (x & 1)] = bias[x];
-            }
-        }
+        store_state<D>(st + (size_t)n * (D * D + D), Wt, bias, j0, g, t);
         __syncthreads();
         if (n + 1 < nmb) prefetch(n + 1);
 
@@ -380,19 +342,7 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
         }
     }
     /* the final state */
-    float *sn = st + (size_t)nmb * (D * D + D);
-#pragma unroll
-    for (int it = 0; it < NI; it++) {
-        int i = 8 * it + 2 * t;
-        sn[i * D + j0 + g] = Wt[it][0];
-        sn[(i + 1) * D + j0 + g] = Wt[it][1];
-        sn[i * D + j0 + 8 + g] = Wt[it][2];
-        sn[(i + 1) * D + j0 + 8 + g] = Wt[it][3];
-    }
-    if (g == 0) {
-#pragma unroll
-        for (int x = 0; x < 4; x++) sn[D * D + j0 + 8 * (x >> 1) + 2 * t + (x & 1)] = bias[x];
-    }
+    store_state<D>(st + (size_t)nmb * (D * D + D), Wt, bias, j0, g, t);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -703,52 +653,17 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
         for (int q = 0; q < (KB + NW - 1) / NW; q++) {
             const int i = warp + NW * q;
             if (i >= KB) break;
-            const float sig = sigs[i], rs = 1.f / sig, mm = mrow[i];
-            float dG[CPL], zh[CPL], s1 = 0.f, s2 = 0.f, s5 = 0.f;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                dG[u] = c < D ? dGs[i * TLD + c] : 0.f;
-                zh[u] = c < D ? Zh[i * TLD + c] : 0.f;
-                float gg = c < D ? Gs[i * TLD + c] : 0.f;
-                s1 += dG[u];
-                s2 += dG[u] * zh[u];
-                s5 += (c < D ? Ms[i * TLD + c] : 0.f) * gg;
-            }
-            float mdG = warp_sum(s1) / D, mdGz = warp_sum(s2) / D, sdGG_part = 0.f;
-            s5 = warp_sum(s5);
-            if (lane == 0) detaL[i] = -s5;
-            float dgy[CPL], dzh[CPL], s6 = 0.f;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                float gy = c < D ? GYs[i * TLD + c] : 0.f;
-                float gg = c < D ? Gs[i * TLD + c] : 0.f;
-                dgy[u] = c < D ? (dG[u] - mdG - zh[u] * mdGz) * rs : 0.f;
-                dzh[u] = -(mm * dG[u] + mdGz * gy) * rs + g_r[u] * g_r[u] * dgy[u];
-                sdGG_part += dG[u] * gg;
-                s6 += dzh[u] * zh[u];
-                float tgt = c < D ? Vs[i * TLD + c] - Ks[i * TLD + c] : 0.f;
-                dg_acc[u] += dgy[u] * (g_r[u] * zh[u] + be_r[u] - tgt + g_r[u] * zh[u]);
-                db_acc[u] += g_r[u] * dgy[u];
-            }
-            float dsig = (-warp_sum(sdGG_part) - warp_sum(s6)) * rs;
-            float dc[CPL], s7 = 0.f;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                dc[u] = c < D ? dzh[u] * rs + dsig * zh[u] / D : 0.f;
-                s7 += dc[u];
-            }
-            float mdc = warp_sum(s7) / D;
+            float dz[CPL], dt[CPL];
+            ln_l2grad_bwd_row<D, CPL>(dGs + i * TLD, Zh + i * TLD, Gs + i * TLD, Ms + i * TLD, GYs + i * TLD,
+                                      Vs + i * TLD, Ks + i * TLD, sigs[i], mrow[i], g_r, be_r, dg_acc, db_acc,
+                                      &detaL[i], dz, dt, lane);
 #pragma unroll
             for (int u = 0; u < CPL; u++) {
                 int c = lane + 32 * u;
                 if (c < D) {
-                    const float dz = dc[u] - mdc;
-                    dZs[i * TLD + c] = dz;
-                    dTs[i * TLD + c] = -g_r[u] * dgy[u];
-                    const __nv_bfloat16 v = __float2bfloat16_rn(dz);
+                    dZs[i * TLD + c] = dz[u];
+                    dTs[i * TLD + c] = dt[u];
+                    const __nv_bfloat16 v = __float2bfloat16_rn(dz[u]);
                     dZrb[i * RB + c] = v;
                     dZT[c * TB + i] = v;
                 }
@@ -771,8 +686,8 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
                 q2.x = dQs[i * TLD + j]; q2.y = dQs[i * TLD + j + 1];
                 v2.x = dTs[i * TLD + j]; v2.y = dTs[i * TLD + j + 1];
                 if (a.rope) {
-                    k2 = rope2<D>(a.rope, i, j, k2.x, k2.y, -1.f);
-                    q2 = rope2<D>(a.rope, i, j, q2.x, q2.y, -1.f);
+                    k2 = rope_pair<D>(a.rope, i, j, k2, -1.f);
+                    q2 = rope_pair<D>(a.rope, i, j, q2, -1.f);
                 }
                 *(float2 *)&a.dXK[gi] = k2;
                 *(float2 *)&a.dXQ[gi] = q2;
@@ -821,18 +736,7 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
             atomicAdd(&a.dW0[(size_t)h * D * D + (m0 + g + 8 * (y >> 1)) * D + c0 + 2 * t + (y & 1)], dW[q][y]);
     }
     for (int x = tid; x < D; x += NT) { atomicAdd(&a.db0[h * D + x], dbs[x]); red[x] = 0.f; red[D + x] = 0.f; }
-    __syncthreads();
-#pragma unroll
-    for (int u = 0; u < CPL; u++) {
-        int c = lane + 32 * u;
-        if (c < D) { atomicAdd(&red[c], dg_acc[u]); atomicAdd(&red[D + c], db_acc[u]); }
-    }
-    if (tid < KB) atomicAdd(&a.dtau[tid], dtau_acc);
-    __syncthreads();
-    for (int x = tid; x < D; x += NT) {
-        atomicAdd(&a.dgamma[h * D + x], red[x]);
-        atomicAdd(&a.dbeta[h * D + x], red[D + x]);
-    }
+    flush_norm_grads<D, CPL>(red, dg_acc, db_acc, dtau_acc, a.dgamma + h * D, a.dbeta + h * D, a.dtau, tid, NT, lane);
 }
 
 template <int D> constexpr size_t tc_bwd_smem()

@@ -24,6 +24,7 @@
  */
 #include "ttt_cuda_internal.cuh"
 #include "ttt_inner_rows.cuh"
+#include "gelu.cuh"
 
 #define KB TTT_CUDA_K
 #define EPS TTT_INNER_EPS
@@ -32,32 +33,6 @@
 
 namespace {
 
-/* tanh-gelu (exact sqrt(2/pi)) and its exact derivative */
-__device__ __forceinline__ float gelu_f(float x)
-{
-    float t = tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x));
-    return 0.5f * x * (1.f + t);
-}
-__device__ __forceinline__ float gelu_grad_f(float x)
-{
-    float x2 = x * x, t = tanhf(0.7978845608028654f * (x + 0.044715f * x2 * x));
-    return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * 0.7978845608028654f * (1.f + 3.f * 0.044715f * x2);
-}
-/* spec 3's gelu' with the truncated constants, and its derivative H' (spec 8.3) */
-#define GC0 0.79788456f
-#define GC1 0.044715f
-#define GC2 0.1070322243f
-__device__ __forceinline__ float gelu_tr_grad(float x)
-{
-    float t = tanhf(GC0 * x * (1.f + GC1 * x * x));
-    return 0.5f * x * ((1.f - t * t) * (GC0 + GC2 * x * x)) + 0.5f * (1.f + t);
-}
-__device__ __forceinline__ float gelu_tr_grad2(float x)
-{
-    float x2 = x * x, t = tanhf(GC0 * x * (1.f + GC1 * x2)), om = 1.f - t * t;
-    float dt = om * GC0 * (1.f + 3.f * GC1 * x2), s = GC0 + GC2 * x2;
-    return 0.5f * om * s - x * t * dt * s + GC2 * x2 * om + 0.5f * dt;
-}
 
 /* Block-wide product, no barrier inside:
  *   C[i,j] = alpha * sum_k A(i,k) B(k,j) + beta * Cin[i,j] (+ bias[j])
@@ -579,18 +554,7 @@ __global__ void __launch_bounds__(MLP_NT) mlp_bwd(ttt_inner_args a)
         red[x] = 0.f;
         red[D + x] = 0.f;
     }
-    __syncthreads();
-#pragma unroll
-    for (int u = 0; u < CPL; u++) {
-        int c = lane + 32 * u;
-        if (c < D) { atomicAdd(&red[c], dg_acc[u]); atomicAdd(&red[D + c], db_acc[u]); }
-    }
-    if (tid < KB) atomicAdd(&a.dtau[tid], dtau_acc);
-    __syncthreads();
-    for (int x = tid; x < D; x += MLP_NT) {
-        atomicAdd(&a.dgamma[h * D + x], red[x]);
-        atomicAdd(&a.dbeta[h * D + x], red[D + x]);
-    }
+    flush_norm_grads<D, CPL>(red, dg_acc, db_acc, dtau_acc, a.dgamma + h * D, a.dbeta + h * D, a.dtau, tid, MLP_NT, lane);
 }
 
 template <int D> size_t fwd_smem()

@@ -36,6 +36,8 @@
 
 #include "ttt_cuda_internal.cuh"
 #include "ttt_inner_rows.cuh"
+#include "mma_bf16.cuh"
+#include "gelu.cuh"
 
 #define KB TTT_CUDA_K
 #define EPS TTT_INNER_EPS
@@ -45,75 +47,8 @@
 
 namespace {
 
-typedef __nv_bfloat16 bf16;
 
-/* ---- activation functions (those of ttt_inner_mlp.cu) ---- */
-
-/* tanh-gelu (exact sqrt(2/pi)) and its exact derivative */
-__device__ __forceinline__ float gelu_f(float x)
-{
-    float t = tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x));
-    return 0.5f * x * (1.f + t);
-}
-__device__ __forceinline__ float gelu_grad_f(float x)
-{
-    float x2 = x * x, t = tanhf(0.7978845608028654f * (x + 0.044715f * x2 * x));
-    return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * 0.7978845608028654f * (1.f + 3.f * 0.044715f * x2);
-}
-/* spec 3's gelu' with the truncated constants, and its derivative H' (spec 8.3) */
-#define GC0 0.79788456f
-#define GC1 0.044715f
-#define GC2 0.1070322243f
-__device__ __forceinline__ float gelu_tr_grad(float x)
-{
-    float t = tanhf(GC0 * x * (1.f + GC1 * x * x));
-    return 0.5f * x * ((1.f - t * t) * (GC0 + GC2 * x * x)) + 0.5f * (1.f + t);
-}
-__device__ __forceinline__ float gelu_tr_grad2(float x)
-{
-    float x2 = x * x, t = tanhf(GC0 * x * (1.f + GC1 * x2)), om = 1.f - t * t;
-    float dt = om * GC0 * (1.f + 3.f * GC1 * x2), s = GC0 + GC2 * x2;
-    return 0.5f * om * s - x * t * dt * s + GC2 * x2 * om + 0.5f * dt;
-}
-
-/* ---- mma plumbing ---- */
-
-__device__ __forceinline__ uint32_t pack2(float lo, float hi)
-{
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);   /* lo -> low half: the lower index */
-    return *(uint32_t *)&v;
-}
-
-__device__ __forceinline__ uint32_t ld32(const bf16 *p) { return *(const uint32_t *)p; }
-
-/* d += a b, m16n8k16, bf16 in, fp32 accumulate */
-__device__ __forceinline__ void mma(float *d, const uint32_t *a, const uint32_t *b)
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-/* ldmatrix .trans: matrix j's 8 row addresses come from lanes 8j..8j+7 (16-byte
- * aligned rows of 8 bf16); the thread receives (row 2t, col g) in the low
- * half and (row 2t+1, col g) in the high half of each matrix. */
-__device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const bf16 *p)
-{
-    const unsigned s = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(s)
-                 : "memory");
-}
-__device__ __forceinline__ void ldsm_x2_t(uint32_t *r, const bf16 *p)
-{
-    const unsigned s = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
-                 : "=r"(r[0]), "=r"(r[1])
-                 : "r"(s)
-                 : "memory");
-}
+/* ---- activation functions: gelu.cuh; mma plumbing (pack2, ld32, mma, ldsm_x*_t): mma_bf16.cuh ---- */
 
 /* A fragment of the m16k16 block at (m0, k0) of A(m, k):
  * AT = false: stored row-major, A(m, k) = A[m*lda + k] (plain 32-bit loads);
@@ -180,31 +115,6 @@ __device__ __forceinline__ void mma_row(float (*acc)[4], const bf16 *A, int lda,
             mma(acc[q], fa, fb);
         }
     }
-}
-
-/* Sum over the 4 lanes of a quad (one row's columns) and over the 8 quads (one column's rows). */
-__device__ __forceinline__ float quad_sum(float v)
-{
-    v += __shfl_xor_sync(0xffffffffu, v, 1);
-    return v + __shfl_xor_sync(0xffffffffu, v, 2);
-}
-__device__ __forceinline__ float col_sum(float v)
-{
-    v += __shfl_xor_sync(0xffffffffu, v, 4);
-    v += __shfl_xor_sync(0xffffffffu, v, 8);
-    return v + __shfl_xor_sync(0xffffffffu, v, 16);
-}
-
-/* RoPE of the channel pair (c, c+1) at mini-batch row i (position t mod 16
- * = i: mini-batches start at multiples of 16), as in ttt_inner_linear_tc.cu;
- * sign -1 rotates back (gradients). tab [16][D/2][2] cos, sin; NULL: none. */
-template <int D>
-__device__ __forceinline__ float2 rope_pair(const float *tab, int i, int c, float2 v, float sign)
-{
-    if (!tab) return v;
-    const float2 cs = *(const float2 *)&tab[(i * (D / 2) + c / 2) * 2];
-    const float sn = sign * cs.y;
-    return make_float2(v.x * cs.x - v.y * sn, v.x * sn + v.y * cs.x);
 }
 
 /* G = LNl2grad(z, tgt) of one row (tgt = v - k), as ln_l2grad_rows of ttt_inner_mlp.cu. */
@@ -1217,18 +1127,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         red[x] = 0.f;
         red[D + x] = 0.f;
     }
-    __syncthreads();
-#pragma unroll
-    for (int u = 0; u < CPL; u++) {
-        int c = lane + 32 * u;
-        if (c < D) { atomicAdd(&red[c], dg_acc[u]); atomicAdd(&red[D + c], db_acc[u]); }
-    }
-    if (tid < KB) atomicAdd(&a.dtau[tid], dtau_acc);
-    __syncthreads();
-    for (int x = tid; x < D; x += NT) {
-        atomicAdd(&a.dgamma[h * D + x], red[x]);
-        atomicAdd(&a.dbeta[h * D + x], red[D + x]);
-    }
+    flush_norm_grads<D, CPL>(red, dg_acc, db_acc, dtau_acc, a.dgamma + h * D, a.dbeta + h * D, a.dtau, tid, NT, lane);
 }
 
 template <int D> cudaError_t launch(const ttt_inner_args *a, cudaStream_t s, int fwd)

@@ -128,6 +128,85 @@ __device__ __forceinline__ void ln_bwd_row(const float *zv, float mu, float rs, 
     }
 }
 
+/* Backward of G = LNl2grad(Z, V - K) over one row (spec 8.3), from dG:
+ * dz (the gradient at Z, through zhat and sigma) and dt = -gamma d(g_y)
+ * (the gradient at the target V - K), per lane (c = lane + 32u; 0 past D);
+ * -sum(M G), the last row's d eta term, into *detaL (lane 0); the ttt_norm
+ * parameter gradients accumulate per lane. Rows: dG, zhat, G, M = K dW' +
+ * db', g_y, V, K; sig and mgz = mean(g_y zhat) from the forward pieces. */
+template <int D, int CPL>
+__device__ __forceinline__ void ln_l2grad_bwd_row(const float *dGr, const float *zhr, const float *Gr, const float *Mr,
+                                                  const float *GYr, const float *Vr, const float *Kr, float sig,
+                                                  float mm, const float *g_r, const float *be_r, float *dg_acc,
+                                                  float *db_acc, float *detaL, float *dz, float *dt, int lane)
+{
+    const float rs = 1.f / sig;
+    float dG[CPL], zh[CPL], s1 = 0.f, s2 = 0.f, s5 = 0.f;
+#pragma unroll
+    for (int u = 0; u < CPL; u++) {
+        int c = lane + 32 * u;
+        dG[u] = c < D ? dGr[c] : 0.f;
+        zh[u] = c < D ? zhr[c] : 0.f;
+        float g = c < D ? Gr[c] : 0.f;
+        s1 += dG[u];
+        s2 += dG[u] * zh[u];
+        s5 += (c < D ? Mr[c] : 0.f) * g;
+    }
+    float mdG = warp_sum(s1) / D, mdGz = warp_sum(s2) / D, sdGG_part = 0.f;
+    s5 = warp_sum(s5);
+    if (lane == 0) *detaL = -s5;
+    float dgy[CPL], dzh[CPL], s6 = 0.f;
+#pragma unroll
+    for (int u = 0; u < CPL; u++) {
+        int c = lane + 32 * u;
+        float gy = c < D ? GYr[c] : 0.f;
+        float g = c < D ? Gr[c] : 0.f;
+        dgy[u] = c < D ? (dG[u] - mdG - zh[u] * mdGz) * rs : 0.f;
+        dzh[u] = -(mm * dG[u] + mdGz * gy) * rs + g_r[u] * g_r[u] * dgy[u];
+        sdGG_part += dG[u] * g;
+        s6 += dzh[u] * zh[u];
+        float tgt = c < D ? Vr[c] - Kr[c] : 0.f;
+        dg_acc[u] += dgy[u] * (g_r[u] * zh[u] + be_r[u] - tgt + g_r[u] * zh[u]);
+        db_acc[u] += g_r[u] * dgy[u];
+    }
+    float dsig = (-warp_sum(sdGG_part) - warp_sum(s6)) * rs;
+    float dc[CPL], s7 = 0.f;
+#pragma unroll
+    for (int u = 0; u < CPL; u++) {
+        int c = lane + 32 * u;
+        dc[u] = c < D ? dzh[u] * rs + dsig * zh[u] / D : 0.f;
+        s7 += dc[u];
+    }
+    float mdc = warp_sum(s7) / D;
+#pragma unroll
+    for (int u = 0; u < CPL; u++) {
+        dz[u] = dc[u] - mdc;
+        dt[u] = -g_r[u] * dgy[u];
+    }
+}
+
+/* The block's ttt_norm and tau gradients into global memory, one atomic per
+ * element per block: the per-lane partials (dg_acc, db_acc) of every warp go
+ * through red [2D] (zeroed by the caller before this call), the per-token
+ * dtau of threads tid < 16 directly. Two block barriers. */
+template <int D, int CPL>
+__device__ __forceinline__ void flush_norm_grads(float *red, const float *dg_acc, const float *db_acc, float dtau_acc,
+                                                 float *dgamma, float *dbeta, float *dtau, int tid, int nt, int lane)
+{
+    __syncthreads();
+#pragma unroll
+    for (int u = 0; u < CPL; u++) {
+        int c = lane + 32 * u;
+        if (c < D) { atomicAdd(&red[c], dg_acc[u]); atomicAdd(&red[D + c], db_acc[u]); }
+    }
+    if (tid < TTT_CUDA_K) atomicAdd(&dtau[tid], dtau_acc);
+    __syncthreads();
+    for (int x = tid; x < D; x += nt) {
+        atomicAdd(&dgamma[x], red[x]);
+        atomicAdd(&dbeta[x], red[D + x]);
+    }
+}
+
 }  /* namespace */
 
 #endif

@@ -1,0 +1,92 @@
+/* mma_bf16.cuh - the tensor-core plumbing of the TTT inner kernels in bf16
+ * mode (ttt_inner_linear_tc.cu, ttt_inner_mlp_tc.cu): bf16 packing, the
+ * mma.sync m16n8k16 wrapper, ldmatrix .trans, the quad/column shuffles of the
+ * accumulator layout, and RoPE of a channel pair at a mini-batch row.
+ *
+ * Fragment layouts of m16n8k16 (g = lane >> 2, t = lane & 3): A row-major
+ * 16x16: a0 (g, 2t..2t+1), a1 (g+8, ..), a2 (g, 2t+8..), a3 (g+8, 2t+8..);
+ * B "col" 16x8: b0 (k = 2t..2t+1, n = g), b1 (k = 2t+8.., n = g); C/D 16x8:
+ * c0,c1 (g, 2t..2t+1), c2,c3 (g+8, ..). An accumulator tile of X is
+ * therefore the A operand of X and the B operand of X^T, no data movement. */
+#ifndef TTT_MMA_BF16_CUH
+#define TTT_MMA_BF16_CUH
+
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+namespace {
+
+typedef __nv_bfloat16 bf16;
+
+__device__ __forceinline__ uint32_t pack2(float lo, float hi)
+{
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);   /* lo -> low half: the lower index */
+    return *(uint32_t *)&v;
+}
+
+__device__ __forceinline__ uint32_t ld32(const bf16 *p) { return *(const uint32_t *)p; }
+
+/* d += a b, m16n8k16, bf16 in, fp32 accumulate */
+__device__ __forceinline__ void mma(float *d, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                    uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void mma(float *d, const uint32_t *a, const uint32_t *b)
+{
+    mma(d, a[0], a[1], a[2], a[3], b[0], b[1]);
+}
+
+/* ldmatrix .trans: matrix j's 8 row addresses come from lanes 8j..8j+7 (16-byte
+ * aligned rows of 8 bf16); the thread receives (row 2t, col g) in the low
+ * half and (row 2t+1, col g) in the high half of each matrix. */
+__device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const bf16 *p)
+{
+    const unsigned s = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s)
+                 : "memory");
+}
+__device__ __forceinline__ void ldsm_x2_t(uint32_t *r, const bf16 *p)
+{
+    const unsigned s = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"(s)
+                 : "memory");
+}
+
+/* Sum over the 4 lanes of a quad (t: one accumulator row's columns). */
+__device__ __forceinline__ float quad_sum(float v)
+{
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+/* Sum over the 8 quads (g: one accumulator column's rows). */
+__device__ __forceinline__ float col_sum(float v)
+{
+    v += __shfl_xor_sync(0xffffffffu, v, 4);
+    v += __shfl_xor_sync(0xffffffffu, v, 8);
+    return v + __shfl_xor_sync(0xffffffffu, v, 16);
+}
+
+/* RoPE of the channel pair (c, c+1) (c even) at mini-batch row i (position
+ * t mod 16 = i: mini-batches start at multiples of 16); sign -1 rotates back
+ * (gradients). tab [16][D/2][2] cos, sin; NULL: no rotation. */
+template <int D>
+__device__ __forceinline__ float2 rope_pair(const float *tab, int i, int c, float2 v, float sign)
+{
+    if (!tab) return v;
+    const float2 cs = *(const float2 *)&tab[(i * (D / 2) + c / 2) * 2];
+    const float sn = sign * cs.y;
+    return make_float2(v.x * cs.x - v.y * sn, v.x * sn + v.y * cs.x);
+}
+
+}  /* namespace */
+
+#endif
