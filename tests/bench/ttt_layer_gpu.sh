@@ -1,8 +1,9 @@
 #!/bin/sh
 # ttt_layer_gpu.sh - the GPU checks and benchmark in one go, for a machine with
 # an NVIDIA GPU (sm_90 by default): reference cases through the GPU layer,
-# the inner-loop kernel lab, GPU vs CPU layer, then the TTT-Linear layer vs
-# PyTorch flash attention table (tests/bench/yardstick.py). After the kernel
+# the inner-loop kernel labs (TTT-Linear, TTT-MLP: fp32 and tensor-core
+# kernels), GPU vs CPU layer, then the TTT-Linear layer vs PyTorch flash
+# attention table (tests/bench/yardstick.py) and the TTT-MLP layer. After the kernel
 # lab: the GPU's ceilings measured in the same run (tests/bench/ceilings.cu)
 # and the fused TTT-Linear kernel's FLOPs and bytes per token of one layer
 # (build/bench/flops_cli --kernel) with the floor time per token they imply,
@@ -17,7 +18,9 @@ arch=${CUDA_ARCH:-90}
 make -j"$(nproc)" build/tests/test_cuda build/bench/ttt_layer_gpu build/bench/flops_cli
 mkdir -p build/kernels
 nvcc -O3 -arch=sm_$arch -std=c++17 -Ilib tests/kernels/inner_linear_lab.cu lib/cuda/ttt_inner_linear.cu \
-    -o build/kernels/inner_linear_lab
+    lib/cuda/ttt_inner_linear_tc.cu -o build/kernels/inner_linear_lab
+nvcc -O3 -arch=sm_$arch -std=c++17 -Ilib tests/kernels/inner_mlp_lab.cu lib/cuda/ttt_inner_mlp.cu \
+    lib/cuda/ttt_inner_mlp_tc.cu -o build/kernels/inner_mlp_lab
 nvcc -O3 -arch=sm_$arch -std=c++17 tests/bench/ceilings.cu -lcublas -o build/bench/ceilings
 echo "== reference cases (fp32, 1e-4)"
 TTT_REFVECTORS=$refs ./build/tests/test_cuda
@@ -26,13 +29,17 @@ echo "== inner-loop kernel lab"
 lab_bh=96 lab_t=2048
 ./build/kernels/inner_linear_lab $lab_bh $lab_t > build/kernels/lab.txt || { cat build/kernels/lab.txt; exit 1; }
 cat build/kernels/lab.txt
+echo "== TTT-MLP kernel lab (tensor-core kernels against the fp32 ones, then timed)"
+./build/kernels/inner_mlp_lab
 echo "== ceilings of this GPU (median of 15, checked)"
 ./build/bench/ceilings > build/bench/ceilings.txt || { cat build/bench/ceilings.txt; exit 1; }
 cat build/bench/ceilings.txt
 echo "== fused TTT-Linear inner kernel (fp32, D=64, H=12, T=$lab_t) against its floor"
 ceil() { awk -v k="$1" '$1 == "ceiling" && $2 == k {print $3}' build/bench/ceilings.txt; }
 # the lab's timing line after "D=64 ... T=2048": fwd ms in field 2, bwd ms in
-# field 12; the best of its block-size variants
+# field 12; the best of its variants (the tensor-core one: its compute floor at
+# the bf16 rate is far below the memory floor, so the fp32 rate used below
+# gives the same max)
 best=$(awk -v t="T=$lab_t" '/^D=/ { on = /^D=64 / && index($0, t " ") > 0; next }
     on && $1 == "fwd" { if (f == "" || $2 + 0 < f) f = $2 + 0; if (b == "" || $12 + 0 < b) b = $12 + 0; on = 0 }
     END { if (f != "") print f, b }' build/kernels/lab.txt)
@@ -51,3 +58,5 @@ echo "== GPU vs CPU layer, B=1 T=1000 C=768"
 ./build/bench/ttt_layer_gpu --check 2048
 echo "== benchmark vs flash attention"
 PYTHONUNBUFFERED=1 python3 tests/bench/yardstick.py --ttt build/bench/ttt_layer_gpu
+echo "== the TTT-MLP layer, same shapes"
+./build/bench/ttt_layer_gpu --mlp
