@@ -11,17 +11,12 @@
 #
 #   tests/bench/ttt_layer_gpu.sh [REFVECTORS_DIR]     (run from the repository root)
 #
-# Builds with make (library, unit test, bench) and nvcc (kernel lab, ceilings) first.
+# Builds everything it runs with make first (the labs and ceilings need nvcc).
 set -e
 refs=${1:-../shared/refvectors}
 arch=${CUDA_ARCH:-90}
-make -j"$(nproc)" build/tests/test_cuda build/bench/ttt_layer_gpu build/bench/flops_cli
-mkdir -p build/kernels
-nvcc -O3 -arch=sm_$arch -std=c++17 -Ilib tests/kernels/inner_linear_lab.cu lib/cuda/ttt_inner_linear.cu \
-    lib/cuda/ttt_inner_linear_tc.cu -o build/kernels/inner_linear_lab
-nvcc -O3 -arch=sm_$arch -std=c++17 -Ilib tests/kernels/inner_mlp_lab.cu lib/cuda/ttt_inner_mlp.cu \
-    lib/cuda/ttt_inner_mlp_tc.cu -o build/kernels/inner_mlp_lab
-nvcc -O3 -arch=sm_$arch -std=c++17 tests/bench/ceilings.cu -lcublas -o build/bench/ceilings
+make -j"$(nproc)" CUDA_ARCH=$arch build/tests/test_cuda build/bench/ttt_layer_gpu build/bench/flops_cli \
+    build/kernels/inner_linear_lab build/kernels/inner_mlp_lab build/bench/ceilings
 echo "== reference cases (fp32, 1e-4)"
 TTT_REFVECTORS=$refs ./build/tests/test_cuda
 echo "== inner-loop kernel lab"
