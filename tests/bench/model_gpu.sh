@@ -4,7 +4,7 @@
 #   1. test_cuda_model (GPU vs CPU model: loss, every gradient, AdamW steps),
 #      also under compute-sanitizer when it is there;
 #   2. tiny end to end: ttt-train --device cuda vs --device cpu (loss curves),
-#      stop + --resume on the GPU, ttt-eval --device cuda vs cpu, TTT-MLP refusal;
+#      stop + --resume on the GPU, ttt-eval --device cuda vs cpu, TTT-MLP on cuda;
 #   3. tokens/s of the 125m preset (Mamba backbone, TTT-Linear, ctx 2048,
 #      batch 8) for 20 steps, fp32 and bf16 GEMM inputs;
 #   4. the ceilings of this GPU measured in the same run (ceilings) and the
@@ -48,7 +48,7 @@ hr "tiny: ttt-eval cpu vs cuda on the cuda-trained checkpoint"
 "$B/ttt-eval" -m "$W/g" -d "$D/tiny-val-*.tok" --device cuda --by-position | head -3
 "$B/ttt-eval" -m "$W/g" -d "$D/tiny-val-*.tok" --device cuda --batch 3 --ctx 50 | tail -1
 "$B/ttt-eval" -m "$W/g" -d "$D/tiny-val-*.tok" --device cpu --batch 3 --ctx 50 | tail -1
-hr "refusal: ttt-mlp"
+hr "tiny: ttt-mlp on cuda (30 steps)"
 "$B/ttt-train" "${TINY[@]}" -o "$W/m" --arch ttt-mlp --device cuda; echo "rc=$?"
 
 for prec in fp32 bf16 ; do
