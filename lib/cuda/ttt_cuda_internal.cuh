@@ -58,6 +58,18 @@ static inline size_t ttt_inner_mlp_states_size(int B, int H, int D, int T)
     return (size_t)B * H * (ttt_inner_nmb(T) + 1) * (2 * (size_t)D * 4 * D + 4 * D + D);
 }
 
+/* Launches an inner-loop kernel, one block per (sequence, head), with sm
+ * bytes of dynamic shared memory (the kernel's limit is raised first; that
+ * call fails past the device's opt-in maximum). */
+template <typename Kernel>
+static inline cudaError_t ttt_inner_launch(Kernel k, int threads, size_t sm, const ttt_inner_args *a, cudaStream_t s)
+{
+    cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+    if (e != cudaSuccess) return e;
+    k<<<a->B * a->H, threads, sm, s>>>(*a);
+    return cudaGetLastError();
+}
+
 /* TTT-MLP (F = 4D), head dims 16, 32, 64; dS scratch floats for B*H blocks. */
 int ttt_inner_mlp_supported(int D);
 size_t ttt_inner_mlp_dS_size(int B, int H, int D);

@@ -562,20 +562,12 @@ template <int D> static size_t bwd_smem()
 
 template <int D, int RPT> static cudaError_t launch_fwd(const ttt_inner_args *a, cudaStream_t s)
 {
-    size_t sm = fwd_smem<D>();
-    cudaError_t e = cudaFuncSetAttribute(inner_fwd<D, RPT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
-    if (e != cudaSuccess) return e;
-    inner_fwd<D, RPT><<<a->B * a->H, KB / RPT * D, sm, s>>>(*a);
-    return cudaGetLastError();
+    return ttt_inner_launch(inner_fwd<D, RPT>, KB / RPT * D, fwd_smem<D>(), a, s);
 }
 
 template <int D, int RPT> static cudaError_t launch_bwd(const ttt_inner_args *a, cudaStream_t s)
 {
-    size_t sm = bwd_smem<D>();
-    cudaError_t e = cudaFuncSetAttribute(inner_bwd<D, RPT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
-    if (e != cudaSuccess) return e;
-    inner_bwd<D, RPT><<<a->B * a->H, KB / RPT * D, sm, s>>>(*a);
-    return cudaGetLastError();
+    return ttt_inner_launch(inner_bwd<D, RPT>, KB / RPT * D, bwd_smem<D>(), a, s);
 }
 
 int ttt_inner_linear_supported(int D) { return D == 16 || D == 32 || D == 64 || D == 96; }

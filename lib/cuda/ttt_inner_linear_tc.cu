@@ -753,22 +753,14 @@ template <int D> constexpr size_t tc_smem()
 
 template <int D> cudaError_t launch(const ttt_inner_args *a, cudaStream_t s)
 {
-    const size_t sm = tc_smem<D>();
-    cudaError_t e = cudaFuncSetAttribute(inner_fwd_tc<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
-    if (e != cudaSuccess) return e;
-    inner_fwd_tc<D><<<a->B * a->H, 2 * D, sm, s>>>(*a);
-    return cudaGetLastError();
+    return ttt_inner_launch(inner_fwd_tc<D>, 2 * D, tc_smem<D>(), a, s);
 }
 
 /* Two warps per 8 columns where the registers allow it (D <= 64: 8D threads). */
 template <int D> cudaError_t launch_bwd(const ttt_inner_args *a, cudaStream_t s)
 {
     constexpr int SPLIT = D <= 64 ? 2 : 1;
-    const size_t sm = tc_bwd_smem<D>();
-    cudaError_t e = cudaFuncSetAttribute(inner_bwd_tc<D, SPLIT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
-    if (e != cudaSuccess) return e;
-    inner_bwd_tc<D, SPLIT><<<a->B * a->H, 4 * D * SPLIT, sm, s>>>(*a);
-    return cudaGetLastError();
+    return ttt_inner_launch(inner_bwd_tc<D, SPLIT>, 4 * D * SPLIT, tc_bwd_smem<D>(), a, s);
 }
 
 }  /* namespace */

@@ -570,22 +570,8 @@ template <int D> size_t bwd_smem()
 
 template <int D> cudaError_t launch(const ttt_inner_args *a, cudaStream_t s, int fwd)
 {
-    size_t sm = fwd ? fwd_smem<D>() : bwd_smem<D>();
-    int dev = 0, optin = 0;
-    cudaError_t e = cudaGetDevice(&dev);
-    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-    if (e != cudaSuccess) return e;
-    if (sm > (size_t)optin) return cudaErrorInvalidConfiguration;
-    if (fwd) {
-        e = cudaFuncSetAttribute(mlp_fwd<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
-        if (e != cudaSuccess) return e;
-        mlp_fwd<D><<<a->B * a->H, MLP_NT, sm, s>>>(*a);
-    } else {
-        e = cudaFuncSetAttribute(mlp_bwd<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
-        if (e != cudaSuccess) return e;
-        mlp_bwd<D><<<a->B * a->H, MLP_NT, sm, s>>>(*a);
-    }
-    return cudaGetLastError();
+    return fwd ? ttt_inner_launch(mlp_fwd<D>, MLP_NT, fwd_smem<D>(), a, s)
+               : ttt_inner_launch(mlp_bwd<D>, MLP_NT, bwd_smem<D>(), a, s);
 }
 
 cudaError_t dispatch(const ttt_inner_args *a, cudaStream_t s, int fwd)

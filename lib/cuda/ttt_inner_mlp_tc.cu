@@ -1132,22 +1132,8 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
 
 template <int D> cudaError_t launch(const ttt_inner_args *a, cudaStream_t s, int fwd)
 {
-    const size_t sm = fwd ? fwd_layout<D>().total : bwd_layout<D>().total;
-    int dev = 0, optin = 0;
-    cudaError_t e = cudaGetDevice(&dev);
-    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-    if (e != cudaSuccess) return e;
-    if (sm > (size_t)optin) return cudaErrorInvalidConfiguration;
-    if (fwd) {
-        e = cudaFuncSetAttribute(mlp_fwd_tc<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
-        if (e != cudaSuccess) return e;
-        mlp_fwd_tc<D><<<a->B * a->H, NT, sm, s>>>(*a);
-    } else {
-        e = cudaFuncSetAttribute(mlp_bwd_tc<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
-        if (e != cudaSuccess) return e;
-        mlp_bwd_tc<D><<<a->B * a->H, NT, sm, s>>>(*a);
-    }
-    return cudaGetLastError();
+    return fwd ? ttt_inner_launch(mlp_fwd_tc<D>, NT, fwd_layout<D>().total, a, s)
+               : ttt_inner_launch(mlp_bwd_tc<D>, NT, bwd_layout<D>().total, a, s);
 }
 
 cudaError_t dispatch(const ttt_inner_args *a, cudaStream_t s, int fwd)
