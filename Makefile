@@ -153,10 +153,10 @@ CUDA_BENCH := build/bench/ceilings build/kernels/inner_linear_lab build/kernels/
 build/bench/ceilings: tests/bench/ceilings.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) -O3 -arch=sm_$(CUDA_ARCH) -std=c++17 $< -lcublas -o $@
-build/kernels/inner_linear_lab: tests/kernels/inner_linear_lab.cu lib/cuda/ttt_inner_linear.cu lib/cuda/ttt_inner_linear_tc.cu $(wildcard lib/cuda/*.cuh)
+build/kernels/inner_linear_lab: tests/kernels/inner_linear_lab.cu lib/cuda/ttt_inner_linear.cu lib/cuda/ttt_inner_linear_tc.cu $(wildcard lib/cuda/*.cuh tests/kernels/*.cuh)
 	@mkdir -p $(dir $@)
 	$(NVCC) -O3 -arch=sm_$(CUDA_ARCH) -std=c++17 -Ilib $(filter %.cu,$^) -o $@
-build/kernels/inner_mlp_lab: tests/kernels/inner_mlp_lab.cu lib/cuda/ttt_inner_mlp.cu lib/cuda/ttt_inner_mlp_tc.cu $(wildcard lib/cuda/*.cuh)
+build/kernels/inner_mlp_lab: tests/kernels/inner_mlp_lab.cu lib/cuda/ttt_inner_mlp.cu lib/cuda/ttt_inner_mlp_tc.cu $(wildcard lib/cuda/*.cuh tests/kernels/*.cuh)
 	@mkdir -p $(dir $@)
 	$(NVCC) -O3 -arch=sm_$(CUDA_ARCH) -std=c++17 -Ilib $(filter %.cu,$^) -o $@
 bench: $(CUDA_BENCH)

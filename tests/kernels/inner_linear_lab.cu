@@ -21,31 +21,8 @@
 
 #include "cuda/ttt_cuda_internal.cuh"
 
-#define CKE(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { \
-    fprintf(stderr, "inner_linear_lab: %s: %s\n", #x, cudaGetErrorString(e_)); exit(1); } } while (0)
-
-static unsigned long long rs = 88172645463325252ull;
-static float urand() { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; return (float)((rs >> 11) * (1.0 / 9007199254740992.0)); }
-static std::vector<float> rnd(size_t n, float lo, float hi)
-{
-    std::vector<float> v(n);
-    for (auto &x : v) x = lo + (hi - lo) * urand();
-    return v;
-}
-static float *dev(const std::vector<float> &v)
-{
-    float *d;
-    CKE(cudaMalloc(&d, v.size() * 4));
-    CKE(cudaMemcpy(d, v.data(), v.size() * 4, cudaMemcpyHostToDevice));
-    return d;
-}
-static float *dzero(size_t n)
-{
-    float *d;
-    CKE(cudaMalloc(&d, n * 4));
-    CKE(cudaMemset(d, 0, n * 4));
-    return d;
-}
+#define LAB_NAME "inner_linear_lab"
+#include "lab_util.cuh"
 
 /* row LN pieces in double */
 static void ln_stats(const double *z, int D, double *mu, double *sig)

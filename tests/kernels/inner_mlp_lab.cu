@@ -24,39 +24,10 @@
 
 #include "cuda/ttt_cuda_internal.cuh"
 
-#define CKE(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { \
-    fprintf(stderr, "inner_mlp_lab: %s: %s\n", #x, cudaGetErrorString(e_)); exit(1); } } while (0)
+#define LAB_NAME "inner_mlp_lab"
+#include "lab_util.cuh"
 
 #define TOL 3e-2
-
-static unsigned long long rs = 88172645463325252ull;
-static float urand() { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; return (float)((rs >> 11) * (1.0 / 9007199254740992.0)); }
-static std::vector<float> rnd(size_t n, float lo, float hi)
-{
-    std::vector<float> v(n);
-    for (auto &x : v) x = lo + (hi - lo) * urand();
-    return v;
-}
-static float *dev(const std::vector<float> &v)
-{
-    float *d;
-    CKE(cudaMalloc(&d, v.size() * 4));
-    CKE(cudaMemcpy(d, v.data(), v.size() * 4, cudaMemcpyHostToDevice));
-    return d;
-}
-static float *dzero(size_t n)
-{
-    float *d;
-    CKE(cudaMalloc(&d, n * 4));
-    CKE(cudaMemset(d, 0, n * 4));
-    return d;
-}
-static std::vector<float> host(const float *d, size_t n)
-{
-    std::vector<float> v(n);
-    CKE(cudaMemcpy(v.data(), d, n * 4, cudaMemcpyDeviceToHost));
-    return v;
-}
 
 /* max|x - ref| / max|ref| over the elements of `ref`, optionally a strided
  * subset (the final state of every block: nblk blocks of len floats at stride) */
