@@ -28,6 +28,14 @@ static double now(void)
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
+/* median of x[0..n) (sorts x) */
+static double median(double *x, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && x[j] < x[j - 1]; j--) { double t = x[j]; x[j] = x[j - 1]; x[j - 1] = t; }
+    return x[n / 2];
+}
+
 static void die(const char *what)
 {
     fprintf(stderr, "model_speed_gpu: %s: %s\n", what, ttt_errmsg());
@@ -93,12 +101,7 @@ int main(int argc, char **argv)
             tf[k] = t1 - t0;
             tb[k] = t2 - t0;
         }
-        /* medians */
-        for (int i = 1; i < it; i++)
-            for (int j = i; j > 0 && tf[j] < tf[j - 1]; j--) { double x = tf[j]; tf[j] = tf[j - 1]; tf[j - 1] = x; }
-        for (int i = 1; i < it; i++)
-            for (int j = i; j > 0 && tb[j] < tb[j - 1]; j--) { double x = tb[j]; tb[j] = tb[j - 1]; tb[j - 1] = x; }
-        printf("%-8d %-6d %-14.0f %-14.0f\n", T, B, n / tf[it / 2], n / tb[it / 2]);
+        printf("%-8d %-6d %-14.0f %-14.0f\n", T, B, n / median(tf, it), n / median(tb, it));
         fflush(stdout);
         ttt_gpu_model_free(g);
         free(ids);
