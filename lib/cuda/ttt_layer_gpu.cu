@@ -422,9 +422,9 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
     /* lr gate: in bf16 mode from the bf16 x already made (half the bytes of this skinny GEMM) */
     if (gemm(g, mode, 0, 1, BT, H, C, xin, -1, p->lr_w, 1, lr, 0.f)) return -1;
     k_lr_gate<<<nblk(bt * H), 256, 0, g->s>>>(lr, p->lr_b, H, bt * H, (float)(c->base_lr / D));
-    /* bf16 mode: the tensor-core inner kernels rotate Q, K as they load them */
-    const int fused_rope = mode == TTT_CUDA_BF16;
-    if (!fused_rope) {
+    /* bf16 mode: the inner loop on tensor cores, whose kernels rotate Q, K as they load them */
+    const int tc = mode == TTT_CUDA_BF16;
+    if (!tc) {
         k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(XQ, g->rope_tab, T, C, D, btc / 2, 1.f);
         k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(XK, g->rope_tab, T, C, D, btc / 2, 1.f);
     }
@@ -437,8 +437,8 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
     a.token_idx = p->token_idx; a.gamma = p->ttt_norm_w; a.beta = p->ttt_norm_b;
     a.W0 = p->W1; a.b0 = p->b1;
     a.Z = acts + L.Zin; a.states = acts + L.states;
-    a.tc = fused_rope;   /* bf16 mode: the inner products on tensor cores too */
-    a.rope = fused_rope ? g->rope_tab : NULL;
+    a.tc = tc;
+    a.rope = tc ? g->rope_tab : NULL;
     if (c->kind == TTT_MLP) {
         a.F = c->F; a.W20 = p->W2; a.b20 = p->b2;
         CK(ttt_inner_mlp_forward(&a, g->s));
