@@ -178,7 +178,16 @@ check-ref: tests/refcheck tests/refcheck-f32
 check-cli: all build/tests/test_dist build/tests/test_grad_hook
 	OMP_WAIT_POLICY=passive TTT_BIN_DIR=$(CURDIR)/build bats tests/cli
 
-check: check-unit check-ref check-cli
+# The CUDA attention kernels, run on the CPU by host emulators of their source
+# (threads as lanes, the PTX fragment semantics): CI has no GPU.
+EMU_BIN := $(patsubst tests/unit/%.cpp,build/tests/%,$(wildcard tests/unit/emu_*.cpp))
+build/tests/emu_%: tests/unit/emu_%.cpp $(wildcard lib/cuda/attn*)
+	@mkdir -p $(dir $@)
+	$(CXX) -O1 -std=c++20 -pthread -Wno-unknown-pragmas -Ilib $< -o $@
+check-emu: $(EMU_BIN)
+	@set -e; for t in $(EMU_BIN); do echo "== $$t"; out=$$(./$$t) || { echo "$$out"; exit 1; }; echo "$$out" | tail -1; done
+
+check: check-unit check-ref check-cli check-emu
 test: check
 
 # The zsh completion is generated from the programs' option tables and committed.
@@ -215,7 +224,7 @@ clean:
 	rm -rf build tests/refcheck tests/refcheck-f32
 
 FORCE:
-.PHONY: all bench zsh-completion lib test check check-unit check-ref check-cli man-lint install uninstall config clean FORCE
+.PHONY: all bench zsh-completion lib test check check-unit check-ref check-cli check-emu man-lint install uninstall config clean FORCE
 .SECONDARY:
 -include $(shell find build -name '*.d' -not -path 'build/asan/*' 2>/dev/null)
 

@@ -17,7 +17,7 @@
  *     where that is over 1 (else there are no partials), and never shrinks
  *     as nh grows (a scratch sized for P serves smaller P);
  *     dec_plan covers exactly the keys with whole multiples of DEC_MIN_CHUNK.
- * Not in the Makefile; build and run:
+ * Run by `make check-emu` (part of `make test`), or by hand:
  *   g++ -O1 -std=c++20 -pthread -Wno-unknown-pragmas -Ilib \
  *       tests/unit/emu_attn_decode.cpp -o /tmp/emu_dec && /tmp/emu_dec
  * (some seconds; exit 0 when every case passes). */

@@ -6,7 +6,7 @@
  * Runs the real kernel code (fragment indices, masks, online softmax, both
  * backward kernels) without a GPU and checks O, lse, dQ, dK, dV against a
  * float64 causal attention: relative errors <= 2e-2 (bf16 operands give
- * ~5e-3; an index error gives order 1). Not in the Makefile; build and run:
+ * ~5e-3; an index error gives order 1). Run by `make check-emu` (part of `make test`), or by hand:
  *   g++ -O1 -std=c++20 -pthread -Wno-unknown-pragmas -Ilib \
  *       tests/unit/emu_attn_flash_tc.cpp -o /tmp/emu_attn && /tmp/emu_attn
  * (a few seconds; exit 0 when every case passes). */
