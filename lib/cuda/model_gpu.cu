@@ -36,6 +36,7 @@ extern "C" {   /* C headers: C linkage (ttt_cuda_model.h includes them too, guar
 #include "ttt_cuda_internal.cuh"
 #include "dwconv.cuh"
 #include "gpu_blocks.cuh"
+#include "prof.cuh"
 
 #define CK(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) \
     return ttt_seterr("cuda: %s: %s (%s:%d)", #call, cudaGetErrorString(e_), __FILE__, __LINE__); } while (0)
@@ -553,20 +554,30 @@ extern "C" int ttt_gpu_model_forward(ttt_gpu_model *g, const int32_t *ids, const
         CK(cudaMemcpyAsync(g->d_tg, g->h_tg, (size_t)N * 4, cudaMemcpyHostToDevice, g->s));
     }
 
+    ttt_prof_push(g->s, "forward");
     k_embed<<<nblk(NC), 256, 0, g->s>>>(g->emb, g->d_ids, g->embed, C, NC);
     CKL();
     const float *h = g->emb;
     for (int l = 0; l < c->num_hidden_layers; l++) {
         gpu_block_acts *a = &g->ba[l];
         const gpu_block *p = &g->bp[l];
+        TTT_PROF(g->s, "block");
         if (c->pre_conv) {
+            TTT_PROF(g->s, "pre-conv");
             if (rms_fwd(g, a->cn, a->crstd, h, p->conv_norm, N)) return -1;
             k_conv<<<nblk(NC), 256, 0, g->s>>>(a->pc, a->cn, p->conv_w, p->conv_b, T, C, k, NC);
             k_add<<<nblk(NC), 256, 0, g->s>>>(a->h1, h, a->pc, NC);
             CKL();
         }
-        if (rms_fwd(g, a->sn, a->srstd, a->h1, p->seq_norm, N)) return -1;
-        if (seq_forward(g, a, p, B, T)) return -1;
+        {
+            TTT_PROF(g->s, "seq-norm");
+            if (rms_fwd(g, a->sn, a->srstd, a->h1, p->seq_norm, N)) return -1;
+        }
+        {
+            TTT_PROF(g->s, "seq");
+            if (seq_forward(g, a, p, B, T)) return -1;
+        }
+        TTT_PROF(g->s, "ffn");
         k_add<<<nblk(NC), 256, 0, g->s>>>(a->h2, a->h1, a->to, NC);
         CKL();
         if (rms_fwd(g, a->fn, a->frstd, a->h2, p->ffn_norm, N)) return -1;
@@ -579,14 +590,18 @@ extern "C" int ttt_gpu_model_forward(ttt_gpu_model *g, const int32_t *ids, const
         CKL();
         h = a->out;
     }
+    ttt_prof_push(g->s, "head");
     if (rms_fwd(g, g->final_out, g->final_rstd, h, g->fnorm, N)) return -1;
     if (gemm(g, 0, 1, N, V, C, g->final_out, g->embed, g->logits, 0.f)) return -1;   /* tied head */
+    ttt_prof_pop(g->s);
     g->has_targets = targets != NULL;
     if (targets) {
+        TTT_PROF(g->s, "xent");
         k_xent_fwd<<<N, 512, 0, g->s>>>(g->losses, g->lse, g->logits, g->d_tg, V);
         CKL();
         CK(cudaMemcpyAsync(g->h_losses, g->losses, (size_t)N * 4, cudaMemcpyDeviceToHost, g->s));
     }
+    ttt_prof_pop(g->s);
     CK(cudaStreamSynchronize(g->s));
     CKL();
     if (targets) {
@@ -641,6 +656,8 @@ extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
     const size_t NC = (size_t)N * C, NI = (size_t)N * I;
     float *dl = g->logits, *dh = g->dh, *d1 = g->d1;
 
+    TTT_PROF(g->s, "backward");
+    ttt_prof_push(g->s, "xent+head");
     k_xent_bwd<<<N, 512, 0, g->s>>>(dl, g->lse, g->d_tg, (float)(1.0 / g->count), V);
     CKL();
     /* logits = f E^T: dE += dl^T f, df = dl E */
@@ -648,6 +665,7 @@ extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
     if (gemm(g, 0, 0, N, C, V, dl, g->embed, d1, 0.f)) return -1;
     const float *hlast = c->num_hidden_layers ? g->ba[c->num_hidden_layers - 1].out : g->emb;
     if (rms_bwd(g, dh, g->dfnorm, d1, hlast, g->fnorm, g->final_rstd, N, 0)) return -1;
+    ttt_prof_pop(g->s);
 
     for (int l = c->num_hidden_layers - 1; l >= 0; l--) {
         gpu_block_acts *a = &g->ba[l];
@@ -655,6 +673,8 @@ extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
         const float *h0 = l ? g->ba[l - 1].out : g->emb;
         const float *gt = a->sw, *up = a->sw + NI, *hh = a->sw + 2 * NI;
         float *dgate = g->swscr, *dup = g->swscr + NI;
+        TTT_PROF(g->s, "block");
+        ttt_prof_push(g->s, "ffn");
         /* out = h2 + down(silu(gate(fn)) up(fn)) */
         if (gemm(g, 1, 0, C, I, N, dh, hh, gr->down, 1.f)) return -1;
         if (gemm(g, 0, 0, N, I, C, dh, p->down, dgate, 0.f)) return -1;
@@ -665,11 +685,19 @@ extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
         if (gemm(g, 0, 0, N, C, I, dgate, p->gate, d1, 0.f)) return -1;
         if (gemm(g, 0, 0, N, C, I, dup, p->up, d1, 1.f)) return -1;
         if (rms_bwd(g, dh, gr->ffn_norm, d1, a->h2, p->ffn_norm, a->frstd, N, 1)) return -1;
+        ttt_prof_pop(g->s);
         /* h2 = h1 + Seq(RMS_seq(h1)), Seq = TTT, attention or Mamba */
-        if (seq_backward(g, d1, dh, a, p, gr, B, T)) return -1;
-        if (rms_bwd(g, dh, gr->seq_norm, d1, a->h1, p->seq_norm, a->srstd, N, 1)) return -1;
+        {
+            TTT_PROF(g->s, "seq");
+            if (seq_backward(g, d1, dh, a, p, gr, B, T)) return -1;
+        }
+        {
+            TTT_PROF(g->s, "seq-norm");
+            if (rms_bwd(g, dh, gr->seq_norm, d1, a->h1, p->seq_norm, a->srstd, N, 1)) return -1;
+        }
         /* h1 = h0 + DWConv(RMS_conv(h0)) */
         if (c->pre_conv) {
+            TTT_PROF(g->s, "pre-conv");
             k_conv_bwd_x<<<nblk(NC), 256, 0, g->s>>>(d1, dh, p->conv_w, T, C, k, NC, 0);
             k_conv_bwd_w<<<dim3((C + 127) / 128, (N + COL_CHUNK - 1) / COL_CHUNK), 128, 0, g->s>>>(
                 gr->conv_w, gr->conv_b, dh, a->cn, N, T, C, k);
@@ -686,8 +714,10 @@ extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
 
 extern "C" int ttt_gpu_model_grad_norm(ttt_gpu_model *g, double *norm)
 {
+    ttt_prof_push(g->s, "grad-norm");
     k_sumsq<<<NORM_BLOCKS, 256, 0, g->s>>>(g->d_part, g->G, g->np);
     k_sum_parts<<<1, 1, 0, g->s>>>(g->d_part, NORM_BLOCKS);
+    ttt_prof_pop(g->s);
     CKL();
     double s;
     if (copy(g, &s, g->d_part + NORM_BLOCKS, sizeof s, cudaMemcpyDeviceToHost)) return -1;
@@ -698,6 +728,7 @@ extern "C" int ttt_gpu_model_grad_norm(ttt_gpu_model *g, double *norm)
 extern "C" int ttt_gpu_model_adamw(ttt_gpu_model *g, const ttt_adamw_params *hp, double lr, double grad_scale, long long t)
 {
     const double c1 = 1.0 - pow(hp->beta1, (double)t), c2 = 1.0 - pow(hp->beta2, (double)t);
+    TTT_PROF(g->s, "adamw");
     k_adamw<<<nblk(g->np), 256, 0, g->s>>>(g->P, g->G, g->M, g->V, g->np, hp->beta1, hp->beta2, hp->eps,
                                            hp->weight_decay, lr, grad_scale, c1, c2);
     CKL();

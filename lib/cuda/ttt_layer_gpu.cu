@@ -18,6 +18,7 @@ extern "C" {
 #include "ttt_cuda.h"
 #include "ttt_cuda_internal.cuh"
 #include "dwconv.cuh"
+#include "prof.cuh"
 
 #define K16 TTT_CUDA_K
 
@@ -407,6 +408,7 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
     float *XQ = acts + L.XQ, *XK = acts + L.XK, *XV = acts + L.XV, *lr = acts + L.lr;
     if (rope_table(g, D, c->rope_theta)) return -1;
 
+    ttt_prof_push(g->s, "ttt.in-proj");
     const void *xin;
     if (operand(g, mode, 0, x, btc, &xin)) return -1;
     if (c->share_qk) {
@@ -429,6 +431,7 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
         k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(XK, g->rope_tab, T, C, D, btc / 2, 1.f);
     }
     CK(cudaGetLastError());
+    ttt_prof_pop(g->s);
 
     ttt_inner_args a;
     memset(&a, 0, sizeof a);
@@ -439,12 +442,16 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
     a.Z = acts + L.Zin; a.states = acts + L.states;
     a.tc = tc;
     a.rope = tc ? g->rope_tab : NULL;
-    if (c->kind == TTT_MLP) {
-        a.F = c->F; a.W20 = p->W2; a.b20 = p->b2;
-        CK(ttt_inner_mlp_forward(&a, g->s));
-    } else {
-        CK(ttt_inner_linear_forward(&a, g->s));
+    {
+        TTT_PROF(g->s, "ttt.inner");
+        if (c->kind == TTT_MLP) {
+            a.F = c->F; a.W20 = p->W2; a.b20 = p->b2;
+            CK(ttt_inner_mlp_forward(&a, g->s));
+        } else {
+            CK(ttt_inner_linear_forward(&a, g->s));
+        }
     }
+    TTT_PROF(g->s, "ttt.out");
 
     float *Y = acts + L.Y;
     k_ln_fwd<<<(BT + 7) / 8, 256, 0, g->s>>>(Y, acts + L.mean, acts + L.rstd, acts + L.Zin,
@@ -499,6 +506,7 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     if (operand(g, mode, 0, x, btc, &xin)) return -1;
     const float *Y = acts + L.Y, *O = c->use_gate ? acts + L.O : Y;
 
+    ttt_prof_push(g->s, "ttt.out");
     /* o_proj */
     if (operand(g, mode, 2, dout, btc, &din)) return -1;
     if (gemm(g, mode, 0, 0, BT, C, C, din, -1, p->o_proj, 1, dO, 0.f)) return -1;
@@ -517,6 +525,7 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     k_ln_bwd<<<(BT + 7) / 8, 256, 0, g->s>>>(dZin, dO, acts + L.Zin, acts + L.mean, acts + L.rstd,
                                              p->post_norm_w, BT, C);
     CK(cudaGetLastError());
+    ttt_prof_pop(g->s);
 
     /* inner loop */
     ttt_inner_args a;
@@ -530,6 +539,7 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     a.dgamma = gr->ttt_norm_w; a.dbeta = gr->ttt_norm_b; a.dW0 = gr->W1; a.db0 = gr->b1;
     a.tc = mode == TTT_CUDA_BF16;
     a.rope = a.tc ? g->rope_tab : NULL;
+    ttt_prof_push(g->s, "ttt.inner");
     if (c->kind == TTT_MLP) {
         a.F = c->F; a.W20 = p->W2; a.b20 = p->b2; a.dW20 = gr->W2; a.db20 = gr->b2;
         a.dS = g->ws + dS_off;
@@ -537,6 +547,8 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     } else {
         CK(ttt_inner_linear_backward(&a, g->s));
     }
+    ttt_prof_pop(g->s);
+    TTT_PROF(g->s, "ttt.in-proj");
     if (!a.rope) {
         k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(dXQ, g->rope_tab, T, C, D, btc / 2, -1.f);
         k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(dXK, g->rope_tab, T, C, D, btc / 2, -1.f);
