@@ -23,6 +23,7 @@
 #include "err.h"           /* ttt_errmsg */
 #include "io.h"            /* ttt_atomic_*, ttt_read_file */
 #include "json.h"          /* json_parse */
+#include "prefetch.h"
 #include "layers/adamw.h"  /* ttt_adamw_update, ttt_grad_norm */
 #include "model.h"         /* ttt_model_* */
 #include "rng.h"           /* ttt_rng */
@@ -741,6 +742,7 @@ int main(int argc, char **argv)
     real *params = ttt_model_params(m), *grads = ttt_model_grads(m);
     size_t np = ttt_model_num_params(m);
     double t0 = now_s(), rate = 0;
+    ttt_prefetch *pf = NULL;   /* GPU runs: the next step's windows (below) */
     if (st.step >= o.steps) {
         if (cli_verbosity >= 1)
             cli_warn("%s: the run is complete at step %lld (give --steps to extend it)", rundir, st.step);
@@ -766,6 +768,13 @@ int main(int argc, char **argv)
         }
     }
     if (nranks > 1) check_in_sync(m, st.step);
+    /* The next step's windows are read on a thread while this step runs
+     * (on a GPU the host would otherwise inflate shard blocks while the
+     * device waits), drawn from a copy of the generator that becomes st.rng
+     * when that step starts: draws and checkpoints equal a serial run's. */
+    ttt_rng rng_next = st.rng;
+    int have_next = 0;
+    if (!(pf = ttt_prefetch_new(train, o.accum * MB, T, vocab))) cli_die_lib();
     int signalled = 0;   /* stopped by a signal (on any rank) */
     while (st.step < o.steps) {
         double ts = now_s();
@@ -773,16 +782,24 @@ int main(int argc, char **argv)
         double loss = 0;
         /* Every rank draws the whole global batch, so the generator stays
          * in step everywhere and equals a 1-rank run's. */
-        if (ttt_train_draw(train, &st.rng, o.batch, T, starts) < 0) cli_die("%s: %s", o.data, ttt_errmsg());
+        const int32_t *pids, *ptg;   /* this rank's windows of this step */
+        if (have_next) st.rng = rng_next;
+        else if (ttt_train_draw(train, &st.rng, o.batch, T, starts) < 0 || ttt_prefetch_start(pf, starts + first) < 0)
+            cli_die("%s: %s", o.data, ttt_errmsg());
+        if (ttt_prefetch_wait(pf, &pids, &ptg) < 0) cli_die("%s: %s", o.data, ttt_errmsg());
+        rng_next = st.rng;
+        have_next = st.step + 1 < o.steps;
+        if (have_next && (ttt_train_draw(train, &rng_next, o.batch, T, starts) < 0 ||
+                          ttt_prefetch_start(pf, starts + first) < 0))
+            cli_die("%s: %s", o.data, ttt_errmsg());
         /* CPU, several ranks: the last micro-batch's backward starts the
          * all-reduce of each block's gradients as soon as they are final
          * (the earlier micro-batches only accumulate). */
         ttt_dist_overlap *ov = NULL;
         for (int a = 0; a < o.accum; a++) {
-            if (ttt_train_read(train, starts + first + (size_t)a * MB, MB, T, vocab, ids, tg, scratch) < 0)
-                cli_die("%s: %s", o.data, ttt_errmsg());
             double l;
-            if (forward(m, ids, tg, MB, T, &l) < 0) die_lib_oom("the activations");
+            if (forward(m, pids + (size_t)a * MB * T, ptg + (size_t)a * MB * T, MB, T, &l) < 0)
+                die_lib_oom("the activations");
             if (!gpu && nranks > 1 && a == o.accum - 1) {
                 if (!(ov = ttt_dist_overlap_begin(grads, np))) cli_die_lib();
                 ttt_model_set_grad_hook(m, ttt_dist_overlap_chunk, ov);
@@ -901,6 +918,7 @@ int main(int argc, char **argv)
         status = 130;
     }
 done:
+    ttt_prefetch_free(pf);   /* joins a read in flight before its dataset closes */
     ttt_dataset_close(train);
     if (val) ttt_dataset_close(val);
     ttt_gpu_model_free(gpu);

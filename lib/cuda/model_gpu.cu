@@ -15,6 +15,7 @@
  * cudaMemcpyAsync on that stream followed by a stream synchronisation.
  */
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdio.h>
@@ -60,6 +61,10 @@ struct ttt_gpu_model {
     cudaStream_t s;
     size_t np;
     float *P, *G, *M, *V;            /* arenas [np] */
+    __nv_bfloat16 *P16;              /* bf16 mode: the parameters rounded, kept current
+                                        (upload, AdamW): GEMMs read weights from it */
+    __nv_bfloat16 *x16;              /* bf16 mode: [maxB*maxT, C] an activation rounded once
+                                        for two GEMMs */
     float *embed, *dembed, *fnorm, *dfnorm;
     gpu_block *bp, *bg;              /* [L] */
     float *acts;                     /* activation arena */
@@ -180,25 +185,39 @@ __global__ void k_rms_bwd_w(float *dw, const float *g, const float *x, const flo
     atomicAdd(&dw[c], a);
 }
 
-/* h = silu(g) u, acts [3,N,I] = gate, up, h */
-__global__ void k_swiglu(float *h, const float *gate, const float *up, size_t n)
+__device__ __forceinline__ void put(float *p, float v) { *p = v; }
+__device__ __forceinline__ void put(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
+
+/* h [N,I] = silu(g) u from gu [N,2I] (one GEMM's output: gate | up per
+ * row); h in the precision of the GEMM that reads it. */
+template <typename T>
+__global__ void k_swiglu(T *h, const float *gu, int I, size_t n)
 {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
     for (; i < n; i += st) {
-        float g = gate[i];
-        h[i] = g / (1.f + expf(-g)) * up[i];
+        size_t r = i / I, j = i % I;
+        float g = gu[r * 2 * I + j];
+        put(&h[i], g / (1.f + expf(-g)) * gu[r * 2 * I + I + j]);
     }
 }
 
-/* dgate holds dh on entry: dup = dh silu(g); dgate = dh u s (1 + g (1 - s)) */
-__global__ void k_swiglu_bwd(float *dgate, float *dup, const float *gate, const float *up, size_t n)
+/* dgu [N,2I] from dh [N,I]: dup = dh silu(g); dgate = dh u s (1 + g (1 - s)) */
+template <typename T>
+__global__ void k_swiglu_bwd(T *dgu, const float *dh, const float *gu, int I, size_t n)
 {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
     for (; i < n; i += st) {
-        float g = gate[i], dh = dgate[i], s = 1.f / (1.f + expf(-g));
-        dup[i] = dh * g * s;
-        dgate[i] = dh * up[i] * s * (1.f + g * (1.f - s));
+        size_t r = i / I, j = i % I;
+        float g = gu[r * 2 * I + j], u = gu[r * 2 * I + I + j], d = dh[i], s = 1.f / (1.f + expf(-g));
+        put(&dgu[r * 2 * I + j], d * u * s * (1.f + g * (1.f - s)));
+        put(&dgu[r * 2 * I + I + j], d * g * s);
     }
+}
+
+__global__ void k_f2bf(__nv_bfloat16 *y, const float *x, size_t n)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
+    for (; i < n; i += st) y[i] = __float2bfloat16(x[i]);
 }
 
 /* One block per row: lse, and the loss where the target is valid. */
@@ -233,6 +252,25 @@ __global__ void k_xent_bwd(float *d, const float *lse, const int32_t *tg, float 
     for (int v = threadIdx.x; v < V; v += blockDim.x) row[v] = scale * expf(row[v] - z) - (v == t ? scale : 0.f);
 }
 
+/* The same in bf16 (the GEMM operand), written over the first half of each
+ * fp32 row: the bf16 matrix has rows 2V elements apart. Element v lands in
+ * the bytes of fp32 element v/2, which this block has read already: each
+ * stride is read whole before any of it is written. */
+__global__ void k_xent_bwd_bf16(float *d, const float *lse, const int32_t *tg, float scale, int V)
+{
+    float *row = d + (size_t)blockIdx.x * V;
+    __nv_bfloat16 *out = (__nv_bfloat16 *)row;
+    int t = tg[blockIdx.x];
+    float z = lse[blockIdx.x];
+    bool skip = t < 0 || t >= V;
+    for (int v0 = 0; v0 < V; v0 += blockDim.x) {
+        int v = v0 + threadIdx.x;
+        float x = v < V ? row[v] : 0.f;
+        __syncthreads();
+        if (v < V) out[v] = __float2bfloat16(skip ? 0.f : scale * expf(x - z) - (v == t ? scale : 0.f));
+    }
+}
+
 __global__ void k_sumsq(double *part, const float *g, size_t n)
 {
     __shared__ double sh[32];
@@ -252,8 +290,8 @@ __global__ void k_sum_parts(double *part, int nb)
 }
 
 /* lib/layers/adamw.c per element, in double; the rounded moments feed the update. */
-__global__ void k_adamw(float *p, const float *g, float *m, float *v, size_t n, double b1, double b2, double eps,
-                        double wd, double lr, double scale, double c1, double c2)
+__global__ void k_adamw(float *p, __nv_bfloat16 *p16, const float *g, float *m, float *v, size_t n, double b1,
+                        double b2, double eps, double wd, double lr, double scale, double c1, double c2)
 {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
     for (; i < n; i += st) {
@@ -264,6 +302,7 @@ __global__ void k_adamw(float *p, const float *g, float *m, float *v, size_t n, 
         v[i] = vf;
         double u = ((double)mf / c1) / (sqrt((double)vf / c2) + eps) + wd * (double)p[i];
         p[i] = (float)((double)p[i] - lr * u);
+        if (p16) p16[i] = __float2bfloat16(p[i]);
     }
 }
 
@@ -374,7 +413,7 @@ static size_t carve(ttt_gpu_model *g, float *base, int B, int T)
     TAKE(g->dh, N * C);
     TAKE(g->d1, N * C);
     TAKE(g->d2, N * C);
-    TAKE(g->swscr, 2 * N * I);
+    TAKE(g->swscr, 3 * N * I);
 #undef TAKE
     return off;
 }
@@ -424,6 +463,11 @@ extern "C" ttt_gpu_model *ttt_gpu_model_new(const ttt_model *m, int dev, int pre
         dalloc((void **)&g->d_ids, N * 4, "token ids") || dalloc((void **)&g->d_tg, N * 4, "targets") ||
         dalloc((void **)&g->d_part, (NORM_BLOCKS + 1) * sizeof(double), "norm partials"))
         goto fail;
+    if (precision == TTT_CUDA_BF16) {
+        if (dalloc((void **)&g->P16, g->np * 2, "bf16 parameters") || dalloc((void **)&g->x16, N * c->hidden_size * 2, "bf16 scratch"))
+            goto fail;
+        ttt_cuda_set_shadow(g->cu, g->P, g->P16, g->np);
+    }
     if (cudaMallocHost((void **)&g->h_losses, N * sizeof(float)) != cudaSuccess) {
         cudaGetLastError();
         g->h_losses = NULL;
@@ -445,6 +489,12 @@ extern "C" ttt_gpu_model *ttt_gpu_model_new(const ttt_model *m, int dev, int pre
     for (int l = 0; l < L; l++) {
         block_ptrs(m, g->P, l, &g->bp[l]);
         block_ptrs(m, g->G, l, &g->bg[l]);
+        /* the SwiGLU runs gate and up as one GEMM over [gate; up] */
+        size_t IC = (size_t)c->intermediate_size * c->hidden_size;
+        if (g->bp[l].up != g->bp[l].gate + IC || g->bg[l].up != g->bg[l].gate + IC) {
+            ttt_seterr("cuda model: layer %d: mlp.gate_proj and mlp.up_proj are not adjacent", l);
+            goto fail;
+        }
     }
     return g;
 fail:
@@ -456,7 +506,7 @@ extern "C" void ttt_gpu_model_free(ttt_gpu_model *g)
 {
     if (!g) return;
     if (g->cu) cudaStreamSynchronize(g->s);
-    cudaFree(g->P); cudaFree(g->G); cudaFree(g->M); cudaFree(g->V);
+    cudaFree(g->P); cudaFree(g->G); cudaFree(g->M); cudaFree(g->V); cudaFree(g->P16); cudaFree(g->x16);
     cudaFree(g->acts); cudaFree(g->d_ids); cudaFree(g->d_tg); cudaFree(g->d_part);
     if (g->h_losses) cudaFreeHost(g->h_losses);
     free(g->h_tg);
@@ -467,10 +517,10 @@ extern "C" void ttt_gpu_model_free(ttt_gpu_model *g)
 
 extern "C" void ttt_gpu_model_sizes(const ttt_gpu_model *g, ttt_gpu_sizes *s)
 {
-    s->params = g->np * 4;
+    s->params = g->np * (g->P16 ? 6 : 4);
     s->grads = g->np * 4;
     s->opt = 2 * g->np * 4;
-    s->acts = g->acts_cap * 4 + (size_t)g->maxB * g->maxT * 8;
+    s->acts = g->acts_cap * 4 + (size_t)g->maxB * g->maxT * (8 + (g->x16 ? 2 * g->cfg.hidden_size : 0));
 }
 
 extern "C" size_t ttt_gpu_model_num_params(const ttt_gpu_model *g) { return g->np; }
@@ -482,7 +532,16 @@ static int copy(ttt_gpu_model *g, void *dst, const void *src, size_t bytes, cuda
     return 0;
 }
 
-extern "C" int ttt_gpu_model_upload_params(ttt_gpu_model *g, const float *p) { return copy(g, g->P, p, g->np * 4, cudaMemcpyHostToDevice); }
+extern "C" int ttt_gpu_model_upload_params(ttt_gpu_model *g, const float *p)
+{
+    if (copy(g, g->P, p, g->np * 4, cudaMemcpyHostToDevice)) return -1;
+    if (g->P16) {
+        k_f2bf<<<nblk(g->np), 256, 0, g->s>>>(g->P16, g->P, g->np);
+        CK(cudaStreamSynchronize(g->s));
+        CKL();
+    }
+    return 0;
+}
 extern "C" int ttt_gpu_model_download_params(ttt_gpu_model *g, float *p) { return copy(g, p, g->P, g->np * 4, cudaMemcpyDeviceToHost); }
 extern "C" int ttt_gpu_model_download_grads(ttt_gpu_model *g, float *p) { return copy(g, p, g->G, g->np * 4, cudaMemcpyDeviceToHost); }
 extern "C" int ttt_gpu_model_upload_grads(ttt_gpu_model *g, const float *p) { return copy(g, g->G, p, g->np * 4, cudaMemcpyHostToDevice); }
@@ -507,6 +566,14 @@ extern "C" int ttt_gpu_model_zero_grad(ttt_gpu_model *g)
 static int gemm(ttt_gpu_model *g, int ta, int tb, int M, int N, int K, const float *A, const float *B, float *C, float beta)
 {
     return ttt_cuda_gemm_f32in(g->cu, g->prec, ta, tb, M, N, K, A, B, C, beta);
+}
+
+/* The same with operands that may be of the mode's type already (ready:
+ * bf16 in bf16 mode), a ready A with rows lda apart (0: dense). */
+static int gemm_op(ttt_gpu_model *g, int ta, int tb, int M, int N, int K, const void *A, int a_ready, int lda,
+                   const void *B, int b_ready, float *C, float beta)
+{
+    return ttt_cuda_gemm_op(g->cu, g->prec, ta, tb, M, N, K, A, a_ready, lda, B, b_ready, C, beta);
 }
 
 static int rms_fwd(ttt_gpu_model *g, float *out, float *rstd, const float *x, const float *w, int N)
@@ -581,11 +648,13 @@ extern "C" int ttt_gpu_model_forward(ttt_gpu_model *g, const int32_t *ids, const
         k_add<<<nblk(NC), 256, 0, g->s>>>(a->h2, a->h1, a->to, NC);
         CKL();
         if (rms_fwd(g, a->fn, a->frstd, a->h2, p->ffn_norm, N)) return -1;
-        float *gt = a->sw, *up = a->sw + NI, *hh = a->sw + 2 * NI;
-        if (gemm(g, 0, 1, N, I, C, a->fn, p->gate, gt, 0.f) || gemm(g, 0, 1, N, I, C, a->fn, p->up, up, 0.f)) return -1;
-        k_swiglu<<<nblk(NI), 256, 0, g->s>>>(hh, gt, up, NI);
+        /* gu [N,2I] = fn [gate; up]^T in one GEMM; hh [N,I] in the GEMMs' precision */
+        float *gu = a->sw, *hh = a->sw + 2 * NI;
+        if (gemm(g, 0, 1, N, 2 * I, C, a->fn, p->gate, gu, 0.f)) return -1;
+        if (g->P16) k_swiglu<<<nblk(NI), 256, 0, g->s>>>((__nv_bfloat16 *)hh, gu, I, NI);
+        else k_swiglu<<<nblk(NI), 256, 0, g->s>>>(hh, gu, I, NI);
         CKL();
-        if (gemm(g, 0, 1, N, C, I, hh, p->down, a->out, 0.f)) return -1;
+        if (gemm_op(g, 0, 1, N, C, I, hh, 1, 0, p->down, 0, a->out, 0.f)) return -1;
         k_add<<<nblk(NC), 256, 0, g->s>>>(a->out, a->out, a->h2, NC);
         CKL();
         h = a->out;
@@ -655,14 +724,17 @@ extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
     const int k = c->conv_kernel;
     const size_t NC = (size_t)N * C, NI = (size_t)N * I;
     float *dl = g->logits, *dh = g->dh, *d1 = g->d1;
+    const int bf16 = g->P16 != NULL;
 
     TTT_PROF(g->s, "backward");
     ttt_prof_push(g->s, "xent+head");
-    k_xent_bwd<<<N, 512, 0, g->s>>>(dl, g->lse, g->d_tg, (float)(1.0 / g->count), V);
+    /* dlogits in place; bf16 mode: in bf16, rows 2V apart, read by the GEMMs as they are */
+    if (bf16) k_xent_bwd_bf16<<<N, 512, 0, g->s>>>(dl, g->lse, g->d_tg, (float)(1.0 / g->count), V);
+    else k_xent_bwd<<<N, 512, 0, g->s>>>(dl, g->lse, g->d_tg, (float)(1.0 / g->count), V);
     CKL();
     /* logits = f E^T: dE += dl^T f, df = dl E */
-    if (gemm(g, 1, 0, V, C, N, dl, g->final_out, g->dembed, 1.f)) return -1;
-    if (gemm(g, 0, 0, N, C, V, dl, g->embed, d1, 0.f)) return -1;
+    if (gemm_op(g, 1, 0, V, C, N, dl, 1, bf16 ? 2 * V : V, g->final_out, 0, g->dembed, 1.f)) return -1;
+    if (gemm_op(g, 0, 0, N, C, V, dl, 1, bf16 ? 2 * V : V, g->embed, 0, d1, 0.f)) return -1;
     const float *hlast = c->num_hidden_layers ? g->ba[c->num_hidden_layers - 1].out : g->emb;
     if (rms_bwd(g, dh, g->dfnorm, d1, hlast, g->fnorm, g->final_rstd, N, 0)) return -1;
     ttt_prof_pop(g->s);
@@ -671,19 +743,26 @@ extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
         gpu_block_acts *a = &g->ba[l];
         const gpu_block *p = &g->bp[l], *gr = &g->bg[l];
         const float *h0 = l ? g->ba[l - 1].out : g->emb;
-        const float *gt = a->sw, *up = a->sw + NI, *hh = a->sw + 2 * NI;
-        float *dgate = g->swscr, *dup = g->swscr + NI;
+        const float *gu = a->sw;
+        const void *hh = a->sw + 2 * NI;
+        float *dhh = g->swscr;
+        void *dgu = g->swscr + NI;   /* [N,2I], bf16 in bf16 mode (only GEMMs read it) */
         TTT_PROF(g->s, "block");
         ttt_prof_push(g->s, "ffn");
-        /* out = h2 + down(silu(gate(fn)) up(fn)) */
-        if (gemm(g, 1, 0, C, I, N, dh, hh, gr->down, 1.f)) return -1;
-        if (gemm(g, 0, 0, N, I, C, dh, p->down, dgate, 0.f)) return -1;
-        k_swiglu_bwd<<<nblk(NI), 256, 0, g->s>>>(dgate, dup, gt, up, NI);
+        /* out = h2 + down(silu(gate(fn)) up(fn)); dh rounded once for its two GEMMs */
+        const void *dho = dh;
+        if (bf16) {
+            if (ttt_cuda_to_bf16(g->cu, g->x16, dh, NC)) return -1;
+            dho = g->x16;
+        }
+        if (gemm_op(g, 1, 0, C, I, N, dho, 1, 0, hh, 1, gr->down, 1.f)) return -1;
+        if (gemm_op(g, 0, 0, N, I, C, dho, 1, 0, p->down, 0, dhh, 0.f)) return -1;
+        if (bf16) k_swiglu_bwd<<<nblk(NI), 256, 0, g->s>>>((__nv_bfloat16 *)dgu, dhh, gu, I, NI);
+        else k_swiglu_bwd<<<nblk(NI), 256, 0, g->s>>>((float *)dgu, dhh, gu, I, NI);
         CKL();
-        if (gemm(g, 1, 0, I, C, N, dgate, a->fn, gr->gate, 1.f)) return -1;
-        if (gemm(g, 1, 0, I, C, N, dup, a->fn, gr->up, 1.f)) return -1;
-        if (gemm(g, 0, 0, N, C, I, dgate, p->gate, d1, 0.f)) return -1;
-        if (gemm(g, 0, 0, N, C, I, dup, p->up, d1, 1.f)) return -1;
+        /* [gate; up] as one [2I, C] weight */
+        if (gemm_op(g, 1, 0, 2 * I, C, N, dgu, 1, 0, a->fn, 0, gr->gate, 1.f)) return -1;
+        if (gemm_op(g, 0, 0, N, C, 2 * I, dgu, 1, 0, p->gate, 0, d1, 0.f)) return -1;
         if (rms_bwd(g, dh, gr->ffn_norm, d1, a->h2, p->ffn_norm, a->frstd, N, 1)) return -1;
         ttt_prof_pop(g->s);
         /* h2 = h1 + Seq(RMS_seq(h1)), Seq = TTT, attention or Mamba */
@@ -729,7 +808,7 @@ extern "C" int ttt_gpu_model_adamw(ttt_gpu_model *g, const ttt_adamw_params *hp,
 {
     const double c1 = 1.0 - pow(hp->beta1, (double)t), c2 = 1.0 - pow(hp->beta2, (double)t);
     TTT_PROF(g->s, "adamw");
-    k_adamw<<<nblk(g->np), 256, 0, g->s>>>(g->P, g->G, g->M, g->V, g->np, hp->beta1, hp->beta2, hp->eps,
+    k_adamw<<<nblk(g->np), 256, 0, g->s>>>(g->P, g->P16, g->G, g->M, g->V, g->np, hp->beta1, hp->beta2, hp->eps,
                                            hp->weight_decay, lr, grad_scale, c1, c2);
     CKL();
     return 0;

@@ -99,5 +99,16 @@ cudaStream_t ttt_cuda_stream(struct ttt_cuda *g);
 float *ttt_cuda_scratch(struct ttt_cuda *g, size_t floats);
 int ttt_cuda_gemm_f32in(struct ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K,
                         const float *A, const float *B, float *C, float beta);
+/* The same where an operand may already be of the mode's type (x_ready: bf16
+ * in TTT_CUDA_BF16 mode, fp32 otherwise; the others are fp32 and converted),
+ * a ready A with rows lda elements apart (0: dense). */
+int ttt_cuda_gemm_op(struct ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K, const void *A,
+                     int a_ready, int lda, const void *B, int b_ready, float *C, float beta);
+/* dst (bf16) = src rounded, on the handle's stream. */
+int ttt_cuda_to_bf16(struct ttt_cuda *g, void *dst, const float *src, size_t n);
+/* Registers a bf16 copy p16 of the fp32 range [p, p+n) (the model's
+ * parameters; NULL: none): bf16-mode GEMM operands inside it are read from
+ * the copy instead of being converted. The owner keeps the copy current. */
+void ttt_cuda_set_shadow(struct ttt_cuda *g, const float *p, const void *p16, size_t n);
 
 #endif

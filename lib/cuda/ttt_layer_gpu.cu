@@ -33,6 +33,9 @@ struct ttt_cuda {
     float *rope_tab;              /* [16][D/2][2] cos, sin */
     int rope_D;
     double rope_theta;
+    const float *shadow_of;       /* a bf16 copy of [shadow_of, +shadow_n) (the model's */
+    const __nv_bfloat16 *shadow;  /* parameters): GEMM operands in it are not converted */
+    size_t shadow_n;
 };
 
 #define CK(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) \
@@ -131,10 +134,15 @@ static unsigned nblk(size_t n, int t = 256)
     return (unsigned)(b > 65536 ? 65536 : (b ? b : 1));
 }
 
-/* GEMM operand: the fp32 pointer itself, or its bf16 copy in a slot. */
+/* GEMM operand: the fp32 pointer itself, or its bf16 copy: in the shadow
+ * when the model keeps one, else made in a slot. */
 static int operand(ttt_cuda *g, int mode, int slot, const float *p, size_t n, const void **out)
 {
     if (mode != TTT_CUDA_BF16) { *out = p; return 0; }
+    if (g->shadow && p >= g->shadow_of && n <= g->shadow_n && (size_t)(p - g->shadow_of) <= g->shadow_n - n) {
+        *out = g->shadow + (p - g->shadow_of);
+        return 0;
+    }
     if (grow((void **)&g->slot[slot], &g->slot_cap[slot], n * sizeof(__nv_bfloat16))) return -1;
     k_to_bf16<<<nblk(n), 256, 0, g->s>>>(p, g->slot[slot], n);
     *out = g->slot[slot];
@@ -142,16 +150,23 @@ static int operand(ttt_cuda *g, int mode, int slot, const float *p, size_t n, co
 }
 
 /* Row-major C[M,N] = op(A) op(B) + beta C with A [M,K] (ta=0) or [K,M] (ta=1),
- * B [K,N] (tb=0) or [N,K] (tb=1); A, B already operands of `mode`. */
-static int gemm_raw(ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K,
-                    const void *A, const void *B, float *C, float beta)
+ * B [K,N] (tb=0) or [N,K] (tb=1); A, B already operands of `mode`, rows
+ * lda, ldb elements apart (0: dense). */
+static int gemm_ld(ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K,
+                   const void *A, int lda, const void *B, int ldb, float *C, float beta)
 {
     const float one = 1.f;
     cudaDataType_t t = mode == TTT_CUDA_BF16 ? CUDA_R_16BF : CUDA_R_32F;
     CB(cublasGemmEx(g->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &one,
-                    B, t, tb ? K : N, A, t, ta ? M : K, &beta, C, CUDA_R_32F, N,
+                    B, t, ldb ? ldb : tb ? K : N, A, t, lda ? lda : ta ? M : K, &beta, C, CUDA_R_32F, N,
                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return 0;
+}
+
+static int gemm_raw(ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K,
+                    const void *A, const void *B, float *C, float beta)
+{
+    return gemm_ld(g, mode, ta, tb, M, N, K, A, 0, B, 0, C, beta);
 }
 
 /* Same, converting fp32 inputs as needed; slotA/slotB name the bf16 slots
@@ -175,6 +190,29 @@ int ttt_cuda_gemm_f32in(ttt_cuda *g, int mode, int ta, int tb, int M, int N, int
 {
     if (cudaSetDevice(g->dev) != cudaSuccess) return ttt_seterr("cuda: cannot select device %d", g->dev);
     return gemm(g, mode, ta, tb, M, N, K, A, 0, B, 1, C, beta);
+}
+
+int ttt_cuda_gemm_op(ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K, const void *A, int a_ready,
+                     int lda, const void *B, int b_ready, float *C, float beta)
+{
+    if (cudaSetDevice(g->dev) != cudaSuccess) return ttt_seterr("cuda: cannot select device %d", g->dev);
+    if (!a_ready && operand(g, mode, 0, (const float *)A, (size_t)M * K, &A)) return -1;
+    if (!b_ready && operand(g, mode, 1, (const float *)B, (size_t)K * N, &B)) return -1;
+    return gemm_ld(g, mode, ta, tb, M, N, K, A, a_ready ? lda : 0, B, 0, C, beta);
+}
+
+int ttt_cuda_to_bf16(ttt_cuda *g, void *dst, const float *src, size_t n)
+{
+    k_to_bf16<<<nblk(n), 256, 0, g->s>>>(src, (__nv_bfloat16 *)dst, n);
+    CK(cudaGetLastError());
+    return 0;
+}
+
+void ttt_cuda_set_shadow(ttt_cuda *g, const float *p, const void *p16, size_t n)
+{
+    g->shadow_of = p16 ? p : NULL;
+    g->shadow = (const __nv_bfloat16 *)p16;
+    g->shadow_n = p16 ? n : 0;
 }
 
 /* ---------------------------------------------------------------- small kernels */

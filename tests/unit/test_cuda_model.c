@@ -13,6 +13,10 @@
  *   - ttt_gpu_model_check: every architecture accepted, unsupported
  *     shapes refused (attention head dim 256, Mamba conv kernel 17);
  *   - refusals: a batch over the sizes given, an id outside the vocabulary.
+ * The TTT models run again in bf16 mode (bf16 GEMM inputs from the bf16
+ * parameter copy, bf16 dlogits and SwiGLU operands) against the same CPU
+ * model, within bf16 tolerances: loss 1e-2, per-token losses and gradient
+ * tensors 5e-2 (a swapped or misplaced operand is off by O(1)), steps 2e-2.
  * Skips cleanly (exit 0) without CUDA in the build or without a GPU. */
 #include "check.h"
 
@@ -29,8 +33,6 @@
 #include "rng.h"
 #include "ttt_cuda.h"
 #include "ttt_cuda_model.h"
-
-#define TOL 1e-4
 
 static float *to_f32(const real *x, size_t n)
 {
@@ -50,11 +52,14 @@ static void fill_tokens(ttt_rng *r, int32_t *ids, int32_t *tg, int n, int V)
 /* block SEQ_TTT: the TTT model on the Mamba (mamba = 1) or Transformer
  * backbone, TTT-MLP or TTT-Linear; SEQ_ATTENTION / SEQ_MAMBA: the baseline
  * (mamba and mlp unused). */
-static void run_backbone(int block, int mamba, int T, int mlp)
+static void run_backbone(int block, int mamba, int T, int mlp, int bf16)
 {
     char bb[48];
+    const double TOL = bf16 ? 1e-2 : 1e-4, TOL_T = bf16 ? 5e-2 : 1e-4, TOL_G = bf16 ? 5e-2 : 1e-4;
+    const double TOL_STEP = bf16 ? 2e-2 : 1e-3;
     if (block == SEQ_TTT)
-        snprintf(bb, sizeof bb, "%s/%s", mamba ? "mamba" : "transformer", mlp ? "ttt-mlp" : "ttt-linear");
+        snprintf(bb, sizeof bb, "%s/%s%s", mamba ? "mamba" : "transformer", mlp ? "ttt-mlp" : "ttt-linear",
+                 bf16 ? " bf16" : "");
     else
         snprintf(bb, sizeof bb, "baseline %s", block == SEQ_ATTENTION ? "transformer" : "mamba");
     ttt_config c;
@@ -85,14 +90,14 @@ static void run_backbone(int block, int mamba, int T, int mlp)
     int32_t *ids = malloc(N * sizeof *ids), *tg = malloc(N * sizeof *tg);
     fill_tokens(&r, ids, tg, N, V);
 
-    ttt_gpu_model *g = ttt_gpu_model_new(m, 0, TTT_CUDA_F32, B, T);
+    ttt_gpu_model *g = ttt_gpu_model_new(m, 0, bf16 ? TTT_CUDA_BF16 : TTT_CUDA_F32, B, T);
     if (!g) fprintf(stderr, "test_cuda_model: %s\n", ttt_errmsg());
     CHECK(g != NULL);
     if (!g) { ttt_model_free(m); free(ids); free(tg); return; }
     ttt_gpu_sizes sz;
     ttt_gpu_model_sizes(g, &sz);
     printf("%s: arenas params %zu B, grads %zu B, opt %zu B, acts %zu B\n", bb, sz.params, sz.grads, sz.opt, sz.acts);
-    CHECK(sz.params == np * 4 && sz.opt == 2 * np * 4 && sz.acts > 0);
+    CHECK(sz.params == np * (bf16 ? 6 : 4) && sz.opt == 2 * np * 4 && sz.acts > 0);   /* bf16: + the copy */
 
     float *pf = to_f32(P, np), *gf = malloc(np * sizeof *gf);
     CHECK(ttt_gpu_model_upload_params(g, pf) == 0);
@@ -118,7 +123,8 @@ static void run_backbone(int block, int mamba, int T, int mlp)
         if (e > emax) emax = e;
         if (tg[i] < 0) CHECK(tlg[i] == 0);
     }
-    CHECK(emax < TOL);
+    if (!(emax < TOL_T)) fprintf(stderr, "%s: per-token loss relative error %.3g\n", bb, emax);
+    CHECK(emax < TOL_T);
 
     CHECK(ttt_gpu_model_download_grads(g, gf) == 0);
     const real *G = ttt_model_grads(m);
@@ -134,15 +140,15 @@ static void run_backbone(int block, int mamba, int T, int mlp)
         }
         double den = sqrt(nn) > 1e-6 * gnorm ? sqrt(nn) : 1e-6 * gnorm;
         double rel = sqrt(dd) / den;
-        if (!(rel <= TOL)) fprintf(stderr, "%s: gradient %s: relative error %.3g (norm %.3g)\n", bb, t->name, rel, sqrt(nn));
-        CHECK(rel <= TOL);
+        if (!(rel <= TOL_G)) fprintf(stderr, "%s: gradient %s: relative error %.3g (norm %.3g)\n", bb, t->name, rel, sqrt(nn));
+        CHECK(rel <= TOL_G);
         if (!(rel <= worst)) { worst = rel; worst_name = t->name; }
     }
     printf("%s: %d gradient tensors, worst relative error %.3g (%s)\n", bb, ttt_model_num_tensors(m), worst, worst_name);
     double gn;
     CHECK(ttt_gpu_model_grad_norm(g, &gn) == 0);
     printf("%s: grad norm cpu %.9g gpu %.9g\n", bb, gnorm, gn);
-    CHECK_CLOSE(gn, gnorm, 0, TOL);
+    CHECK_CLOSE(gn, gnorm, 0, TOL_G);
 
     /* a few training steps, each on fresh tokens, from the same start */
     ttt_adamw_params hp = ttt_adamw_defaults();
@@ -164,7 +170,7 @@ static void run_backbone(int block, int mamba, int T, int mlp)
         double rel = fabs(l2 - l1) / fabs(l1);
         if (rel > worst_step) worst_step = rel;
         printf("%s: step %d loss cpu %.7f gpu %.7f (rel %.2g), grad norm %.5g / %.5g\n", bb, s, l1, l2, rel, n1, n2);
-        CHECK(rel <= 1e-3);
+        CHECK(rel <= TOL_STEP);
     }
     /* the optimizer state and the parameters stay close after the steps */
     float *mg = malloc(np * sizeof *mg), *vg = malloc(np * sizeof *vg);
@@ -176,7 +182,7 @@ static void run_backbone(int block, int mamba, int T, int mlp)
     }
     printf("%s: after 6 steps: parameters relative difference %.3g; worst step loss difference %.3g\n", bb,
            sqrt(dp / pn), worst_step);
-    CHECK(sqrt(dp / pn) < 1e-2);   /* AdamW amplifies rounding in near-zero gradients: a sanity bound */
+    CHECK(sqrt(dp / pn) < (bf16 ? 5e-2 : 1e-2));   /* AdamW amplifies rounding in near-zero gradients: a sanity bound */
 
     /* refusals */
     double l;
@@ -221,12 +227,16 @@ int main(void)
     char name[256];
     ttt_cuda_device_name(0, name, sizeof name);
     printf("test_cuda_model: device 0: %s\n", name);
-    run_backbone(SEQ_TTT, 1, 48, 0);
-    run_backbone(SEQ_TTT, 0, 45, 0);
-    run_backbone(SEQ_TTT, 1, 48, 1);
-    run_backbone(SEQ_TTT, 0, 45, 1);
-    run_backbone(SEQ_ATTENTION, 0, 70, 0);
-    run_backbone(SEQ_MAMBA, 0, 70, 0);
+    for (int bf16 = 0; bf16 <= 1; bf16++) {
+        run_backbone(SEQ_TTT, 1, 48, 0, bf16);
+        run_backbone(SEQ_TTT, 0, 45, 0, bf16);
+        run_backbone(SEQ_TTT, 1, 48, 1, bf16);
+        run_backbone(SEQ_TTT, 0, 45, 1, bf16);
+    }
+    run_backbone(SEQ_ATTENTION, 0, 70, 0, 0);
+    run_backbone(SEQ_MAMBA, 0, 70, 0, 0);
+    run_backbone(SEQ_ATTENTION, 0, 70, 0, 1);
+    run_backbone(SEQ_MAMBA, 0, 70, 0, 1);
     return check_exit("test_cuda_model");
 }
 
