@@ -61,8 +61,13 @@ struct ttt_gpu_model {
     cudaStream_t s;
     size_t np;
     float *P, *G, *M, *V;            /* arenas [np] */
-    __nv_bfloat16 *P16;              /* bf16 mode: the parameters rounded, kept current
-                                        (upload, AdamW): GEMMs read weights from it */
+    __nv_bfloat16 *P16;              /* bf16 mode: the parameters rounded, each tensor at a
+                                        128-byte aligned offset, kept current (upload,
+                                        AdamW): GEMMs read weights from it */
+    ttt_cuda_shadow *sh;             /* [nsh] its ranges, host */
+    size_t *d_sh;                    /* [nsh][3] fp32 offset, count, bf16 offset, device */
+    int nsh;
+    size_t p16_n;                    /* elements of P16 */
     __nv_bfloat16 *x16;              /* bf16 mode: [maxB*maxT, C] an activation rounded once
                                         for two GEMMs */
     float *embed, *dembed, *fnorm, *dfnorm;
@@ -100,11 +105,6 @@ __device__ __forceinline__ float warp_sum(float v)
 __device__ __forceinline__ double warp_sumd(double v)
 {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-__device__ __forceinline__ float warp_max(float v)
-{
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
 
@@ -185,52 +185,98 @@ __global__ void k_rms_bwd_w(float *dw, const float *g, const float *x, const flo
     atomicAdd(&dw[c], a);
 }
 
+/* Activations that only GEMMs read are kept in the GEMMs' precision T
+ * (bf16 in bf16 mode, else fp32). */
 __device__ __forceinline__ void put(float *p, float v) { *p = v; }
 __device__ __forceinline__ void put(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
+__device__ __forceinline__ float get(const float *p) { return *p; }
+__device__ __forceinline__ float get(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
 
-/* h [N,I] = silu(g) u from gu [N,2I] (one GEMM's output: gate | up per
- * row); h in the precision of the GEMM that reads it. */
+/* h2 = h1 + s; fn = w * h2 * r, r = 1/sqrt(mean(h2^2) + eps); one warp per row */
 template <typename T>
-__global__ void k_swiglu(T *h, const float *gu, int I, size_t n)
+__global__ void k_add_rms(float *h2, T *fn, float *rstd, const float *h1, const float *s, const float *w, int rows,
+                          int C, float eps)
+{
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    size_t o = (size_t)row * C;
+    float ss = 0.f;
+    for (int c = lane; c < C; c += 32) {
+        float h = h1[o + c] + s[o + c];
+        h2[o + c] = h;
+        ss += h * h;
+    }
+    float r = rsqrtf(warp_sum(ss) / C + eps);
+    for (int c = lane; c < C; c += 32) put(&fn[o + c], w[c] * (h2[o + c] * r));
+    if (lane == 0) rstd[row] = r;
+}
+
+/* h [N,I] = silu(g) u from gu [N,2I] (one GEMM's output: gate | up per row) */
+template <typename T>
+__global__ void k_swiglu(T *h, const T *gu, int I, size_t n)
 {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
     for (; i < n; i += st) {
         size_t r = i / I, j = i % I;
-        float g = gu[r * 2 * I + j];
-        put(&h[i], g / (1.f + expf(-g)) * gu[r * 2 * I + I + j]);
+        float g = get(&gu[r * 2 * I + j]);
+        put(&h[i], g / (1.f + expf(-g)) * get(&gu[r * 2 * I + I + j]));
     }
 }
 
 /* dgu [N,2I] from dh [N,I]: dup = dh silu(g); dgate = dh u s (1 + g (1 - s)) */
 template <typename T>
-__global__ void k_swiglu_bwd(T *dgu, const float *dh, const float *gu, int I, size_t n)
+__global__ void k_swiglu_bwd(T *dgu, const T *dh, const T *gu, int I, size_t n)
 {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
     for (; i < n; i += st) {
         size_t r = i / I, j = i % I;
-        float g = gu[r * 2 * I + j], u = gu[r * 2 * I + I + j], d = dh[i], s = 1.f / (1.f + expf(-g));
+        float g = get(&gu[r * 2 * I + j]), u = get(&gu[r * 2 * I + I + j]), d = get(&dh[i]);
+        float s = 1.f / (1.f + expf(-g));
         put(&dgu[r * 2 * I + j], d * u * s * (1.f + g * (1.f - s)));
         put(&dgu[r * 2 * I + I + j], d * g * s);
     }
 }
 
-__global__ void k_f2bf(__nv_bfloat16 *y, const float *x, size_t n)
+/* The bf16 parameter copy: range blockIdx.y of ranges r[][3] = fp32 offset,
+ * count, bf16 offset. */
+__global__ void k_pack_bf16(__nv_bfloat16 *p16, const float *p, const size_t *r)
 {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
-    for (; i < n; i += st) y[i] = __float2bfloat16(x[i]);
+    const size_t *e = r + 3 * blockIdx.y;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < e[1]; i += (size_t)gridDim.x * blockDim.x)
+        p16[e[2] + i] = __float2bfloat16(p[e[0] + i]);
 }
 
-/* One block per row: lse, and the loss where the target is valid. */
+/* (m, s) pairs of an online softmax sum: s = sum exp(x - m). */
+__device__ __forceinline__ void lse_merge(float &m, float &s, float m2, float s2)
+{
+    float mx = fmaxf(m, m2);
+    if (mx == -INFINITY) return;
+    s = s * expf(m - mx) + s2 * expf(m2 - mx);
+    m = mx;
+}
+
+/* One block per row, one pass over the logits (online max and sum): lse,
+ * and the loss where the target is valid. */
 __global__ void k_xent_fwd(float *losses, float *lse, const float *logits, const int32_t *tg, int V)
 {
-    __shared__ float sh[32];
+    __shared__ float shm[32], shs[32];
     const float *l = logits + (size_t)blockIdx.x * V;
-    float mx = -INFINITY;
-    for (int v = threadIdx.x; v < V; v += blockDim.x) mx = fmaxf(mx, l[v]);
-    mx = block_reduce<float, warp_max>(mx, sh, -INFINITY, true);
-    float s = 0.f;
-    for (int v = threadIdx.x; v < V; v += blockDim.x) s += expf(l[v] - mx);
-    s = block_reduce<float, warp_sum>(s, sh, 0.f, false);
+    float m = -INFINITY, s = 0.f;
+    for (int v = threadIdx.x; v < V; v += blockDim.x) {
+        float x = l[v];
+        if (x > m) { s = s * expf(m - x) + 1.f; m = x; }
+        else s += expf(x - m);
+    }
+    for (int o = 16; o > 0; o >>= 1) lse_merge(m, s, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, s, o));
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    if (lane == 0) { shm[w] = m; shs[w] = s; }
+    __syncthreads();
+    if (w == 0) {
+        m = lane < nw ? shm[lane] : -INFINITY;
+        s = lane < nw ? shs[lane] : 0.f;
+        for (int o = 16; o > 0; o >>= 1) lse_merge(m, s, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, s, o));
+    }
+    float mx = m;
     if (threadIdx.x == 0) {
         float z = mx + logf(s);
         lse[blockIdx.x] = z;
@@ -290,7 +336,7 @@ __global__ void k_sum_parts(double *part, int nb)
 }
 
 /* lib/layers/adamw.c per element, in double; the rounded moments feed the update. */
-__global__ void k_adamw(float *p, __nv_bfloat16 *p16, const float *g, float *m, float *v, size_t n, double b1,
+__global__ void k_adamw(float *p, const float *g, float *m, float *v, size_t n, double b1,
                         double b2, double eps, double wd, double lr, double scale, double c1, double c2)
 {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
@@ -302,7 +348,6 @@ __global__ void k_adamw(float *p, __nv_bfloat16 *p16, const float *g, float *m, 
         v[i] = vf;
         double u = ((double)mf / c1) / (sqrt((double)vf / c2) + eps) + wd * (double)p[i];
         p[i] = (float)((double)p[i] - lr * u);
-        if (p16) p16[i] = __float2bfloat16(p[i]);
     }
 }
 
@@ -430,6 +475,41 @@ static int dalloc(void **p, size_t bytes, const char *what)
     return 0;
 }
 
+/* bf16 mode: the weights' aligned bf16 copy, one range per tensor
+ * (mlp.gate_proj with mlp.up_proj, which follows it: one [2I, C] GEMM
+ * operand), registered with the layer handle. */
+static int bf16_copy(ttt_gpu_model *g, const ttt_model *m)
+{
+    int nt = ttt_model_num_tensors(m);
+    size_t *h = (size_t *)malloc((size_t)nt * 3 * sizeof *h), n16 = 0;
+    g->sh = (ttt_cuda_shadow *)calloc(nt, sizeof *g->sh);
+    if (!h || !g->sh) { free(h); return ttt_seterr("out of memory"); }
+    g->nsh = 0;
+    for (int i = 0; i < nt; i++) {
+        const ttt_tensor *t = ttt_model_tensor(m, i);
+        size_t *e = h + 3 * (g->nsh - 1);
+        if (g->nsh && strstr(t->name, "mlp.up_proj.weight") && e[0] + e[1] == t->offset) {
+            e[1] += t->numel;   /* joins the gate_proj before it */
+            n16 += t->numel;
+            continue;
+        }
+        n16 = (n16 + 63) & ~(size_t)63;
+        e = h + 3 * g->nsh++;
+        e[0] = t->offset; e[1] = t->numel; e[2] = n16;
+        n16 += t->numel;
+    }
+    int rc = dalloc((void **)&g->P16, n16 * 2, "bf16 weights") || dalloc((void **)&g->d_sh, (size_t)g->nsh * 3 * sizeof *h, "bf16 ranges") ||
+             dalloc((void **)&g->x16, (size_t)g->maxB * g->maxT * g->cfg.hidden_size * 2, "bf16 scratch");
+    if (!rc && cudaMemcpy(g->d_sh, h, (size_t)g->nsh * 3 * sizeof *h, cudaMemcpyHostToDevice) != cudaSuccess)
+        rc = ttt_seterr("cuda: cannot upload the bf16 ranges");
+    for (int i = 0; !rc && i < g->nsh; i++)
+        g->sh[i] = ttt_cuda_shadow{ g->P + h[3 * i], h[3 * i + 1], g->P16 + h[3 * i + 2] };
+    free(h);
+    if (!rc) ttt_cuda_set_shadow(g->cu, g->sh, g->nsh);
+    g->p16_n = n16;
+    return rc ? -1 : 0;
+}
+
 extern "C" ttt_gpu_model *ttt_gpu_model_new(const ttt_model *m, int dev, int precision, int maxB, int maxT)
 {
     const ttt_config *c = ttt_model_config(m);
@@ -463,11 +543,7 @@ extern "C" ttt_gpu_model *ttt_gpu_model_new(const ttt_model *m, int dev, int pre
         dalloc((void **)&g->d_ids, N * 4, "token ids") || dalloc((void **)&g->d_tg, N * 4, "targets") ||
         dalloc((void **)&g->d_part, (NORM_BLOCKS + 1) * sizeof(double), "norm partials"))
         goto fail;
-    if (precision == TTT_CUDA_BF16) {
-        if (dalloc((void **)&g->P16, g->np * 2, "bf16 parameters") || dalloc((void **)&g->x16, N * c->hidden_size * 2, "bf16 scratch"))
-            goto fail;
-        ttt_cuda_set_shadow(g->cu, g->P, g->P16, g->np);
-    }
+    if (precision == TTT_CUDA_BF16 && bf16_copy(g, m)) goto fail;
     if (cudaMallocHost((void **)&g->h_losses, N * sizeof(float)) != cudaSuccess) {
         cudaGetLastError();
         g->h_losses = NULL;
@@ -506,7 +582,8 @@ extern "C" void ttt_gpu_model_free(ttt_gpu_model *g)
 {
     if (!g) return;
     if (g->cu) cudaStreamSynchronize(g->s);
-    cudaFree(g->P); cudaFree(g->G); cudaFree(g->M); cudaFree(g->V); cudaFree(g->P16); cudaFree(g->x16);
+    cudaFree(g->P); cudaFree(g->G); cudaFree(g->M); cudaFree(g->V); cudaFree(g->P16); cudaFree(g->x16); cudaFree(g->d_sh);
+    free(g->sh);
     cudaFree(g->acts); cudaFree(g->d_ids); cudaFree(g->d_tg); cudaFree(g->d_part);
     if (g->h_losses) cudaFreeHost(g->h_losses);
     free(g->h_tg);
@@ -517,7 +594,7 @@ extern "C" void ttt_gpu_model_free(ttt_gpu_model *g)
 
 extern "C" void ttt_gpu_model_sizes(const ttt_gpu_model *g, ttt_gpu_sizes *s)
 {
-    s->params = g->np * (g->P16 ? 6 : 4);
+    s->params = g->np * 4 + g->p16_n * 2;
     s->grads = g->np * 4;
     s->opt = 2 * g->np * 4;
     s->acts = g->acts_cap * 4 + (size_t)g->maxB * g->maxT * (8 + (g->x16 ? 2 * g->cfg.hidden_size : 0));
@@ -532,14 +609,19 @@ static int copy(ttt_gpu_model *g, void *dst, const void *src, size_t bytes, cuda
     return 0;
 }
 
+/* bf16 mode: the weights' bf16 copy from the fp32 parameters. */
+static int refresh_bf16(ttt_gpu_model *g)
+{
+    if (!g->P16) return 0;
+    k_pack_bf16<<<dim3(64, g->nsh), 256, 0, g->s>>>(g->P16, g->P, g->d_sh);
+    CKL();
+    return 0;
+}
+
 extern "C" int ttt_gpu_model_upload_params(ttt_gpu_model *g, const float *p)
 {
-    if (copy(g, g->P, p, g->np * 4, cudaMemcpyHostToDevice)) return -1;
-    if (g->P16) {
-        k_f2bf<<<nblk(g->np), 256, 0, g->s>>>(g->P16, g->P, g->np);
-        CK(cudaStreamSynchronize(g->s));
-        CKL();
-    }
+    if (copy(g, g->P, p, g->np * 4, cudaMemcpyHostToDevice) || refresh_bf16(g)) return -1;
+    CK(cudaStreamSynchronize(g->s));
     return 0;
 }
 extern "C" int ttt_gpu_model_download_params(ttt_gpu_model *g, float *p) { return copy(g, p, g->P, g->np * 4, cudaMemcpyDeviceToHost); }
@@ -571,9 +653,20 @@ static int gemm(ttt_gpu_model *g, int ta, int tb, int M, int N, int K, const flo
 /* The same with operands that may be of the mode's type already (ready:
  * bf16 in bf16 mode), a ready A with rows lda apart (0: dense). */
 static int gemm_op(ttt_gpu_model *g, int ta, int tb, int M, int N, int K, const void *A, int a_ready, int lda,
-                   const void *B, int b_ready, float *C, float beta)
+                   const void *B, int b_ready, void *C, int c_bf16, float beta)
 {
-    return ttt_cuda_gemm_op(g->cu, g->prec, ta, tb, M, N, K, A, a_ready, lda, B, b_ready, C, beta);
+    return ttt_cuda_gemm_op(g->cu, g->prec, ta, tb, M, N, K, A, a_ready, lda, B, b_ready, C, c_bf16, beta);
+}
+
+/* fn = RMS(h2 = h1 + s) in the GEMMs' precision (the FFN's input: only GEMMs read it) */
+static int add_rms(ttt_gpu_model *g, float *h2, void *fn, float *rstd, const float *h1, const float *s, const float *w, int N)
+{
+    const int C = g->cfg.hidden_size;
+    const float eps = (float)g->cfg.rms_norm_eps;
+    if (g->P16) k_add_rms<<<(N + 7) / 8, 256, 0, g->s>>>(h2, (__nv_bfloat16 *)fn, rstd, h1, s, w, N, C, eps);
+    else k_add_rms<<<(N + 7) / 8, 256, 0, g->s>>>(h2, (float *)fn, rstd, h1, s, w, N, C, eps);
+    CKL();
+    return 0;
 }
 
 static int rms_fwd(ttt_gpu_model *g, float *out, float *rstd, const float *x, const float *w, int N)
@@ -645,17 +738,21 @@ extern "C" int ttt_gpu_model_forward(ttt_gpu_model *g, const int32_t *ids, const
             if (seq_forward(g, a, p, B, T)) return -1;
         }
         TTT_PROF(g->s, "ffn");
-        k_add<<<nblk(NC), 256, 0, g->s>>>(a->h2, a->h1, a->to, NC);
-        CKL();
-        if (rms_fwd(g, a->fn, a->frstd, a->h2, p->ffn_norm, N)) return -1;
-        /* gu [N,2I] = fn [gate; up]^T in one GEMM; hh [N,I] in the GEMMs' precision */
+        ttt_prof_push(g->s, "add+norm");
+        if (add_rms(g, a->h2, a->fn, a->frstd, a->h1, a->to, p->ffn_norm, N)) return -1;
+        ttt_prof_next(g->s, "gate,up");
+        /* gu [N,2I] = fn [gate; up]^T in one GEMM; fn, gu, hh [N,I] in the GEMMs' precision */
         float *gu = a->sw, *hh = a->sw + 2 * NI;
-        if (gemm(g, 0, 1, N, 2 * I, C, a->fn, p->gate, gu, 0.f)) return -1;
-        if (g->P16) k_swiglu<<<nblk(NI), 256, 0, g->s>>>((__nv_bfloat16 *)hh, gu, I, NI);
+        if (gemm_op(g, 0, 1, N, 2 * I, C, a->fn, 1, 0, p->gate, 0, gu, 1, 0.f)) return -1;
+        ttt_prof_next(g->s, "swiglu");
+        if (g->P16) k_swiglu<<<nblk(NI), 256, 0, g->s>>>((__nv_bfloat16 *)hh, (const __nv_bfloat16 *)gu, I, NI);
         else k_swiglu<<<nblk(NI), 256, 0, g->s>>>(hh, gu, I, NI);
         CKL();
-        if (gemm_op(g, 0, 1, N, C, I, hh, 1, 0, p->down, 0, a->out, 0.f)) return -1;
+        ttt_prof_next(g->s, "down");
+        if (gemm_op(g, 0, 1, N, C, I, hh, 1, 0, p->down, 0, a->out, 0, 0.f)) return -1;
+        ttt_prof_next(g->s, "add");
         k_add<<<nblk(NC), 256, 0, g->s>>>(a->out, a->out, a->h2, NC);
+        ttt_prof_pop(g->s);
         CKL();
         h = a->out;
     }
@@ -733,8 +830,8 @@ extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
     else k_xent_bwd<<<N, 512, 0, g->s>>>(dl, g->lse, g->d_tg, (float)(1.0 / g->count), V);
     CKL();
     /* logits = f E^T: dE += dl^T f, df = dl E */
-    if (gemm_op(g, 1, 0, V, C, N, dl, 1, bf16 ? 2 * V : V, g->final_out, 0, g->dembed, 1.f)) return -1;
-    if (gemm_op(g, 0, 0, N, C, V, dl, 1, bf16 ? 2 * V : V, g->embed, 0, d1, 0.f)) return -1;
+    if (gemm_op(g, 1, 0, V, C, N, dl, 1, bf16 ? 2 * V : V, g->final_out, 0, g->dembed, 0, 1.f)) return -1;
+    if (gemm_op(g, 0, 0, N, C, V, dl, 1, bf16 ? 2 * V : V, g->embed, 0, d1, 0, 0.f)) return -1;
     const float *hlast = c->num_hidden_layers ? g->ba[c->num_hidden_layers - 1].out : g->emb;
     if (rms_bwd(g, dh, g->dfnorm, d1, hlast, g->fnorm, g->final_rstd, N, 0)) return -1;
     ttt_prof_pop(g->s);
@@ -743,27 +840,32 @@ extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
         gpu_block_acts *a = &g->ba[l];
         const gpu_block *p = &g->bp[l], *gr = &g->bg[l];
         const float *h0 = l ? g->ba[l - 1].out : g->emb;
-        const float *gu = a->sw;
-        const void *hh = a->sw + 2 * NI;
-        float *dhh = g->swscr;
-        void *dgu = g->swscr + NI;   /* [N,2I], bf16 in bf16 mode (only GEMMs read it) */
+        const void *gu = a->sw, *hh = a->sw + 2 * NI;
+        void *dhh = g->swscr, *dgu = g->swscr + NI;   /* [N,I], [N,2I]; bf16 in bf16 mode */
         TTT_PROF(g->s, "block");
         ttt_prof_push(g->s, "ffn");
         /* out = h2 + down(silu(gate(fn)) up(fn)); dh rounded once for its two GEMMs */
         const void *dho = dh;
+        ttt_prof_push(g->s, "down");
         if (bf16) {
             if (ttt_cuda_to_bf16(g->cu, g->x16, dh, NC)) return -1;
             dho = g->x16;
         }
-        if (gemm_op(g, 1, 0, C, I, N, dho, 1, 0, hh, 1, gr->down, 1.f)) return -1;
-        if (gemm_op(g, 0, 0, N, I, C, dho, 1, 0, p->down, 0, dhh, 0.f)) return -1;
-        if (bf16) k_swiglu_bwd<<<nblk(NI), 256, 0, g->s>>>((__nv_bfloat16 *)dgu, dhh, gu, I, NI);
-        else k_swiglu_bwd<<<nblk(NI), 256, 0, g->s>>>((float *)dgu, dhh, gu, I, NI);
+        if (gemm_op(g, 1, 0, C, I, N, dho, 1, 0, hh, 1, gr->down, 0, 1.f)) return -1;
+        if (gemm_op(g, 0, 0, N, I, C, dho, 1, 0, p->down, 0, dhh, 1, 0.f)) return -1;
+        ttt_prof_next(g->s, "swiglu");
+        if (bf16)
+            k_swiglu_bwd<<<nblk(NI), 256, 0, g->s>>>((__nv_bfloat16 *)dgu, (const __nv_bfloat16 *)dhh,
+                                                     (const __nv_bfloat16 *)gu, I, NI);
+        else k_swiglu_bwd<<<nblk(NI), 256, 0, g->s>>>((float *)dgu, (const float *)dhh, (const float *)gu, I, NI);
         CKL();
         /* [gate; up] as one [2I, C] weight */
-        if (gemm_op(g, 1, 0, 2 * I, C, N, dgu, 1, 0, a->fn, 0, gr->gate, 1.f)) return -1;
-        if (gemm_op(g, 0, 0, N, C, 2 * I, dgu, 1, 0, p->gate, 0, d1, 0.f)) return -1;
+        ttt_prof_next(g->s, "gate,up");
+        if (gemm_op(g, 1, 0, 2 * I, C, N, dgu, 1, 0, a->fn, 1, gr->gate, 0, 1.f)) return -1;
+        if (gemm_op(g, 0, 0, N, C, 2 * I, dgu, 1, 0, p->gate, 0, d1, 0, 0.f)) return -1;
+        ttt_prof_next(g->s, "norm");
         if (rms_bwd(g, dh, gr->ffn_norm, d1, a->h2, p->ffn_norm, a->frstd, N, 1)) return -1;
+        ttt_prof_pop(g->s);
         ttt_prof_pop(g->s);
         /* h2 = h1 + Seq(RMS_seq(h1)), Seq = TTT, attention or Mamba */
         {
@@ -808,8 +910,8 @@ extern "C" int ttt_gpu_model_adamw(ttt_gpu_model *g, const ttt_adamw_params *hp,
 {
     const double c1 = 1.0 - pow(hp->beta1, (double)t), c2 = 1.0 - pow(hp->beta2, (double)t);
     TTT_PROF(g->s, "adamw");
-    k_adamw<<<nblk(g->np), 256, 0, g->s>>>(g->P, g->P16, g->G, g->M, g->V, g->np, hp->beta1, hp->beta2, hp->eps,
+    k_adamw<<<nblk(g->np), 256, 0, g->s>>>(g->P, g->G, g->M, g->V, g->np, hp->beta1, hp->beta2, hp->eps,
                                            hp->weight_decay, lr, grad_scale, c1, c2);
     CKL();
-    return 0;
+    return refresh_bf16(g);
 }

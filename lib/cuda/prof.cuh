@@ -15,6 +15,8 @@
 
 void ttt_prof_push(cudaStream_t s, const char *name);   /* name: a string literal */
 void ttt_prof_pop(cudaStream_t s);
+/* Ends the innermost region and starts `name` at its level: sections in a row. */
+static inline void ttt_prof_next(cudaStream_t s, const char *name) { ttt_prof_pop(s); ttt_prof_push(s, name); }
 
 struct ttt_prof_scope {
     cudaStream_t s;

@@ -101,14 +101,23 @@ int ttt_cuda_gemm_f32in(struct ttt_cuda *g, int mode, int ta, int tb, int M, int
                         const float *A, const float *B, float *C, float beta);
 /* The same where an operand may already be of the mode's type (x_ready: bf16
  * in TTT_CUDA_BF16 mode, fp32 otherwise; the others are fp32 and converted),
- * a ready A with rows lda elements apart (0: dense). */
+ * a ready A with rows lda elements apart (0: dense); C in bf16 when c_bf16
+ * and the mode is TTT_CUDA_BF16, else fp32. */
 int ttt_cuda_gemm_op(struct ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K, const void *A,
-                     int a_ready, int lda, const void *B, int b_ready, float *C, float beta);
+                     int a_ready, int lda, const void *B, int b_ready, void *C, int c_bf16, float beta);
 /* dst (bf16) = src rounded, on the handle's stream. */
 int ttt_cuda_to_bf16(struct ttt_cuda *g, void *dst, const float *src, size_t n);
-/* Registers a bf16 copy p16 of the fp32 range [p, p+n) (the model's
- * parameters; NULL: none): bf16-mode GEMM operands inside it are read from
- * the copy instead of being converted. The owner keeps the copy current. */
-void ttt_cuda_set_shadow(struct ttt_cuda *g, const float *p, const void *p16, size_t n);
+/* bf16 copies of fp32 ranges (the model's weight tensors, each at a
+ * 128-byte aligned place: cuBLAS runs misaligned operands on slower
+ * kernels, tests/bench/gemm_shapes.cu measures how much slower). */
+struct ttt_cuda_shadow {
+    const float *p;     /* fp32 range [p, p + n) */
+    size_t n;
+    const void *p16;    /* its bf16 copy */
+};
+/* Registers r[0..n) (sorted by p, disjoint; kept by the caller, who keeps
+ * the copies current; NULL: none): bf16-mode GEMM operands inside a range
+ * are read from its copy instead of being converted. */
+void ttt_cuda_set_shadow(struct ttt_cuda *g, const ttt_cuda_shadow *r, int n);
 
 #endif

@@ -33,9 +33,8 @@ struct ttt_cuda {
     float *rope_tab;              /* [16][D/2][2] cos, sin */
     int rope_D;
     double rope_theta;
-    const float *shadow_of;       /* a bf16 copy of [shadow_of, +shadow_n) (the model's */
-    const __nv_bfloat16 *shadow;  /* parameters): GEMM operands in it are not converted */
-    size_t shadow_n;
+    const ttt_cuda_shadow *shadow;   /* bf16 copies of fp32 ranges (the model's weights), */
+    int nshadow;                     /* sorted: GEMM operands in them are not converted */
 };
 
 #define CK(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) \
@@ -139,8 +138,13 @@ static unsigned nblk(size_t n, int t = 256)
 static int operand(ttt_cuda *g, int mode, int slot, const float *p, size_t n, const void **out)
 {
     if (mode != TTT_CUDA_BF16) { *out = p; return 0; }
-    if (g->shadow && p >= g->shadow_of && n <= g->shadow_n && (size_t)(p - g->shadow_of) <= g->shadow_n - n) {
-        *out = g->shadow + (p - g->shadow_of);
+    int lo = 0, hi = g->nshadow - 1;   /* the last range starting at or before p */
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (g->shadow[mid].p <= p) lo = mid; else hi = mid - 1;
+    }
+    if (g->nshadow && g->shadow[lo].p <= p && n <= g->shadow[lo].n && (size_t)(p - g->shadow[lo].p) <= g->shadow[lo].n - n) {
+        *out = (const __nv_bfloat16 *)g->shadow[lo].p16 + (p - g->shadow[lo].p);
         return 0;
     }
     if (grow((void **)&g->slot[slot], &g->slot_cap[slot], n * sizeof(__nv_bfloat16))) return -1;
@@ -153,20 +157,20 @@ static int operand(ttt_cuda *g, int mode, int slot, const float *p, size_t n, co
  * B [K,N] (tb=0) or [N,K] (tb=1); A, B already operands of `mode`, rows
  * lda, ldb elements apart (0: dense). */
 static int gemm_ld(ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K,
-                   const void *A, int lda, const void *B, int ldb, float *C, float beta)
+                   const void *A, int lda, const void *B, int ldb, void *C, int c_bf16, float beta)
 {
     const float one = 1.f;
     cudaDataType_t t = mode == TTT_CUDA_BF16 ? CUDA_R_16BF : CUDA_R_32F;
     CB(cublasGemmEx(g->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &one,
-                    B, t, ldb ? ldb : tb ? K : N, A, t, lda ? lda : ta ? M : K, &beta, C, CUDA_R_32F, N,
-                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                    B, t, ldb ? ldb : tb ? K : N, A, t, lda ? lda : ta ? M : K, &beta, C,
+                    c_bf16 ? CUDA_R_16BF : CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return 0;
 }
 
 static int gemm_raw(ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K,
                     const void *A, const void *B, float *C, float beta)
 {
-    return gemm_ld(g, mode, ta, tb, M, N, K, A, 0, B, 0, C, beta);
+    return gemm_ld(g, mode, ta, tb, M, N, K, A, 0, B, 0, C, 0, beta);
 }
 
 /* Same, converting fp32 inputs as needed; slotA/slotB name the bf16 slots
@@ -193,12 +197,12 @@ int ttt_cuda_gemm_f32in(ttt_cuda *g, int mode, int ta, int tb, int M, int N, int
 }
 
 int ttt_cuda_gemm_op(ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K, const void *A, int a_ready,
-                     int lda, const void *B, int b_ready, float *C, float beta)
+                     int lda, const void *B, int b_ready, void *C, int c_bf16, float beta)
 {
     if (cudaSetDevice(g->dev) != cudaSuccess) return ttt_seterr("cuda: cannot select device %d", g->dev);
     if (!a_ready && operand(g, mode, 0, (const float *)A, (size_t)M * K, &A)) return -1;
     if (!b_ready && operand(g, mode, 1, (const float *)B, (size_t)K * N, &B)) return -1;
-    return gemm_ld(g, mode, ta, tb, M, N, K, A, a_ready ? lda : 0, B, 0, C, beta);
+    return gemm_ld(g, mode, ta, tb, M, N, K, A, a_ready ? lda : 0, B, 0, C, c_bf16 && mode == TTT_CUDA_BF16, beta);
 }
 
 int ttt_cuda_to_bf16(ttt_cuda *g, void *dst, const float *src, size_t n)
@@ -208,11 +212,10 @@ int ttt_cuda_to_bf16(ttt_cuda *g, void *dst, const float *src, size_t n)
     return 0;
 }
 
-void ttt_cuda_set_shadow(ttt_cuda *g, const float *p, const void *p16, size_t n)
+void ttt_cuda_set_shadow(ttt_cuda *g, const ttt_cuda_shadow *r, int n)
 {
-    g->shadow_of = p16 ? p : NULL;
-    g->shadow = (const __nv_bfloat16 *)p16;
-    g->shadow_n = p16 ? n : 0;
+    g->shadow = r;
+    g->nshadow = r ? n : 0;
 }
 
 /* ---------------------------------------------------------------- small kernels */
@@ -447,21 +450,27 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
     if (rope_table(g, D, c->rope_theta)) return -1;
 
     ttt_prof_push(g->s, "ttt.in-proj");
+    ttt_prof_push(g->s, "x-bf16");
     const void *xin;
     if (operand(g, mode, 0, x, btc, &xin)) return -1;
+    ttt_prof_next(g->s, "q,k");
     if (c->share_qk) {
         float *U = acts + L.U;
         if (gemm(g, mode, 0, 1, BT, C, C, xin, -1, p->q_proj, 1, U, 0.f)) return -1;
-        k_conv<<<nblk(btc), 256, 0, g->s>>>(XQ, U, p->conv_q_w, p->conv_q_b, T, C, c->conv_kernel, btc);
-        k_conv<<<nblk(btc), 256, 0, g->s>>>(XK, U, p->conv_k_w, p->conv_k_b, T, C, c->conv_kernel, btc);
+        ttt_prof_next(g->s, "conv");
+        k_conv2<<<nblk(btc), 256, 0, g->s>>>(XQ, XK, U, p->conv_q_w, p->conv_q_b, p->conv_k_w, p->conv_k_b, T, C,
+                                             c->conv_kernel, btc);
     } else {
         if (gemm(g, mode, 0, 1, BT, C, C, xin, -1, p->q_proj, 1, XQ, 0.f)) return -1;
         if (gemm(g, mode, 0, 1, BT, C, C, xin, -1, p->k_proj, 1, XK, 0.f)) return -1;
     }
+    ttt_prof_next(g->s, "v");
     if (gemm(g, mode, 0, 1, BT, C, C, xin, -1, p->v_proj, 1, XV, 0.f)) return -1;
     /* lr gate: in bf16 mode from the bf16 x already made (half the bytes of this skinny GEMM) */
+    ttt_prof_next(g->s, "lr");
     if (gemm(g, mode, 0, 1, BT, H, C, xin, -1, p->lr_w, 1, lr, 0.f)) return -1;
     k_lr_gate<<<nblk(bt * H), 256, 0, g->s>>>(lr, p->lr_b, H, bt * H, (float)(c->base_lr / D));
+    ttt_prof_pop(g->s);
     /* bf16 mode: the inner loop on tensor cores, whose kernels rotate Q, K as they load them */
     const int tc = mode == TTT_CUDA_BF16;
     if (!tc) {
@@ -492,27 +501,32 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
     TTT_PROF(g->s, "ttt.out");
 
     float *Y = acts + L.Y;
+    ttt_prof_push(g->s, "post-norm");
     k_ln_fwd<<<(BT + 7) / 8, 256, 0, g->s>>>(Y, acts + L.mean, acts + L.rstd, acts + L.Zin,
                                              p->post_norm_w, p->post_norm_b, BT, C);
     const float *O = Y;
     if (c->use_gate) {
+        ttt_prof_next(g->s, "gate");
         if (gemm(g, mode, 0, 1, BT, C, C, xin, -1, p->g_proj, 1, acts + L.gpre, 0.f)) return -1;
         k_gate<<<nblk(btc), 256, 0, g->s>>>(acts + L.O, acts + L.gpre, Y, btc);
         O = acts + L.O;
     }
+    ttt_prof_next(g->s, "o");
     if (gemm(g, mode, 0, 1, BT, C, C, O, 2, p->o_proj, 1, out, 0.f)) return -1;
+    ttt_prof_pop(g->s);
     CK(cudaGetLastError());
     return 0;
 }
 
 /* ---------------------------------------------------------------- backward */
 
-/* y = x W^T: dW += dy^T x, dx += dy W; dy converted once for both GEMMs */
-static int proj_bwd(ttt_cuda *g, int mode, int BT, int C, const float *dy, const void *xin, const float *W,
-                    float *dW, float *dx)
+/* y = x W^T: dW += dy^T x, dx += dy W; dy converted once for both GEMMs
+ * (ready: it is an operand of the mode already) */
+static int proj_bwd(ttt_cuda *g, int mode, int BT, int C, const void *dy, int ready, const void *xin,
+                    const float *W, float *dW, float *dx)
 {
-    const void *d;
-    if (operand(g, mode, 2, dy, (size_t)BT * C, &d)) return -1;
+    const void *d = dy;
+    if (!ready && operand(g, mode, 2, (const float *)dy, (size_t)BT * C, &d)) return -1;
     if (gemm(g, mode, 1, 0, C, C, BT, d, -1, xin, -1, dW, 1.f)) return -1;
     return gemm(g, mode, 0, 0, BT, C, C, d, -1, W, 1, dx, 1.f);
 }
@@ -545,12 +559,14 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     const float *Y = acts + L.Y, *O = c->use_gate ? acts + L.O : Y;
 
     ttt_prof_push(g->s, "ttt.out");
+    ttt_prof_push(g->s, "o");
     /* o_proj */
     if (operand(g, mode, 2, dout, btc, &din)) return -1;
     if (gemm(g, mode, 0, 0, BT, C, C, din, -1, p->o_proj, 1, dO, 0.f)) return -1;
     if (gemm(g, mode, 1, 0, C, C, BT, din, -1, O, 1, gr->o_proj, 1.f)) return -1;
     /* gate: dO -> dY, dgpre (in dZin for now) */
     if (c->use_gate) {
+        ttt_prof_next(g->s, "gate");
         k_gate_bwd<<<nblk(btc), 256, 0, g->s>>>(dO, dZin, acts + L.gpre, Y, btc);
         const void *dg;
         if (operand(g, mode, 2, dZin, btc, &dg)) return -1;
@@ -558,11 +574,13 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
         if (gemm(g, mode, 0, 0, BT, C, C, dg, -1, p->g_proj, 1, dx, 1.f)) return -1;
     }
     /* post-norm */
+    ttt_prof_next(g->s, "post-norm");
     k_ln_bwd_params<<<colgrid, 128, 0, g->s>>>(gr->post_norm_w, gr->post_norm_b, dO, acts + L.Zin,
                                                acts + L.mean, acts + L.rstd, BT, C);
     k_ln_bwd<<<(BT + 7) / 8, 256, 0, g->s>>>(dZin, dO, acts + L.Zin, acts + L.mean, acts + L.rstd,
                                              p->post_norm_w, BT, C);
     CK(cudaGetLastError());
+    ttt_prof_pop(g->s);
     ttt_prof_pop(g->s);
 
     /* inner loop */
@@ -594,6 +612,7 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     k_token_grad<<<1, 32, 0, g->s>>>(gr->token_idx, dtau, p->token_idx);
 
     /* lr gate */
+    ttt_prof_push(g->s, "lr");
     k_lr_gate_bwd<<<nblk(bt * H), 256, 0, g->s>>>(dlr, acts + L.lr, bt * H, (float)(D / c->base_lr));
     k_colsum<<<dim3(1, (BT + COL_CHUNK - 1) / COL_CHUNK), 128, 0, g->s>>>(gr->lr_b, dlr, BT, H);
     {
@@ -607,16 +626,23 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     if (c->share_qk) {
         int k = c->conv_kernel;
         const float *U = acts + L.U;
-        k_conv_bwd_x<<<nblk(btc), 256, 0, g->s>>>(dU, dXQ, p->conv_q_w, T, C, k, btc, 0);
-        k_conv_bwd_x<<<nblk(btc), 256, 0, g->s>>>(dU, dXK, p->conv_k_w, T, C, k, btc, 1);
-        k_conv_bwd_w<<<colgrid, 128, 0, g->s>>>(gr->conv_q_w, gr->conv_q_b, dXQ, U, BT, T, C, k);
-        k_conv_bwd_w<<<colgrid, 128, 0, g->s>>>(gr->conv_k_w, gr->conv_k_b, dXK, U, BT, T, C, k);
-        if (proj_bwd(g, mode, BT, C, dU, xin, p->q_proj, gr->q_proj, dx)) return -1;
+        ttt_prof_next(g->s, "conv");
+        /* dU straight in the GEMMs' precision */
+        if (mode == TTT_CUDA_BF16)
+            k_conv2_bwd_x<<<nblk(btc), 256, 0, g->s>>>((__nv_bfloat16 *)dU, dXQ, dXK, p->conv_q_w, p->conv_k_w, T, C, k, btc);
+        else k_conv2_bwd_x<<<nblk(btc), 256, 0, g->s>>>(dU, dXQ, dXK, p->conv_q_w, p->conv_k_w, T, C, k, btc);
+        k_conv2_bwd_w<<<colgrid, 128, 0, g->s>>>(gr->conv_q_w, gr->conv_q_b, dXQ, gr->conv_k_w, gr->conv_k_b, dXK, U,
+                                                 BT, T, C, k);
+        ttt_prof_next(g->s, "q,k");
+        if (proj_bwd(g, mode, BT, C, dU, 1, xin, p->q_proj, gr->q_proj, dx)) return -1;
     } else {
-        if (proj_bwd(g, mode, BT, C, dXQ, xin, p->q_proj, gr->q_proj, dx)) return -1;
-        if (proj_bwd(g, mode, BT, C, dXK, xin, p->k_proj, gr->k_proj, dx)) return -1;
+        ttt_prof_next(g->s, "q,k");
+        if (proj_bwd(g, mode, BT, C, dXQ, 0, xin, p->q_proj, gr->q_proj, dx)) return -1;
+        if (proj_bwd(g, mode, BT, C, dXK, 0, xin, p->k_proj, gr->k_proj, dx)) return -1;
     }
-    if (proj_bwd(g, mode, BT, C, dXV, xin, p->v_proj, gr->v_proj, dx)) return -1;
+    ttt_prof_next(g->s, "v");
+    if (proj_bwd(g, mode, BT, C, dXV, 0, xin, p->v_proj, gr->v_proj, dx)) return -1;
+    ttt_prof_pop(g->s);
     CK(cudaGetLastError());
     return 0;
 }
