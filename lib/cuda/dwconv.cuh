@@ -10,88 +10,142 @@
 
 #include <cuda_bf16.h>
 
+#include "ttt_cuda_internal.cuh"   /* idx_divmod */
+
 #define DWCONV_COL_CHUNK 256
 
 namespace {
 
+/* The forward and input-gradient kernels walk runs of DWCONV_RUN rows, one
+ * thread per (channel, run), consecutive threads on consecutive channels
+ * (coalesced); the k rows a tap needs sit in registers by lag (forward) or
+ * lead (input gradient), so each input is read once, not k times. Any grid
+ * works (grid-stride); dwconv_blocks(n, C) gives one thread per item. */
+#define DWCONV_RUN 32
+
+static inline unsigned dwconv_blocks(size_t n, int C)
+{
+    size_t b = (n / DWCONV_RUN + (size_t)C + 255) / 256;
+    return (unsigned)(b > 65536 ? 65536 : b);
+}
+
+__device__ __forceinline__ void dw_put(float *p, float v) { *p = v; }
+__device__ __forceinline__ void dw_put(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
+
+/* y_o = b_o + sum_j w_o[c,j] x[t-(k-1)+j] for NO outputs of one x (n = rows*C) */
+template <int NO>
+__device__ __forceinline__ void conv_fwd_runs(float *const *y, const float *x, const float *const *w,
+                                              const float *const *b, int T, int C, int k, size_t n)
+{
+    size_t rows = n / C, items = (rows + DWCONV_RUN - 1) / DWCONV_RUN * C;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < items; i += (size_t)gridDim.x * blockDim.x) {
+        unsigned c, t;
+        size_t r0 = idx_divmod(i, C, &c) * DWCONV_RUN, r1 = min(rows, r0 + DWCONV_RUN);
+        idx_divmod(r0, T, &t);
+        float win[16], wl[NO][16];   /* win[m] = x[r-m] in r's sequence; wl[m] = w[k-1-m] */
+#pragma unroll
+        for (int m = 0; m < 16; m++) {
+            win[m] = m >= 1 && m < k && (int)t - m >= 0 ? x[(r0 - m) * C + c] : 0.f;
+#pragma unroll
+            for (int o = 0; o < NO; o++) wl[o][m] = m < k ? w[o][c * k + (k - 1 - m)] : 0.f;
+        }
+        for (size_t r = r0; r < r1; r++, t++) {
+            if (t == (unsigned)T) {   /* a new sequence: nothing before it */
+                t = 0;
+#pragma unroll
+                for (int m = 1; m < 16; m++) win[m] = 0.f;
+            }
+            win[0] = x[r * C + c];
+#pragma unroll
+            for (int o = 0; o < NO; o++) {
+                float a = b[o][c];
+#pragma unroll
+                for (int m = 0; m < 16; m++)
+                    if (m < k) a = fmaf(wl[o][m], win[m], a);
+                y[o][r * C + c] = a;
+            }
+#pragma unroll
+            for (int m = 15; m > 0; m--) win[m] = win[m - 1];
+        }
+    }
+}
+
+/* dx[t] (=, or += with accum) sum_o sum_j w_o[c,j] dy_o[t+(k-1)-j] within t's
+ * sequence; rows walked downwards */
+template <int NO, typename TX>
+__device__ __forceinline__ void conv_bwd_x_runs(TX *dx, const float *const *dy, const float *const *w, int T, int C,
+                                                int k, size_t n, int accum)
+{
+    size_t rows = n / C, items = (rows + DWCONV_RUN - 1) / DWCONV_RUN * C;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < items; i += (size_t)gridDim.x * blockDim.x) {
+        unsigned c, t;
+        size_t r0 = idx_divmod(i, C, &c) * DWCONV_RUN, r1 = min(rows, r0 + DWCONV_RUN);
+        idx_divmod(r1 - 1, T, &t);
+        float win[NO][16], wl[NO][16];   /* win[m] = dy[r+m] in r's sequence; wl[m] = w[k-1-m] */
+#pragma unroll
+        for (int o = 0; o < NO; o++)
+#pragma unroll
+            for (int m = 0; m < 16; m++) {
+                win[o][m] = m >= 1 && m < k && t + m < (unsigned)T ? dy[o][(r1 - 1 + m) * C + c] : 0.f;
+                wl[o][m] = m < k ? w[o][c * k + (k - 1 - m)] : 0.f;
+            }
+        for (size_t r = r1; r-- > r0;) {
+            float a = 0.f;
+#pragma unroll
+            for (int o = 0; o < NO; o++) {
+                win[o][0] = dy[o][r * C + c];
+#pragma unroll
+                for (int m = 0; m < 16; m++)
+                    if (m < k) a = fmaf(wl[o][m], win[o][m], a);
+#pragma unroll
+                for (int m = 15; m > 0; m--) win[o][m] = win[o][m - 1];
+            }
+            if (accum) a += (float)dx[r * C + c];
+            dw_put(&dx[r * C + c], a);
+            if (t == 0) {   /* row r-1 ends the previous sequence: nothing after it */
+                t = T - 1;
+#pragma unroll
+                for (int o = 0; o < NO; o++)
+#pragma unroll
+                    for (int m = 1; m < 16; m++) win[o][m] = 0.f;
+            } else {
+                t--;
+            }
+        }
+    }
+}
+
 __global__ void k_conv(float *y, const float *x, const float *w, const float *bias, int T, int C, int k, size_t n)
 {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
-    for (; i < n; i += st) {
-        int c = (int)(i % C);
-        size_t row = i / C;
-        int t = (int)(row % T);
-        float acc = bias[c];
-        for (int j = 0; j < k; j++) {
-            int tt = t - (k - 1) + j;
-            if (tt >= 0) acc = fmaf(w[c * k + j], x[(row - t + tt) * C + c], acc);
-        }
-        y[i] = acc;
-    }
+    float *ys[1] = {y};
+    const float *ws[1] = {w}, *bs[1] = {bias};
+    conv_fwd_runs<1>(ys, x, ws, bs, T, C, k, n);
 }
 
 /* y0, y1 = conv(x) with (w0, b0) and (w1, b1) */
 __global__ void k_conv2(float *y0, float *y1, const float *x, const float *w0, const float *b0, const float *w1,
                         const float *b1, int T, int C, int k, size_t n)
 {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
-    for (; i < n; i += st) {
-        int c = (int)(i % C);
-        size_t row = i / C;
-        int t = (int)(row % T);
-        float a0 = b0[c], a1 = b1[c];
-        for (int j = 0; j < k; j++) {
-            int tt = t - (k - 1) + j;
-            if (tt < 0) continue;
-            float v = x[(row - t + tt) * C + c];
-            a0 = fmaf(w0[c * k + j], v, a0);
-            a1 = fmaf(w1[c * k + j], v, a1);
-        }
-        y0[i] = a0;
-        y1[i] = a1;
-    }
+    float *ys[2] = {y0, y1};
+    const float *ws[2] = {w0, w1}, *bs[2] = {b0, b1};
+    conv_fwd_runs<2>(ys, x, ws, bs, T, C, k, n);
 }
 
-__device__ __forceinline__ void dw_put(float *p, float v) { *p = v; }
-__device__ __forceinline__ void dw_put(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
-
-/* dx[t,c] = sum_j w0[c,j] dy0[t+(k-1)-j, c] + w1[c,j] dy1[...]: the input
- * gradient of k_conv2, in the precision of the GEMMs that read it */
+/* dx = the input gradient of k_conv2 from dy0, dy1, in the precision of the
+ * GEMMs that read it */
 template <typename TX>
 __global__ void k_conv2_bwd_x(TX *dx, const float *dy0, const float *dy1, const float *w0, const float *w1, int T,
                               int C, int k, size_t n)
 {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
-    for (; i < n; i += st) {
-        int c = (int)(i % C);
-        size_t row = i / C;
-        int t = (int)(row % T);
-        float acc = 0.f;
-        for (int j = 0; j < k; j++) {
-            int tt = t + (k - 1) - j;
-            if (tt >= T) continue;
-            size_t o = (row - t + tt) * C + c;
-            acc = fmaf(w0[c * k + j], dy0[o], fmaf(w1[c * k + j], dy1[o], acc));
-        }
-        dw_put(&dx[i], acc);
-    }
+    const float *ds[2] = {dy0, dy1}, *ws[2] = {w0, w1};
+    conv_bwd_x_runs<2, TX>(dx, ds, ws, T, C, k, n, 0);
 }
 
 /* dx[t,c] (=, or += with accum) sum_j w[c,j] dy[t+(k-1)-j, c] */
 __global__ void k_conv_bwd_x(float *dx, const float *dy, const float *w, int T, int C, int k, size_t n, int accum)
 {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
-    for (; i < n; i += st) {
-        int c = (int)(i % C);
-        size_t row = i / C;
-        int t = (int)(row % T);
-        float acc = 0.f;
-        for (int j = 0; j < k; j++) {
-            int tt = t + (k - 1) - j;
-            if (tt < T) acc = fmaf(w[c * k + j], dy[(row - t + tt) * C + c], acc);
-        }
-        dx[i] = accum ? dx[i] + acc : acc;
-    }
+    const float *ds[1] = {dy}, *ws[1] = {w};
+    conv_bwd_x_runs<1, float>(dx, ds, ws, T, C, k, n, accum);
 }
 
 /* dw_o[c,j] += sum_rows dy_o[t,c] x[t-(k-1)+j,c]; db_o[c] += sum dy_o for NO

@@ -127,14 +127,22 @@ __device__ T block_reduce(T v, T *sh, T init, bool is_max)
 __global__ void k_embed(float *out, const int32_t *ids, const float *E, int C, size_t n)
 {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
-    for (; i < n; i += st) out[i] = E[(size_t)ids[i / C] * C + i % C];
+    for (; i < n; i += st) {
+        unsigned c;
+        size_t r = idx_divmod(i, C, &c);
+        out[i] = E[(size_t)ids[r] * C + c];
+    }
 }
 
 /* Repeated tokens collide on a row of dE: atomics. */
 __global__ void k_embed_bwd(float *dE, const float *dh, const int32_t *ids, int C, size_t n)
 {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
-    for (; i < n; i += st) atomicAdd(&dE[(size_t)ids[i / C] * C + i % C], dh[i]);
+    for (; i < n; i += st) {
+        unsigned c;
+        size_t r = idx_divmod(i, C, &c);
+        atomicAdd(&dE[(size_t)ids[r] * C + c], dh[i]);
+    }
 }
 
 __global__ void k_add(float *y, const float *a, const float *b, size_t n)
@@ -217,9 +225,55 @@ __global__ void k_swiglu(T *h, const T *gu, int I, size_t n)
 {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
     for (; i < n; i += st) {
-        size_t r = i / I, j = i % I;
+        unsigned j;
+        size_t r = idx_divmod(i, I, &j);
         float g = get(&gu[r * 2 * I + j]);
         put(&h[i], g / (1.f + expf(-g)) * get(&gu[r * 2 * I + I + j]));
+    }
+}
+
+/* The same in bf16 with I % 8 == 0: eight elements a thread, 16-byte
+ * accesses (two-byte ones left the kernel at a third of memory speed). */
+__device__ __forceinline__ float silu(float g) { return g / (1.f + expf(-g)); }
+
+__global__ void k_swiglu_x8(__nv_bfloat16 *h, const __nv_bfloat16 *gu, int I, size_t n8)
+{
+    const unsigned I8 = I / 8;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n8; i += (size_t)gridDim.x * blockDim.x) {
+        unsigned j;
+        size_t r = idx_divmod(i, I8, &j), o = r * 2 * I + 8 * (size_t)j;
+        uint4 gv = *(const uint4 *)(gu + o), uv = *(const uint4 *)(gu + o + I), hv;
+        const __nv_bfloat162 *g2 = (const __nv_bfloat162 *)&gv, *u2 = (const __nv_bfloat162 *)&uv;
+        __nv_bfloat162 *h2 = (__nv_bfloat162 *)&hv;
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            float2 g = __bfloat1622float2(g2[q]), u = __bfloat1622float2(u2[q]);
+            h2[q] = __floats2bfloat162_rn(silu(g.x) * u.x, silu(g.y) * u.y);
+        }
+        *(uint4 *)(h + 8 * i) = hv;
+    }
+}
+
+__global__ void k_swiglu_bwd_x8(__nv_bfloat16 *dgu, const __nv_bfloat16 *dh, const __nv_bfloat16 *gu, int I, size_t n8)
+{
+    const unsigned I8 = I / 8;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n8; i += (size_t)gridDim.x * blockDim.x) {
+        unsigned j;
+        size_t r = idx_divmod(i, I8, &j), o = r * 2 * I + 8 * (size_t)j;
+        uint4 gv = *(const uint4 *)(gu + o), uv = *(const uint4 *)(gu + o + I), dv = *(const uint4 *)(dh + 8 * i);
+        uint4 dgv, duv;
+        const __nv_bfloat162 *g2 = (const __nv_bfloat162 *)&gv, *u2 = (const __nv_bfloat162 *)&uv;
+        const __nv_bfloat162 *d2 = (const __nv_bfloat162 *)&dv;
+        __nv_bfloat162 *dg2 = (__nv_bfloat162 *)&dgv, *du2 = (__nv_bfloat162 *)&duv;
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            float2 g = __bfloat1622float2(g2[q]), u = __bfloat1622float2(u2[q]), d = __bfloat1622float2(d2[q]);
+            float sx = 1.f / (1.f + expf(-g.x)), sy = 1.f / (1.f + expf(-g.y));
+            dg2[q] = __floats2bfloat162_rn(d.x * u.x * sx * (1.f + g.x * (1.f - sx)), d.y * u.y * sy * (1.f + g.y * (1.f - sy)));
+            du2[q] = __floats2bfloat162_rn(d.x * g.x * sx, d.y * g.y * sy);
+        }
+        *(uint4 *)(dgu + o) = dgv;
+        *(uint4 *)(dgu + o + I) = duv;
     }
 }
 
@@ -229,7 +283,8 @@ __global__ void k_swiglu_bwd(T *dgu, const T *dh, const T *gu, int I, size_t n)
 {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
     for (; i < n; i += st) {
-        size_t r = i / I, j = i % I;
+        unsigned j;
+        size_t r = idx_divmod(i, I, &j);
         float g = get(&gu[r * 2 * I + j]), u = get(&gu[r * 2 * I + I + j]), d = get(&dh[i]);
         float s = 1.f / (1.f + expf(-g));
         put(&dgu[r * 2 * I + j], d * u * s * (1.f + g * (1.f - s)));
@@ -262,10 +317,17 @@ __global__ void k_xent_fwd(float *losses, float *lse, const float *logits, const
     __shared__ float shm[32], shs[32];
     const float *l = logits + (size_t)blockIdx.x * V;
     float m = -INFINITY, s = 0.f;
-    for (int v = threadIdx.x; v < V; v += blockDim.x) {
-        float x = l[v];
+    auto add = [&](float x) {
         if (x > m) { s = s * expf(m - x) + 1.f; m = x; }
         else s += expf(x - m);
+    };
+    if ((V & 3) == 0) {   /* 16-byte loads: rows start 16-byte aligned */
+        for (int v = threadIdx.x; v < V / 4; v += blockDim.x) {
+            float4 x = ((const float4 *)l)[v];
+            add(x.x); add(x.y); add(x.z); add(x.w);
+        }
+    } else {
+        for (int v = threadIdx.x; v < V; v += blockDim.x) add(l[v]);
     }
     for (int o = 16; o > 0; o >>= 1) lse_merge(m, s, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, s, o));
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
@@ -309,6 +371,20 @@ __global__ void k_xent_bwd_bf16(float *d, const float *lse, const int32_t *tg, f
     int t = tg[blockIdx.x];
     float z = lse[blockIdx.x];
     bool skip = t < 0 || t >= V;
+    auto grad = [&](float x, int v) { return skip ? 0.f : scale * expf(x - z) - (v == t ? scale : 0.f); };
+    if ((V & 3) == 0) {   /* 16-byte loads, 8-byte stores; the same read-then-write order */
+        for (int v0 = 0; v0 < V; v0 += 4 * blockDim.x) {
+            int v = v0 + 4 * threadIdx.x;
+            float4 x = v < V ? *(const float4 *)(row + v) : make_float4(0.f, 0.f, 0.f, 0.f);
+            __syncthreads();
+            if (v < V) {
+                __nv_bfloat162 *o2 = (__nv_bfloat162 *)(out + v);
+                o2[0] = __floats2bfloat162_rn(grad(x.x, v), grad(x.y, v + 1));
+                o2[1] = __floats2bfloat162_rn(grad(x.z, v + 2), grad(x.w, v + 3));
+            }
+        }
+        return;
+    }
     for (int v0 = 0; v0 < V; v0 += blockDim.x) {
         int v = v0 + threadIdx.x;
         float x = v < V ? row[v] : 0.f;
@@ -725,7 +801,7 @@ extern "C" int ttt_gpu_model_forward(ttt_gpu_model *g, const int32_t *ids, const
         if (c->pre_conv) {
             TTT_PROF(g->s, "pre-conv");
             if (rms_fwd(g, a->cn, a->crstd, h, p->conv_norm, N)) return -1;
-            k_conv<<<nblk(NC), 256, 0, g->s>>>(a->pc, a->cn, p->conv_w, p->conv_b, T, C, k, NC);
+            k_conv<<<dwconv_blocks(NC, C), 256, 0, g->s>>>(a->pc, a->cn, p->conv_w, p->conv_b, T, C, k, NC);
             k_add<<<nblk(NC), 256, 0, g->s>>>(a->h1, h, a->pc, NC);
             CKL();
         }
@@ -745,7 +821,9 @@ extern "C" int ttt_gpu_model_forward(ttt_gpu_model *g, const int32_t *ids, const
         float *gu = a->sw, *hh = a->sw + 2 * NI;
         if (gemm_op(g, 0, 1, N, 2 * I, C, a->fn, 1, 0, p->gate, 0, gu, 1, 0.f)) return -1;
         ttt_prof_next(g->s, "swiglu");
-        if (g->P16) k_swiglu<<<nblk(NI), 256, 0, g->s>>>((__nv_bfloat16 *)hh, (const __nv_bfloat16 *)gu, I, NI);
+        if (g->P16 && I % 8 == 0)
+            k_swiglu_x8<<<nblk(NI / 8), 256, 0, g->s>>>((__nv_bfloat16 *)hh, (const __nv_bfloat16 *)gu, I, NI / 8);
+        else if (g->P16) k_swiglu<<<nblk(NI), 256, 0, g->s>>>((__nv_bfloat16 *)hh, (const __nv_bfloat16 *)gu, I, NI);
         else k_swiglu<<<nblk(NI), 256, 0, g->s>>>(hh, gu, I, NI);
         CKL();
         ttt_prof_next(g->s, "down");
@@ -854,7 +932,10 @@ extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
         if (gemm_op(g, 1, 0, C, I, N, dho, 1, 0, hh, 1, gr->down, 0, 1.f)) return -1;
         if (gemm_op(g, 0, 0, N, I, C, dho, 1, 0, p->down, 0, dhh, 1, 0.f)) return -1;
         ttt_prof_next(g->s, "swiglu");
-        if (bf16)
+        if (bf16 && I % 8 == 0)
+            k_swiglu_bwd_x8<<<nblk(NI / 8), 256, 0, g->s>>>((__nv_bfloat16 *)dgu, (const __nv_bfloat16 *)dhh,
+                                                            (const __nv_bfloat16 *)gu, I, NI / 8);
+        else if (bf16)
             k_swiglu_bwd<<<nblk(NI), 256, 0, g->s>>>((__nv_bfloat16 *)dgu, (const __nv_bfloat16 *)dhh,
                                                      (const __nv_bfloat16 *)gu, I, NI);
         else k_swiglu_bwd<<<nblk(NI), 256, 0, g->s>>>((float *)dgu, (const float *)dhh, (const float *)gu, I, NI);
@@ -879,7 +960,7 @@ extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
         /* h1 = h0 + DWConv(RMS_conv(h0)) */
         if (c->pre_conv) {
             TTT_PROF(g->s, "pre-conv");
-            k_conv_bwd_x<<<nblk(NC), 256, 0, g->s>>>(d1, dh, p->conv_w, T, C, k, NC, 0);
+            k_conv_bwd_x<<<dwconv_blocks(NC, C), 256, 0, g->s>>>(d1, dh, p->conv_w, T, C, k, NC, 0);
             k_conv_bwd_w<<<dim3((C + 127) / 128, (N + COL_CHUNK - 1) / COL_CHUNK), 128, 0, g->s>>>(
                 gr->conv_w, gr->conv_b, dh, a->cn, N, T, C, k);
             CKL();

@@ -11,6 +11,21 @@
 
 #define TTT_CUDA_K 16   /* mini-batch size: hard-wired (spec: always 16) */
 
+/* i / d (returned) and i % d (*r), in 32-bit arithmetic when i fits: 64-bit
+ * division is emulated on the GPU, tens of instructions, which slowed the
+ * elementwise kernels below memory speed. */
+static __device__ __forceinline__ size_t idx_divmod(size_t i, unsigned d, unsigned *r)
+{
+    if (i <= 0xffffffffu) {
+        unsigned q = (unsigned)i / d;
+        *r = (unsigned)i - q * d;
+        return q;
+    }
+    size_t q = i / d;
+    *r = (unsigned)(i - q * d);
+    return q;
+}
+
 /* Tensors of the inner loop for one layer call. Token-major layouts so that
  * the kernels read the projections in place: row (b*T + t), column h*D + c. */
 struct ttt_inner_args {

@@ -230,7 +230,11 @@ __device__ __forceinline__ float warp_sum(float v)
 __global__ void k_lr_gate(float *a, const float *bias, int H, size_t n, float scale)
 {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
-    for (; i < n; i += st) a[i] = scale / (1.f + expf(-(a[i] + bias[i % H])));
+    for (; i < n; i += st) {
+        unsigned h;
+        idx_divmod(i, H, &h);
+        a[i] = scale / (1.f + expf(-(a[i] + bias[h])));
+    }
 }
 
 /* da = dlr * lr * (1 - sigmoid), sigmoid = lr / scale; in place on dlr */
@@ -458,7 +462,7 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
         float *U = acts + L.U;
         if (gemm(g, mode, 0, 1, BT, C, C, xin, -1, p->q_proj, 1, U, 0.f)) return -1;
         ttt_prof_next(g->s, "conv");
-        k_conv2<<<nblk(btc), 256, 0, g->s>>>(XQ, XK, U, p->conv_q_w, p->conv_q_b, p->conv_k_w, p->conv_k_b, T, C,
+        k_conv2<<<dwconv_blocks(btc, C), 256, 0, g->s>>>(XQ, XK, U, p->conv_q_w, p->conv_q_b, p->conv_k_w, p->conv_k_b, T, C,
                                              c->conv_kernel, btc);
     } else {
         if (gemm(g, mode, 0, 1, BT, C, C, xin, -1, p->q_proj, 1, XQ, 0.f)) return -1;
@@ -629,8 +633,8 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
         ttt_prof_next(g->s, "conv");
         /* dU straight in the GEMMs' precision */
         if (mode == TTT_CUDA_BF16)
-            k_conv2_bwd_x<<<nblk(btc), 256, 0, g->s>>>((__nv_bfloat16 *)dU, dXQ, dXK, p->conv_q_w, p->conv_k_w, T, C, k, btc);
-        else k_conv2_bwd_x<<<nblk(btc), 256, 0, g->s>>>(dU, dXQ, dXK, p->conv_q_w, p->conv_k_w, T, C, k, btc);
+            k_conv2_bwd_x<<<dwconv_blocks(btc, C), 256, 0, g->s>>>((__nv_bfloat16 *)dU, dXQ, dXK, p->conv_q_w, p->conv_k_w, T, C, k, btc);
+        else k_conv2_bwd_x<<<dwconv_blocks(btc, C), 256, 0, g->s>>>(dU, dXQ, dXK, p->conv_q_w, p->conv_k_w, T, C, k, btc);
         k_conv2_bwd_w<<<colgrid, 128, 0, g->s>>>(gr->conv_q_w, gr->conv_q_b, dXQ, gr->conv_k_w, gr->conv_k_b, dXK, U,
                                                  BT, T, C, k);
         ttt_prof_next(g->s, "q,k");
