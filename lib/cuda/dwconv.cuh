@@ -19,9 +19,12 @@ namespace {
 /* The forward and input-gradient kernels walk runs of DWCONV_RUN rows, one
  * thread per (channel, run), consecutive threads on consecutive channels
  * (coalesced); the k rows a tap needs sit in registers by lag (forward) or
- * lead (input gradient), so each input is read once, not k times. Any grid
- * works (grid-stride); dwconv_blocks(n, C) gives one thread per item. */
+ * lead (input gradient), so each input is read once, not k times. Rows are
+ * loaded DWCONV_AHEAD at a time (independent loads in flight: one at a time
+ * left these kernels latency-bound). Any grid works (grid-stride);
+ * dwconv_blocks(n, C) gives one thread per item. */
 #define DWCONV_RUN 32
+#define DWCONV_AHEAD 4
 
 static inline unsigned dwconv_blocks(size_t n, int C)
 {
@@ -49,23 +52,32 @@ __device__ __forceinline__ void conv_fwd_runs(float *const *y, const float *x, c
 #pragma unroll
             for (int o = 0; o < NO; o++) wl[o][m] = m < k ? w[o][c * k + (k - 1 - m)] : 0.f;
         }
-        for (size_t r = r0; r < r1; r++, t++) {
-            if (t == (unsigned)T) {   /* a new sequence: nothing before it */
-                t = 0;
+        for (size_t ra = r0; ra < r1; ra += DWCONV_AHEAD) {
+            float xv[DWCONV_AHEAD];
 #pragma unroll
-                for (int m = 1; m < 16; m++) win[m] = 0.f;
+            for (int q = 0; q < DWCONV_AHEAD; q++) xv[q] = ra + q < r1 ? x[(ra + q) * C + c] : 0.f;
+#pragma unroll
+            for (int q = 0; q < DWCONV_AHEAD; q++) {
+                size_t r = ra + q;
+                if (r >= r1) break;
+                if (t == (unsigned)T) {   /* a new sequence: nothing before it */
+                    t = 0;
+#pragma unroll
+                    for (int m = 1; m < 16; m++) win[m] = 0.f;
+                }
+                win[0] = xv[q];
+#pragma unroll
+                for (int o = 0; o < NO; o++) {
+                    float a = b[o][c];
+#pragma unroll
+                    for (int m = 0; m < 16; m++)
+                        if (m < k) a = fmaf(wl[o][m], win[m], a);
+                    y[o][r * C + c] = a;
+                }
+#pragma unroll
+                for (int m = 15; m > 0; m--) win[m] = win[m - 1];
+                t++;
             }
-            win[0] = x[r * C + c];
-#pragma unroll
-            for (int o = 0; o < NO; o++) {
-                float a = b[o][c];
-#pragma unroll
-                for (int m = 0; m < 16; m++)
-                    if (m < k) a = fmaf(wl[o][m], win[m], a);
-                y[o][r * C + c] = a;
-            }
-#pragma unroll
-            for (int m = 15; m > 0; m--) win[m] = win[m - 1];
         }
     }
 }
@@ -89,27 +101,37 @@ __device__ __forceinline__ void conv_bwd_x_runs(TX *dx, const float *const *dy, 
                 win[o][m] = m >= 1 && m < k && t + m < (unsigned)T ? dy[o][(r1 - 1 + m) * C + c] : 0.f;
                 wl[o][m] = m < k ? w[o][c * k + (k - 1 - m)] : 0.f;
             }
-        for (size_t r = r1; r-- > r0;) {
-            float a = 0.f;
+        for (size_t ra = r1; ra > r0;) {   /* rows ra-1, ra-2, ... */
+            float dv[NO][DWCONV_AHEAD];
 #pragma unroll
-            for (int o = 0; o < NO; o++) {
-                win[o][0] = dy[o][r * C + c];
+            for (int q = 0; q < DWCONV_AHEAD; q++)
 #pragma unroll
-                for (int m = 0; m < 16; m++)
-                    if (m < k) a = fmaf(wl[o][m], win[o][m], a);
+                for (int o = 0; o < NO; o++) dv[o][q] = ra - q > r0 ? dy[o][(ra - 1 - q) * C + c] : 0.f;
 #pragma unroll
-                for (int m = 15; m > 0; m--) win[o][m] = win[o][m - 1];
-            }
-            if (accum) a += (float)dx[r * C + c];
-            dw_put(&dx[r * C + c], a);
-            if (t == 0) {   /* row r-1 ends the previous sequence: nothing after it */
-                t = T - 1;
+            for (int q = 0; q < DWCONV_AHEAD; q++) {
+                if (ra == r0) break;
+                size_t r = --ra;
+                float a = 0.f;
 #pragma unroll
-                for (int o = 0; o < NO; o++)
+                for (int o = 0; o < NO; o++) {
+                    win[o][0] = dv[o][q];
 #pragma unroll
-                    for (int m = 1; m < 16; m++) win[o][m] = 0.f;
-            } else {
-                t--;
+                    for (int m = 0; m < 16; m++)
+                        if (m < k) a = fmaf(wl[o][m], win[o][m], a);
+#pragma unroll
+                    for (int m = 15; m > 0; m--) win[o][m] = win[o][m - 1];
+                }
+                if (accum) a += (float)dx[r * C + c];
+                dw_put(&dx[r * C + c], a);
+                if (t == 0) {   /* row r-1 ends the previous sequence: nothing after it */
+                    t = T - 1;
+#pragma unroll
+                    for (int o = 0; o < NO; o++)
+#pragma unroll
+                        for (int m = 1; m < 16; m++) win[o][m] = 0.f;
+                } else {
+                    t--;
+                }
             }
         }
     }
@@ -168,23 +190,35 @@ __device__ __forceinline__ void conv_bwd_w_rows(float *const *dw, float *const *
     }
 #pragma unroll
     for (int o = 0; o < NO; o++) ab[o] = 0.f;
-    for (int r = r0; r < r1; r++, t++) {
-        if (t == T) {   /* a new sequence: nothing before it */
-            t = 0;
+    for (int ra = r0; ra < r1; ra += DWCONV_AHEAD) {
+        float xv[DWCONV_AHEAD], dv[NO][DWCONV_AHEAD];
 #pragma unroll
-            for (int m = 1; m < 16; m++) win[m] = 0.f;
-        }
-        win[0] = x[(size_t)r * C + c];
+        for (int q = 0; q < DWCONV_AHEAD; q++) {
+            xv[q] = ra + q < r1 ? x[(size_t)(ra + q) * C + c] : 0.f;
 #pragma unroll
-        for (int o = 0; o < NO; o++) {
-            float d = dy[o][(size_t)r * C + c];
-            ab[o] += d;
-#pragma unroll
-            for (int m = 0; m < 16; m++)
-                if (m < k) aw[o][m] = fmaf(d, win[m], aw[o][m]);
+            for (int o = 0; o < NO; o++) dv[o][q] = ra + q < r1 ? dy[o][(size_t)(ra + q) * C + c] : 0.f;
         }
 #pragma unroll
-        for (int m = 15; m > 0; m--) win[m] = win[m - 1];
+        for (int q = 0; q < DWCONV_AHEAD; q++) {
+            if (ra + q >= r1) break;
+            if (t == T) {   /* a new sequence: nothing before it */
+                t = 0;
+#pragma unroll
+                for (int m = 1; m < 16; m++) win[m] = 0.f;
+            }
+            win[0] = xv[q];
+#pragma unroll
+            for (int o = 0; o < NO; o++) {
+                float d = dv[o][q];
+                ab[o] += d;
+#pragma unroll
+                for (int m = 0; m < 16; m++)
+                    if (m < k) aw[o][m] = fmaf(d, win[m], aw[o][m]);
+            }
+#pragma unroll
+            for (int m = 15; m > 0; m--) win[m] = win[m - 1];
+            t++;
+        }
     }
 #pragma unroll
     for (int o = 0; o < NO; o++) {

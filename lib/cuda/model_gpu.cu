@@ -49,6 +49,7 @@ typedef ttt_gpu_block gpu_block;   /* gpu_blocks.cuh */
 /* What one block's forward keeps ([N,C] unless noted). */
 struct gpu_block_acts {
     float *h1, *cn, *crstd, *pc, *h2, *out, *sn, *srstd, *to, *fn, *frstd, *sw, *ttt;
+    float *sn16;   /* bf16 mode: sn rounded (the sequence block's GEMMs read it), else NULL */
 };
 
 struct ttt_gpu_model {
@@ -151,8 +152,10 @@ __global__ void k_add(float *y, const float *a, const float *b, size_t n)
     for (; i < n; i += st) y[i] = a[i] + b[i];
 }
 
-/* RMSNorm, one warp per row: out = w * x * r, r = 1/sqrt(mean(x^2) + eps) */
-__global__ void k_rms_fwd(float *out, float *rstd, const float *x, const float *w, int rows, int C, float eps)
+/* RMSNorm, one warp per row: out = w * x * r, r = 1/sqrt(mean(x^2) + eps);
+ * also rounded to out16 when given */
+__global__ void k_rms_fwd(float *out, float *rstd, const float *x, const float *w, int rows, int C, float eps,
+                          __nv_bfloat16 *out16)
 {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
     if (row >= rows) return;
@@ -160,7 +163,11 @@ __global__ void k_rms_fwd(float *out, float *rstd, const float *x, const float *
     float ss = 0.f;
     for (int c = lane; c < C; c += 32) ss += xr[c] * xr[c];
     float r = rsqrtf(warp_sum(ss) / C + eps);
-    for (int c = lane; c < C; c += 32) out[(size_t)row * C + c] = w[c] * (xr[c] * r);
+    for (int c = lane; c < C; c += 32) {
+        float v = w[c] * (xr[c] * r);
+        out[(size_t)row * C + c] = v;
+        if (out16) out16[(size_t)row * C + c] = __float2bfloat16(v);
+    }
     if (lane == 0) rstd[row] = r;
 }
 
@@ -518,6 +525,8 @@ static size_t carve(ttt_gpu_model *g, float *base, int B, int T)
         TAKE(a->h2, N * C);
         TAKE(a->out, N * C);
         TAKE(a->sn, N * C);
+        if (g->prec == TTT_CUDA_BF16) TAKE(a->sn16, N * C / 2 + 1);
+        else if (base) a->sn16 = NULL;
         TAKE(a->srstd, N);
         TAKE(a->to, N * C);
         TAKE(a->fn, N * C);
@@ -745,21 +754,32 @@ static int add_rms(ttt_gpu_model *g, float *h2, void *fn, float *rstd, const flo
     return 0;
 }
 
-static int rms_fwd(ttt_gpu_model *g, float *out, float *rstd, const float *x, const float *w, int N)
+static int rms_fwd(ttt_gpu_model *g, float *out, float *rstd, const float *x, const float *w, int N,
+                   float *out16 = NULL)
 {
-    k_rms_fwd<<<(N + 7) / 8, 256, 0, g->s>>>(out, rstd, x, w, N, g->cfg.hidden_size, (float)g->cfg.rms_norm_eps);
+    k_rms_fwd<<<(N + 7) / 8, 256, 0, g->s>>>(out, rstd, x, w, N, g->cfg.hidden_size, (float)g->cfg.rms_norm_eps,
+                                             (__nv_bfloat16 *)out16);
     CKL();
     return 0;
 }
 
 /* a->to = Seq(a->sn) for the model's sequence block. */
-static int seq_forward(ttt_gpu_model *g, gpu_block_acts *a, const gpu_block *p, int B, int T)
+static int seq_forward_of(ttt_gpu_model *g, gpu_block_acts *a, const gpu_block *p, int B, int T)
 {
     switch (g->cfg.seq_modeling_block) {
     case SEQ_ATTENTION: return ttt_cuda_attn_forward(g->cu, g->prec, &g->ac, a->to, a->ttt, a->sn, &p->attn, B, T);
     case SEQ_MAMBA: return ttt_cuda_mamba_forward(g->cu, g->prec, &g->mc, a->to, a->ttt, a->sn, &p->mamba, B, T);
     default: return ttt_cuda_layer_forward(g->cu, g->prec, &g->lc, a->to, a->ttt, a->sn, &p->ttt, B, T);
     }
+}
+
+/* bf16 mode: the block's GEMMs read sn's bf16 copy made by its norm */
+static int seq_forward(ttt_gpu_model *g, gpu_block_acts *a, const gpu_block *p, int B, int T)
+{
+    ttt_cuda_set_input16(g->cu, a->sn, a->sn16, (size_t)B * T * g->cfg.hidden_size);
+    int rc = seq_forward_of(g, a, p, B, T);
+    ttt_cuda_set_input16(g->cu, NULL, NULL, 0);
+    return rc;
 }
 
 extern "C" int ttt_gpu_model_forward(ttt_gpu_model *g, const int32_t *ids, const int32_t *targets, int B, int T,
@@ -807,7 +827,7 @@ extern "C" int ttt_gpu_model_forward(ttt_gpu_model *g, const int32_t *ids, const
         }
         {
             TTT_PROF(g->s, "seq-norm");
-            if (rms_fwd(g, a->sn, a->srstd, a->h1, p->seq_norm, N)) return -1;
+            if (rms_fwd(g, a->sn, a->srstd, a->h1, p->seq_norm, N, a->sn16)) return -1;
         }
         {
             TTT_PROF(g->s, "seq");
@@ -875,8 +895,8 @@ static int rms_bwd(ttt_gpu_model *g, float *dx, float *dw, const float *dout, co
 }
 
 /* dx (=) from dout through the sequence block; its parameter gradients (+=) into gr. */
-static int seq_backward(ttt_gpu_model *g, float *dx, const float *dout, const gpu_block_acts *a, const gpu_block *p,
-                        const gpu_block *gr, int B, int T)
+static int seq_backward_of(ttt_gpu_model *g, float *dx, const float *dout, const gpu_block_acts *a, const gpu_block *p,
+                           const gpu_block *gr, int B, int T)
 {
     switch (g->cfg.seq_modeling_block) {
     case SEQ_ATTENTION:
@@ -886,6 +906,15 @@ static int seq_backward(ttt_gpu_model *g, float *dx, const float *dout, const gp
     default:
         return ttt_cuda_layer_backward(g->cu, g->prec, &g->lc, dx, &gr->ttt, dout, a->ttt, a->sn, &p->ttt, B, T);
     }
+}
+
+static int seq_backward(ttt_gpu_model *g, float *dx, const float *dout, const gpu_block_acts *a, const gpu_block *p,
+                        const gpu_block *gr, int B, int T)
+{
+    ttt_cuda_set_input16(g->cu, a->sn, a->sn16, (size_t)B * T * g->cfg.hidden_size);
+    int rc = seq_backward_of(g, dx, dout, a, p, gr, B, T);
+    ttt_cuda_set_input16(g->cu, NULL, NULL, 0);
+    return rc;
 }
 
 extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)

@@ -134,5 +134,9 @@ struct ttt_cuda_shadow {
  * the copies current; NULL: none): bf16-mode GEMM operands inside a range
  * are read from its copy instead of being converted. */
 void ttt_cuda_set_shadow(struct ttt_cuda *g, const ttt_cuda_shadow *r, int n);
+/* The bf16 copy x16 of a block's input x [n] (NULL: none), read by the
+ * block's GEMMs instead of converting x: set around one block's forward or
+ * backward. */
+void ttt_cuda_set_input16(struct ttt_cuda *g, const float *x, const void *x16, size_t n);
 
 #endif

@@ -35,6 +35,7 @@ struct ttt_cuda {
     double rope_theta;
     const ttt_cuda_shadow *shadow;   /* bf16 copies of fp32 ranges (the model's weights), */
     int nshadow;                     /* sorted: GEMM operands in them are not converted */
+    ttt_cuda_shadow input;           /* the bf16 copy of the block's input (.p NULL: none) */
 };
 
 #define CK(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) \
@@ -138,6 +139,10 @@ static unsigned nblk(size_t n, int t = 256)
 static int operand(ttt_cuda *g, int mode, int slot, const float *p, size_t n, const void **out)
 {
     if (mode != TTT_CUDA_BF16) { *out = p; return 0; }
+    if (p == g->input.p && n <= g->input.n) {
+        *out = g->input.p16;
+        return 0;
+    }
     int lo = 0, hi = g->nshadow - 1;   /* the last range starting at or before p */
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;
@@ -210,6 +215,11 @@ int ttt_cuda_to_bf16(ttt_cuda *g, void *dst, const float *src, size_t n)
     k_to_bf16<<<nblk(n), 256, 0, g->s>>>(src, (__nv_bfloat16 *)dst, n);
     CK(cudaGetLastError());
     return 0;
+}
+
+void ttt_cuda_set_input16(ttt_cuda *g, const float *x, const void *x16, size_t n)
+{
+    g->input = ttt_cuda_shadow{ x16 ? x : NULL, n, x16 };
 }
 
 void ttt_cuda_set_shadow(ttt_cuda *g, const ttt_cuda_shadow *r, int n)
@@ -337,12 +347,17 @@ __global__ void k_gate(float *o, const float *gpre, const float *y, size_t n)
 }
 
 /* dO -> dY (in place) and dgpre */
-__global__ void k_gate_bwd(float *dO, float *dg, const float *gpre, const float *y, size_t n)
+__device__ __forceinline__ void put_op(float *p, float v) { *p = v; }
+__device__ __forceinline__ void put_op(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
+
+/* dg in the precision of the GEMMs that read it */
+template <typename TG>
+__global__ void k_gate_bwd(float *dO, TG *dg, const float *gpre, const float *y, size_t n)
 {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
     for (; i < n; i += st) {
         float d, ge = gelu_tanh(gpre[i], &d), g = dO[i];
-        dg[i] = g * y[i] * d;
+        put_op(&dg[i], g * y[i] * d);
         dO[i] = g * ge;
     }
 }
@@ -571,9 +586,9 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     /* gate: dO -> dY, dgpre (in dZin for now) */
     if (c->use_gate) {
         ttt_prof_next(g->s, "gate");
-        k_gate_bwd<<<nblk(btc), 256, 0, g->s>>>(dO, dZin, acts + L.gpre, Y, btc);
-        const void *dg;
-        if (operand(g, mode, 2, dZin, btc, &dg)) return -1;
+        const void *dg = dZin;   /* straight in the GEMMs' precision */
+        if (mode == TTT_CUDA_BF16) k_gate_bwd<<<nblk(btc), 256, 0, g->s>>>(dO, (__nv_bfloat16 *)dZin, acts + L.gpre, Y, btc);
+        else k_gate_bwd<<<nblk(btc), 256, 0, g->s>>>(dO, dZin, acts + L.gpre, Y, btc);
         if (gemm(g, mode, 1, 0, C, C, BT, dg, -1, xin, -1, gr->g_proj, 1.f)) return -1;
         if (gemm(g, mode, 0, 0, BT, C, C, dg, -1, p->g_proj, 1, dx, 1.f)) return -1;
     }
