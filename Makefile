@@ -178,10 +178,10 @@ check-ref: tests/refcheck tests/refcheck-f32
 check-cli: all build/tests/test_dist build/tests/test_grad_hook
 	OMP_WAIT_POLICY=passive TTT_BIN_DIR=$(CURDIR)/build bats tests/cli
 
-# The CUDA attention kernels, run on the CPU by host emulators of their source
+# The CUDA attention and depthwise-conv kernels, run on the CPU by host emulators of their source
 # (threads as lanes, the PTX fragment semantics): CI has no GPU.
 EMU_BIN := $(patsubst tests/unit/%.cpp,build/tests/%,$(wildcard tests/unit/emu_*.cpp))
-build/tests/emu_%: tests/unit/emu_%.cpp $(wildcard lib/cuda/attn*)
+build/tests/emu_%: tests/unit/emu_%.cpp $(wildcard lib/cuda/attn* lib/cuda/dwconv.cuh lib/cuda/ttt_cuda_internal.cuh)
 	@mkdir -p $(dir $@)
 	$(CXX) -O1 -std=c++20 -pthread -Wno-unknown-pragmas -Ilib $< -o $@
 check-emu: $(EMU_BIN)

@@ -5,10 +5,11 @@
 #      also under compute-sanitizer when it is there;
 #   2. tiny end to end: ttt-train --device cuda vs --device cpu (loss curves),
 #      stop + --resume on the GPU, ttt-eval --device cuda vs cpu, TTT-MLP on cuda;
-#   3. tokens/s of the 125m preset (Mamba backbone, TTT-Linear, ctx 2048,
-#      batch 8) for 20 steps, fp32 and bf16 GEMM inputs;
+#   3. tokens/s of the 125m preset (Mamba backbone, ctx 2048): TTT-Linear fp32
+#      and bf16 at batch 8, bf16 at batch 32; TTT-MLP bf16 at batch 8 and 16;
+#      then one TTT_CUDA_PROFILE run (GPU time per region of a step);
 #   4. the ceilings of this GPU measured in the same run (ceilings) and the
-#      MFU of both runs: tokens/s x training FLOPs per token (flops_cli:
+#      MFU of every run: tokens/s x training FLOPs per token (flops_cli:
 #      model FLOPs, TTT inner loop included, training = 3 x forward) over the
 #      measured bf16 GEMM rate (and, for fp32, over the fp32 GEMM rate too).
 #
@@ -51,34 +52,41 @@ hr "tiny: ttt-eval cpu vs cuda on the cuda-trained checkpoint"
 hr "tiny: ttt-mlp on cuda (30 steps)"
 "$B/ttt-train" "${TINY[@]}" -o "$W/m" --arch ttt-mlp --device cuda; echo "rc=$?"
 
-for prec in fp32 bf16 ; do
-    hr "125m, Mamba backbone, TTT-Linear, ctx 2048, batch 8, 20 steps, $prec"
-    timeout 400 "$B/ttt-train" -d "$D/big-train-*.tok" -c 125m --ctx 2048 --batch 8 --steps 20 \
-        --eval-every 0 --save-every 0 -o "$W/b$prec" --device cuda --dtype $prec -v; echo "rc=$?"
-    cp "$W/b$prec/metrics.jsonl" "$O/metrics_125m_$prec.jsonl" 2>/dev/null
-    grep -o '"step":[0-9]*,"loss":[0-9.]*\|"tokens_per_s":[0-9.]*' "$W/b$prec/metrics.jsonl" | paste - - | tr '\n' ' '; echo
-    grep -o '"tokens_per_s":[0-9.]*' "$W/b$prec/metrics.jsonl" | tail -n +4 | cut -d: -f2 | sort -n |
-        awk '{a[NR]=$1} END {printf "125m %s: median tokens/s over steps 4-20: %.0f (ratio to 3300: %.2f)\n", "'$prec'", a[int((NR+1)/2)], a[int((NR+1)/2)]/3300}' |
-        tee "$W/tps_$prec"
-done
+# One training run of the 125m preset: median tokens/s of steps 4..STEPS into $W/tps_TAG.
+train_125m() {   # TAG BATCH DTYPE ARCH STEPS
+    hr "125m, Mamba backbone, $4, ctx 2048, batch $2, $5 steps, $3"
+    timeout 400 "$B/ttt-train" -d "$D/big-train-*.tok" -c 125m --ctx 2048 --batch "$2" --steps "$5" --arch "$4" \
+        --eval-every 0 --save-every 0 -o "$W/b$1" --device cuda --dtype "$3" -q; echo "rc=$?"
+    cp "$W/b$1/metrics.jsonl" "$O/metrics_125m_$1.jsonl" 2>/dev/null
+    grep -o '"tokens_per_s":[0-9.]*' "$W/b$1/metrics.jsonl" | tail -n +4 | cut -d: -f2 | sort -n |
+        awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}' > "$W/tps_$1"
+    echo "125m $1: median tokens/s over steps 4-$5: $(cat "$W/tps_$1") (ratio to 3300: $(awk '{printf "%.1f", $1 / 3300}' "$W/tps_$1"))"
+}
+train_125m linear-fp32-b8 8 fp32 ttt-linear 12
+train_125m linear-bf16-b8 8 bf16 ttt-linear 20
+train_125m linear-bf16-b32 32 bf16 ttt-linear 14
+train_125m mlp-bf16-b8 8 bf16 ttt-mlp 12
+train_125m mlp-bf16-b16 16 bf16 ttt-mlp 10
+hr "where a step's GPU time goes: TTT-Linear bf16, batch 32 (TTT_CUDA_PROFILE)"
+TTT_CUDA_PROFILE=1 timeout 200 "$B/ttt-train" -d "$D/big-train-*.tok" -c 125m --ctx 2048 --batch 32 --steps 6 \
+    --eval-every 0 --save-every 0 -o "$W/bprof" --device cuda --dtype bf16 -q; echo "rc=$?"
 
 # The ceilings after the training runs (same card, same run), then MFU.
 hr "ceilings of this GPU (median of 15, checked)"
 timeout 300 "$B/ceilings" | tee "$O/ceilings.txt"; echo "rc=${PIPESTATUS[0]}"
 ceil() { awk -v k="$1" '$1 == "ceiling" && $2 == k {print $3}' "$O/ceilings.txt"; }
 bf16=$(ceil bf16_tflops); f32g=$(ceil fp32_gemm_tflops)
-hr "MFU: 125m, Mamba backbone, TTT-Linear, ctx 2048 (model FLOPs, TTT inner loop included)"
+hr "MFU: 125m, Mamba backbone, ctx 2048 (model FLOPs, TTT inner loop included) over the bf16 GEMM rate"
 "$B/flops_cli" -c 125m --arch ttt-linear --backbone mamba -T 2048 --vocab 32000 | tee "$O/flops_125m.txt"
-for prec in fp32 bf16 ; do
-    tps=$(sed -n 's/.*median tokens\/s over steps 4-20: \([0-9.]*\).*/\1/p' "$W/tps_$prec" 2>/dev/null)
-    if [ -z "$tps" ] || [ "$tps" = 0 ] || [ -z "$bf16" ]; then echo "125m $prec: MFU not computed (tokens/s '${tps}', bf16 rate '${bf16}')"; continue; fi
-    echo "-- $prec run, over the bf16 GEMM rate:"
-    "$B/flops_cli" -c 125m --arch ttt-linear --backbone mamba -T 2048 --vocab 32000 --tokens-per-s "$tps" \
-        --tflops "$bf16" | grep -i '^mfu'
-    if [ "$prec" = fp32 ] && [ -n "$f32g" ]; then
-        echo "-- fp32 run, over the fp32 (no TF32) GEMM rate:"
-        "$B/flops_cli" -c 125m --arch ttt-linear --backbone mamba -T 2048 --vocab 32000 --tokens-per-s "$tps" \
-            --tflops "$f32g" | grep '^MFU'
+for run in linear-fp32-b8 linear-bf16-b8 linear-bf16-b32 mlp-bf16-b8 mlp-bf16-b16; do
+    tps=$(cat "$W/tps_$run" 2>/dev/null)
+    arch=ttt-${run%%-*}
+    if [ -z "$tps" ] || [ -z "$bf16" ]; then echo "$run: MFU not computed (tokens/s '${tps}', bf16 rate '${bf16}')"; continue; fi
+    echo "$run: $("$B/flops_cli" -c 125m --arch "$arch" --backbone mamba -T 2048 --vocab 32000 --tokens-per-s "$tps" \
+        --tflops "$bf16" | grep '^MFU')"
+    if [ "$run" = linear-fp32-b8 ] && [ -n "$f32g" ]; then
+        echo "$run over the fp32 (no TF32) GEMM rate: $("$B/flops_cli" -c 125m --arch ttt-linear --backbone mamba -T 2048 \
+            --vocab 32000 --tokens-per-s "$tps" --tflops "$f32g" | grep '^MFU')"
     fi
 done
 nvidia-smi --query-gpu=memory.used --format=csv
