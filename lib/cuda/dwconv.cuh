@@ -8,7 +8,9 @@
 #ifndef TTT_DWCONV_CUH
 #define TTT_DWCONV_CUH
 
+#ifndef __CUDA_BF16_H__   /* the host emulator (tests/unit/emu_dwconv.cpp) brings its own */
 #include <cuda_bf16.h>
+#endif
 
 #include "ttt_cuda_internal.cuh"   /* idx_divmod */
 
@@ -106,7 +108,7 @@ __device__ __forceinline__ void conv_bwd_x_runs(TX *dx, const float *const *dy, 
 #pragma unroll
             for (int q = 0; q < DWCONV_AHEAD; q++)
 #pragma unroll
-                for (int o = 0; o < NO; o++) dv[o][q] = ra - q > r0 ? dy[o][(ra - 1 - q) * C + c] : 0.f;
+                for (int o = 0; o < NO; o++) dv[o][q] = ra > r0 + q ? dy[o][(ra - 1 - q) * C + c] : 0.f;
 #pragma unroll
             for (int q = 0; q < DWCONV_AHEAD; q++) {
                 if (ra == r0) break;
