@@ -12,7 +12,7 @@
 #include <cuda_bf16.h>
 #endif
 
-#include "ttt_cuda_internal.cuh"   /* idx_divmod */
+#include "ttt_cuda_internal.cuh"   /* idx_divmod, store_op */
 
 #define DWCONV_COL_CHUNK 256
 
@@ -33,9 +33,6 @@ static inline unsigned dwconv_blocks(size_t n, int C)
     size_t b = (n / DWCONV_RUN + (size_t)C + 255) / 256;
     return (unsigned)(b > 65536 ? 65536 : b);
 }
-
-__device__ __forceinline__ void dw_put(float *p, float v) { *p = v; }
-__device__ __forceinline__ void dw_put(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
 
 /* y_o = b_o + sum_j w_o[c,j] x[t-(k-1)+j] for NO outputs of one x (n = rows*C) */
 template <int NO>
@@ -124,7 +121,7 @@ __device__ __forceinline__ void conv_bwd_x_runs(TX *dx, const float *const *dy, 
                     for (int m = 15; m > 0; m--) win[o][m] = win[o][m - 1];
                 }
                 if (accum) a += (float)dx[r * C + c];
-                dw_put(&dx[r * C + c], a);
+                store_op(&dx[r * C + c], a);
                 if (t == 0) {   /* row r-1 ends the previous sequence: nothing after it */
                     t = T - 1;
 #pragma unroll

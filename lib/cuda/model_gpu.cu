@@ -200,13 +200,6 @@ __global__ void k_rms_bwd_w(float *dw, const float *g, const float *x, const flo
     atomicAdd(&dw[c], a);
 }
 
-/* Activations that only GEMMs read are kept in the GEMMs' precision T
- * (bf16 in bf16 mode, else fp32). */
-__device__ __forceinline__ void put(float *p, float v) { *p = v; }
-__device__ __forceinline__ void put(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
-__device__ __forceinline__ float get(const float *p) { return *p; }
-__device__ __forceinline__ float get(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
-
 /* h2 = h1 + s; fn = w * h2 * r, r = 1/sqrt(mean(h2^2) + eps); one warp per row */
 template <typename T>
 __global__ void k_add_rms(float *h2, T *fn, float *rstd, const float *h1, const float *s, const float *w, int rows,
@@ -222,8 +215,18 @@ __global__ void k_add_rms(float *h2, T *fn, float *rstd, const float *h1, const 
         ss += h * h;
     }
     float r = rsqrtf(warp_sum(ss) / C + eps);
-    for (int c = lane; c < C; c += 32) put(&fn[o + c], w[c] * (h2[o + c] * r));
+    for (int c = lane; c < C; c += 32) store_op(&fn[o + c], w[c] * (h2[o + c] * r));
     if (lane == 0) rstd[row] = r;
+}
+
+__device__ __forceinline__ float silu(float g) { return g / (1.f + expf(-g)); }
+
+/* The gradients of h = silu(g) u for upstream d: dgate = d u s (1 + g (1 - s)), dup = d silu(g) */
+__device__ __forceinline__ void swiglu_grad(float g, float u, float d, float *dg, float *du)
+{
+    float s = 1.f / (1.f + expf(-g));
+    *dg = d * u * s * (1.f + g * (1.f - s));
+    *du = d * g * s;
 }
 
 /* h [N,I] = silu(g) u from gu [N,2I] (one GEMM's output: gate | up per row) */
@@ -233,16 +236,28 @@ __global__ void k_swiglu(T *h, const T *gu, int I, size_t n)
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
     for (; i < n; i += st) {
         unsigned j;
-        size_t r = idx_divmod(i, I, &j);
-        float g = get(&gu[r * 2 * I + j]);
-        put(&h[i], g / (1.f + expf(-g)) * get(&gu[r * 2 * I + I + j]));
+        size_t r = idx_divmod(i, I, &j), o = r * 2 * I + j;
+        store_op(&h[i], silu(load_op(&gu[o])) * load_op(&gu[o + I]));
     }
 }
 
-/* The same in bf16 with I % 8 == 0: eight elements a thread, 16-byte
- * accesses (two-byte ones left the kernel at a third of memory speed). */
-__device__ __forceinline__ float silu(float g) { return g / (1.f + expf(-g)); }
+/* dgu [N,2I] from dh [N,I] */
+template <typename T>
+__global__ void k_swiglu_bwd(T *dgu, const T *dh, const T *gu, int I, size_t n)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
+    for (; i < n; i += st) {
+        unsigned j;
+        size_t r = idx_divmod(i, I, &j), o = r * 2 * I + j;
+        float dg, du;
+        swiglu_grad(load_op(&gu[o]), load_op(&gu[o + I]), load_op(&dh[i]), &dg, &du);
+        store_op(&dgu[o], dg);
+        store_op(&dgu[o + I], du);
+    }
+}
 
+/* The same two in bf16 with I % 8 == 0: eight elements a thread, 16-byte
+ * accesses (two-byte ones left the kernel at a third of memory speed). */
 __global__ void k_swiglu_x8(__nv_bfloat16 *h, const __nv_bfloat16 *gu, int I, size_t n8)
 {
     const unsigned I8 = I / 8;
@@ -275,27 +290,14 @@ __global__ void k_swiglu_bwd_x8(__nv_bfloat16 *dgu, const __nv_bfloat16 *dh, con
 #pragma unroll
         for (int q = 0; q < 4; q++) {
             float2 g = __bfloat1622float2(g2[q]), u = __bfloat1622float2(u2[q]), d = __bfloat1622float2(d2[q]);
-            float sx = 1.f / (1.f + expf(-g.x)), sy = 1.f / (1.f + expf(-g.y));
-            dg2[q] = __floats2bfloat162_rn(d.x * u.x * sx * (1.f + g.x * (1.f - sx)), d.y * u.y * sy * (1.f + g.y * (1.f - sy)));
-            du2[q] = __floats2bfloat162_rn(d.x * g.x * sx, d.y * g.y * sy);
+            float gx, ux, gy, uy;
+            swiglu_grad(g.x, u.x, d.x, &gx, &ux);
+            swiglu_grad(g.y, u.y, d.y, &gy, &uy);
+            dg2[q] = __floats2bfloat162_rn(gx, gy);
+            du2[q] = __floats2bfloat162_rn(ux, uy);
         }
         *(uint4 *)(dgu + o) = dgv;
         *(uint4 *)(dgu + o + I) = duv;
-    }
-}
-
-/* dgu [N,2I] from dh [N,I]: dup = dh silu(g); dgate = dh u s (1 + g (1 - s)) */
-template <typename T>
-__global__ void k_swiglu_bwd(T *dgu, const T *dh, const T *gu, int I, size_t n)
-{
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
-    for (; i < n; i += st) {
-        unsigned j;
-        size_t r = idx_divmod(i, I, &j);
-        float g = get(&gu[r * 2 * I + j]), u = get(&gu[r * 2 * I + I + j]), d = get(&dh[i]);
-        float s = 1.f / (1.f + expf(-g));
-        put(&dgu[r * 2 * I + j], d * u * s * (1.f + g * (1.f - s)));
-        put(&dgu[r * 2 * I + I + j], d * g * s);
     }
 }
 
@@ -396,7 +398,7 @@ __global__ void k_xent_bwd_bf16(float *d, const float *lse, const int32_t *tg, f
         int v = v0 + threadIdx.x;
         float x = v < V ? row[v] : 0.f;
         __syncthreads();
-        if (v < V) out[v] = __float2bfloat16(skip ? 0.f : scale * expf(x - z) - (v == t ? scale : 0.f));
+        if (v < V) out[v] = __float2bfloat16(grad(x, v));
     }
 }
 
@@ -419,8 +421,8 @@ __global__ void k_sum_parts(double *part, int nb)
 }
 
 /* lib/layers/adamw.c per element, in double; the rounded moments feed the update. */
-__global__ void k_adamw(float *p, const float *g, float *m, float *v, size_t n, double b1,
-                        double b2, double eps, double wd, double lr, double scale, double c1, double c2)
+__global__ void k_adamw(float *p, const float *g, float *m, float *v, size_t n, double b1, double b2, double eps,
+                        double wd, double lr, double scale, double c1, double c2)
 {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
     for (; i < n; i += st) {
@@ -583,8 +585,8 @@ static int bf16_copy(ttt_gpu_model *g, const ttt_model *m)
         e[0] = t->offset; e[1] = t->numel; e[2] = n16;
         n16 += t->numel;
     }
-    int rc = dalloc((void **)&g->P16, n16 * 2, "bf16 weights") || dalloc((void **)&g->d_sh, (size_t)g->nsh * 3 * sizeof *h, "bf16 ranges") ||
-             dalloc((void **)&g->x16, (size_t)g->maxB * g->maxT * g->cfg.hidden_size * 2, "bf16 scratch");
+    int rc = dalloc((void **)&g->P16, n16 * 2, "bf16 weights") ||
+             dalloc((void **)&g->d_sh, (size_t)g->nsh * 3 * sizeof *h, "bf16 ranges");
     if (!rc && cudaMemcpy(g->d_sh, h, (size_t)g->nsh * 3 * sizeof *h, cudaMemcpyHostToDevice) != cudaSuccess)
         rc = ttt_seterr("cuda: cannot upload the bf16 ranges");
     for (int i = 0; !rc && i < g->nsh; i++)
@@ -628,7 +630,9 @@ extern "C" ttt_gpu_model *ttt_gpu_model_new(const ttt_model *m, int dev, int pre
         dalloc((void **)&g->d_ids, N * 4, "token ids") || dalloc((void **)&g->d_tg, N * 4, "targets") ||
         dalloc((void **)&g->d_part, (NORM_BLOCKS + 1) * sizeof(double), "norm partials"))
         goto fail;
-    if (precision == TTT_CUDA_BF16 && bf16_copy(g, m)) goto fail;
+    if (precision == TTT_CUDA_BF16 &&
+        (bf16_copy(g, m) || dalloc((void **)&g->x16, N * c->hidden_size * 2, "bf16 scratch")))
+        goto fail;
     if (cudaMallocHost((void **)&g->h_losses, N * sizeof(float)) != cudaSuccess) {
         cudaGetLastError();
         g->h_losses = NULL;
@@ -743,6 +747,29 @@ static int gemm_op(ttt_gpu_model *g, int ta, int tb, int M, int N, int K, const 
     return ttt_cuda_gemm_op(g->cu, g->prec, ta, tb, M, N, K, A, a_ready, lda, B, b_ready, C, c_bf16, beta);
 }
 
+/* hh [N,I] = SwiGLU(gu [N,2I]), in the GEMMs' precision */
+static int swiglu_fwd(ttt_gpu_model *g, void *hh, const void *gu, int I, size_t NI)
+{
+    typedef __nv_bfloat16 bf;
+    if (g->P16 && I % 8 == 0) k_swiglu_x8<<<nblk(NI / 8), 256, 0, g->s>>>((bf *)hh, (const bf *)gu, I, NI / 8);
+    else if (g->P16) k_swiglu<<<nblk(NI), 256, 0, g->s>>>((bf *)hh, (const bf *)gu, I, NI);
+    else k_swiglu<<<nblk(NI), 256, 0, g->s>>>((float *)hh, (const float *)gu, I, NI);
+    CKL();
+    return 0;
+}
+
+/* dgu [N,2I] from dhh [N,I] and gu, in the GEMMs' precision */
+static int swiglu_bwd(ttt_gpu_model *g, void *dgu, const void *dhh, const void *gu, int I, size_t NI)
+{
+    typedef __nv_bfloat16 bf;
+    if (g->P16 && I % 8 == 0)
+        k_swiglu_bwd_x8<<<nblk(NI / 8), 256, 0, g->s>>>((bf *)dgu, (const bf *)dhh, (const bf *)gu, I, NI / 8);
+    else if (g->P16) k_swiglu_bwd<<<nblk(NI), 256, 0, g->s>>>((bf *)dgu, (const bf *)dhh, (const bf *)gu, I, NI);
+    else k_swiglu_bwd<<<nblk(NI), 256, 0, g->s>>>((float *)dgu, (const float *)dhh, (const float *)gu, I, NI);
+    CKL();
+    return 0;
+}
+
 /* fn = RMS(h2 = h1 + s) in the GEMMs' precision (the FFN's input: only GEMMs read it) */
 static int add_rms(ttt_gpu_model *g, float *h2, void *fn, float *rstd, const float *h1, const float *s, const float *w, int N)
 {
@@ -841,11 +868,7 @@ extern "C" int ttt_gpu_model_forward(ttt_gpu_model *g, const int32_t *ids, const
         float *gu = a->sw, *hh = a->sw + 2 * NI;
         if (gemm_op(g, 0, 1, N, 2 * I, C, a->fn, 1, 0, p->gate, 0, gu, 1, 0.f)) return -1;
         ttt_prof_next(g->s, "swiglu");
-        if (g->P16 && I % 8 == 0)
-            k_swiglu_x8<<<nblk(NI / 8), 256, 0, g->s>>>((__nv_bfloat16 *)hh, (const __nv_bfloat16 *)gu, I, NI / 8);
-        else if (g->P16) k_swiglu<<<nblk(NI), 256, 0, g->s>>>((__nv_bfloat16 *)hh, (const __nv_bfloat16 *)gu, I, NI);
-        else k_swiglu<<<nblk(NI), 256, 0, g->s>>>(hh, gu, I, NI);
-        CKL();
+        if (swiglu_fwd(g, hh, gu, I, NI)) return -1;
         ttt_prof_next(g->s, "down");
         if (gemm_op(g, 0, 1, N, C, I, hh, 1, 0, p->down, 0, a->out, 0, 0.f)) return -1;
         ttt_prof_next(g->s, "add");
@@ -961,14 +984,7 @@ extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
         if (gemm_op(g, 1, 0, C, I, N, dho, 1, 0, hh, 1, gr->down, 0, 1.f)) return -1;
         if (gemm_op(g, 0, 0, N, I, C, dho, 1, 0, p->down, 0, dhh, 1, 0.f)) return -1;
         ttt_prof_next(g->s, "swiglu");
-        if (bf16 && I % 8 == 0)
-            k_swiglu_bwd_x8<<<nblk(NI / 8), 256, 0, g->s>>>((__nv_bfloat16 *)dgu, (const __nv_bfloat16 *)dhh,
-                                                            (const __nv_bfloat16 *)gu, I, NI / 8);
-        else if (bf16)
-            k_swiglu_bwd<<<nblk(NI), 256, 0, g->s>>>((__nv_bfloat16 *)dgu, (const __nv_bfloat16 *)dhh,
-                                                     (const __nv_bfloat16 *)gu, I, NI);
-        else k_swiglu_bwd<<<nblk(NI), 256, 0, g->s>>>((float *)dgu, (const float *)dhh, (const float *)gu, I, NI);
-        CKL();
+        if (swiglu_bwd(g, dgu, dhh, gu, I, NI)) return -1;
         /* [gate; up] as one [2I, C] weight */
         ttt_prof_next(g->s, "gate,up");
         if (gemm_op(g, 1, 0, 2 * I, C, N, dgu, 1, 0, a->fn, 1, gr->gate, 0, 1.f)) return -1;

@@ -6,6 +6,7 @@
 #ifndef TTT_CUDA_INTERNAL_CUH
 #define TTT_CUDA_INTERNAL_CUH
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <stddef.h>
 
@@ -25,6 +26,14 @@ static __device__ __forceinline__ size_t idx_divmod(size_t i, unsigned d, unsign
     *r = (unsigned)(i - q * d);
     return q;
 }
+
+/* Activations that only GEMMs read are kept in the GEMMs' precision: bf16
+ * in bf16 mode, fp32 otherwise; kernels templated on that type store and
+ * load them through these. */
+static __device__ __forceinline__ void store_op(float *p, float v) { *p = v; }
+static __device__ __forceinline__ void store_op(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
+static __device__ __forceinline__ float load_op(const float *p) { return *p; }
+static __device__ __forceinline__ float load_op(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
 
 /* Tensors of the inner loop for one layer call. Token-major layouts so that
  * the kernels read the projections in place: row (b*T + t), column h*D + c. */

@@ -134,24 +134,26 @@ static unsigned nblk(size_t n, int t = 256)
     return (unsigned)(b > 65536 ? 65536 : (b ? b : 1));
 }
 
-/* GEMM operand: the fp32 pointer itself, or its bf16 copy: in the shadow
- * when the model keeps one, else made in a slot. */
+/* The bf16 copy of [p, p+n) when one of the sorted ranges r[0..nr) holds
+ * it, else NULL. */
+static const void *copy_of(const ttt_cuda_shadow *r, int nr, const float *p, size_t n)
+{
+    int lo = 0, hi = nr - 1;   /* the last range starting at or before p */
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (r[mid].p <= p) lo = mid; else hi = mid - 1;
+    }
+    if (nr == 0 || r[lo].p > p || n > r[lo].n || (size_t)(p - r[lo].p) > r[lo].n - n) return NULL;
+    return (const __nv_bfloat16 *)r[lo].p16 + (p - r[lo].p);
+}
+
+/* GEMM operand: the fp32 pointer itself, or its bf16 copy: the block
+ * input's or the weights' when the model keeps them, else made in a slot. */
 static int operand(ttt_cuda *g, int mode, int slot, const float *p, size_t n, const void **out)
 {
     if (mode != TTT_CUDA_BF16) { *out = p; return 0; }
-    if (p == g->input.p && n <= g->input.n) {
-        *out = g->input.p16;
+    if ((*out = copy_of(&g->input, g->input.p ? 1 : 0, p, n)) || (*out = copy_of(g->shadow, g->nshadow, p, n)))
         return 0;
-    }
-    int lo = 0, hi = g->nshadow - 1;   /* the last range starting at or before p */
-    while (lo < hi) {
-        int mid = (lo + hi + 1) / 2;
-        if (g->shadow[mid].p <= p) lo = mid; else hi = mid - 1;
-    }
-    if (g->nshadow && g->shadow[lo].p <= p && n <= g->shadow[lo].n && (size_t)(p - g->shadow[lo].p) <= g->shadow[lo].n - n) {
-        *out = (const __nv_bfloat16 *)g->shadow[lo].p16 + (p - g->shadow[lo].p);
-        return 0;
-    }
     if (grow((void **)&g->slot[slot], &g->slot_cap[slot], n * sizeof(__nv_bfloat16))) return -1;
     k_to_bf16<<<nblk(n), 256, 0, g->s>>>(p, g->slot[slot], n);
     *out = g->slot[slot];
@@ -346,18 +348,14 @@ __global__ void k_gate(float *o, const float *gpre, const float *y, size_t n)
     for (; i < n; i += st) o[i] = gelu_tanh(gpre[i], NULL) * y[i];
 }
 
-/* dO -> dY (in place) and dgpre */
-__device__ __forceinline__ void put_op(float *p, float v) { *p = v; }
-__device__ __forceinline__ void put_op(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
-
-/* dg in the precision of the GEMMs that read it */
+/* dO -> dY (in place) and dgpre, in the precision of the GEMMs that read it */
 template <typename TG>
 __global__ void k_gate_bwd(float *dO, TG *dg, const float *gpre, const float *y, size_t n)
 {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
     for (; i < n; i += st) {
         float d, ge = gelu_tanh(gpre[i], &d), g = dO[i];
-        put_op(&dg[i], g * y[i] * d);
+        store_op(&dg[i], g * y[i] * d);
         dO[i] = g * ge;
     }
 }

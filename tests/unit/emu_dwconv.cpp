@@ -98,6 +98,9 @@ static inline size_t idx_divmod(size_t i, unsigned d, unsigned *r)
     *r = (unsigned)(i % d);
     return i / d;
 }
+/* and its store_op: a value in the precision of the GEMMs that read it */
+static inline void store_op(float *p, float v) { *p = v; }
+static inline void store_op(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
 
 #include "cuda/dwconv.cuh"
 
