@@ -34,6 +34,35 @@ static inline unsigned dwconv_blocks(size_t n, int C)
     return (unsigned)(b > 65536 ? 65536 : b);
 }
 
+/* The lag window of one channel at row r of a causal walk: win[m] =
+ * x[r - m] within r's sequence (0 before it), m < 16. lag_init fills the
+ * rows before r0 (t: r0's position in its sequence); per row, lag_enter
+ * puts the row's value at lag 0 (clearing the window where a sequence
+ * starts, t == T) and lag_next moves to the next row. */
+__device__ __forceinline__ void lag_init(float (&win)[16], const float *x, size_t r0, unsigned t, int C, unsigned c,
+                                         int k)
+{
+#pragma unroll
+    for (int m = 0; m < 16; m++) win[m] = m >= 1 && m < k && (int)t - m >= 0 ? x[(r0 - m) * C + c] : 0.f;
+}
+
+__device__ __forceinline__ void lag_enter(float (&win)[16], float v, unsigned &t, unsigned T)
+{
+    if (t == T) {   /* a new sequence: nothing before it */
+        t = 0;
+#pragma unroll
+        for (int m = 1; m < 16; m++) win[m] = 0.f;
+    }
+    win[0] = v;
+}
+
+__device__ __forceinline__ void lag_next(float (&win)[16], unsigned &t)
+{
+#pragma unroll
+    for (int m = 15; m > 0; m--) win[m] = win[m - 1];
+    t++;
+}
+
 /* y_o = b_o + sum_j w_o[c,j] x[t-(k-1)+j] for NO outputs of one x (n = rows*C) */
 template <int NO>
 __device__ __forceinline__ void conv_fwd_runs(float *const *y, const float *x, const float *const *w,
@@ -44,13 +73,12 @@ __device__ __forceinline__ void conv_fwd_runs(float *const *y, const float *x, c
         unsigned c, t;
         size_t r0 = idx_divmod(i, C, &c) * DWCONV_RUN, r1 = min(rows, r0 + DWCONV_RUN);
         idx_divmod(r0, T, &t);
-        float win[16], wl[NO][16];   /* win[m] = x[r-m] in r's sequence; wl[m] = w[k-1-m] */
+        float win[16], wl[NO][16];   /* the lag window; wl[m] = w[k-1-m] */
+        lag_init(win, x, r0, t, C, c, k);
 #pragma unroll
-        for (int m = 0; m < 16; m++) {
-            win[m] = m >= 1 && m < k && (int)t - m >= 0 ? x[(r0 - m) * C + c] : 0.f;
+        for (int m = 0; m < 16; m++)
 #pragma unroll
             for (int o = 0; o < NO; o++) wl[o][m] = m < k ? w[o][c * k + (k - 1 - m)] : 0.f;
-        }
         for (size_t ra = r0; ra < r1; ra += DWCONV_AHEAD) {
             float xv[DWCONV_AHEAD];
 #pragma unroll
@@ -59,12 +87,7 @@ __device__ __forceinline__ void conv_fwd_runs(float *const *y, const float *x, c
             for (int q = 0; q < DWCONV_AHEAD; q++) {
                 size_t r = ra + q;
                 if (r >= r1) break;
-                if (t == (unsigned)T) {   /* a new sequence: nothing before it */
-                    t = 0;
-#pragma unroll
-                    for (int m = 1; m < 16; m++) win[m] = 0.f;
-                }
-                win[0] = xv[q];
+                lag_enter(win, xv[q], t, T);
 #pragma unroll
                 for (int o = 0; o < NO; o++) {
                     float a = b[o][c];
@@ -73,9 +96,7 @@ __device__ __forceinline__ void conv_fwd_runs(float *const *y, const float *x, c
                         if (m < k) a = fmaf(wl[o][m], win[m], a);
                     y[o][r * C + c] = a;
                 }
-#pragma unroll
-                for (int m = 15; m > 0; m--) win[m] = win[m - 1];
-                t++;
+                lag_next(win, t);
             }
         }
     }
@@ -171,22 +192,21 @@ __global__ void k_conv_bwd_x(float *dx, const float *dy, const float *w, int T, 
 
 /* dw_o[c,j] += sum_rows dy_o[t,c] x[t-(k-1)+j,c]; db_o[c] += sum dy_o for NO
  * gradients of one input x. One thread per column per chunk of rows; the
- * last k rows of x sit in registers by lag m = k-1-j (each x read once),
- * zeroed where a sequence starts. */
+ * last k rows of x sit in the lag window (m = k-1-j; each x read once). */
 template <int NO>
 __device__ __forceinline__ void conv_bwd_w_rows(float *const *dw, float *const *db, const float *const *dy,
                                                 const float *x, int rows, int T, int C, int k)
 {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
-    int r0 = blockIdx.y * DWCONV_COL_CHUNK, r1 = min(rows, r0 + DWCONV_COL_CHUNK), t = r0 % T;
+    int r0 = blockIdx.y * DWCONV_COL_CHUNK, r1 = min(rows, r0 + DWCONV_COL_CHUNK);
+    unsigned t = r0 % T;
     float win[16], aw[NO][16], ab[NO];
+    lag_init(win, x, r0, t, C, c, k);
 #pragma unroll
-    for (int m = 0; m < 16; m++) {   /* win[m] = x[r0 - m] within r0's sequence (m >= 1 here) */
-        win[m] = m >= 1 && m < k && t - m >= 0 ? x[(size_t)(r0 - m) * C + c] : 0.f;
+    for (int m = 0; m < 16; m++)
 #pragma unroll
         for (int o = 0; o < NO; o++) aw[o][m] = 0.f;
-    }
 #pragma unroll
     for (int o = 0; o < NO; o++) ab[o] = 0.f;
     for (int ra = r0; ra < r1; ra += DWCONV_AHEAD) {
@@ -200,12 +220,7 @@ __device__ __forceinline__ void conv_bwd_w_rows(float *const *dw, float *const *
 #pragma unroll
         for (int q = 0; q < DWCONV_AHEAD; q++) {
             if (ra + q >= r1) break;
-            if (t == T) {   /* a new sequence: nothing before it */
-                t = 0;
-#pragma unroll
-                for (int m = 1; m < 16; m++) win[m] = 0.f;
-            }
-            win[0] = xv[q];
+            lag_enter(win, xv[q], t, T);
 #pragma unroll
             for (int o = 0; o < NO; o++) {
                 float d = dv[o][q];
@@ -214,9 +229,7 @@ __device__ __forceinline__ void conv_bwd_w_rows(float *const *dw, float *const *
                 for (int m = 0; m < 16; m++)
                     if (m < k) aw[o][m] = fmaf(d, win[m], aw[o][m]);
             }
-#pragma unroll
-            for (int m = 15; m > 0; m--) win[m] = win[m - 1];
-            t++;
+            lag_next(win, t);
         }
     }
 #pragma unroll
