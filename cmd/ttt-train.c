@@ -390,6 +390,13 @@ static void fmt_eta(char *buf, size_t n, double s)
 static ttt_gpu_model *gpu;
 static ttt_dist_gpu *nccl;   /* averages gpu's gradients on the device (NULL: through the host) */
 
+/* Draws the next step's global batch with *rng and starts reading this
+ * rank's windows of it (from `first`) on the prefetch thread. */
+static int draw_ahead(ttt_dataset *train, ttt_rng *rng, int batch, int T, uint64_t *starts, int first, ttt_prefetch *pf)
+{
+    return ttt_train_draw(train, rng, batch, T, starts) < 0 ? -1 : ttt_prefetch_start(pf, starts + first);
+}
+
 static int forward(ttt_model *m, const int32_t *ids, const int32_t *tg, int B, int T, double *loss)
 {
     return gpu ? ttt_gpu_model_forward(gpu, ids, tg, B, T, loss) : ttt_model_forward(m, ids, tg, B, T, loss);
@@ -742,7 +749,7 @@ int main(int argc, char **argv)
     real *params = ttt_model_params(m), *grads = ttt_model_grads(m);
     size_t np = ttt_model_num_params(m);
     double t0 = now_s(), rate = 0;
-    ttt_prefetch *pf = NULL;   /* GPU runs: the next step's windows (below) */
+    ttt_prefetch *pf = NULL;   /* the next step's windows, read on a thread (below) */
     if (st.step >= o.steps) {
         if (cli_verbosity >= 1)
             cli_warn("%s: the run is complete at step %lld (give --steps to extend it)", rundir, st.step);
@@ -768,29 +775,25 @@ int main(int argc, char **argv)
         }
     }
     if (nranks > 1) check_in_sync(m, st.step);
-    /* The next step's windows are read on a thread while this step runs
+    /* Each step's windows are read on a thread while the step before runs
      * (on a GPU the host would otherwise inflate shard blocks while the
-     * device waits), drawn from a copy of the generator that becomes st.rng
-     * when that step starts: draws and checkpoints equal a serial run's. */
+     * device waits). They are drawn ahead from rng_next, the generator after
+     * the latest draw, which becomes st.rng when their step starts: draws
+     * and checkpoints equal a serial run's. Every rank draws the whole
+     * global batch, so the generator stays in step everywhere and equals a
+     * 1-rank run's. */
     ttt_rng rng_next = st.rng;
-    int have_next = 0;
     if (!(pf = ttt_prefetch_new(train, o.accum * MB, T, vocab))) cli_die_lib();
+    if (draw_ahead(train, &rng_next, o.batch, T, starts, first, pf) < 0) cli_die("%s: %s", o.data, ttt_errmsg());
     int signalled = 0;   /* stopped by a signal (on any rank) */
     while (st.step < o.steps) {
         double ts = now_s();
         if (gpu ? ttt_gpu_model_zero_grad(gpu) < 0 : (ttt_model_zero_grad(m), 0)) cli_die_lib();
         double loss = 0;
-        /* Every rank draws the whole global batch, so the generator stays
-         * in step everywhere and equals a 1-rank run's. */
         const int32_t *pids, *ptg;   /* this rank's windows of this step */
-        if (have_next) st.rng = rng_next;
-        else if (ttt_train_draw(train, &st.rng, o.batch, T, starts) < 0 || ttt_prefetch_start(pf, starts + first) < 0)
-            cli_die("%s: %s", o.data, ttt_errmsg());
-        if (ttt_prefetch_wait(pf, &pids, &ptg) < 0) cli_die("%s: %s", o.data, ttt_errmsg());
-        rng_next = st.rng;
-        have_next = st.step + 1 < o.steps;
-        if (have_next && (ttt_train_draw(train, &rng_next, o.batch, T, starts) < 0 ||
-                          ttt_prefetch_start(pf, starts + first) < 0))
+        st.rng = rng_next;
+        if (ttt_prefetch_wait(pf, &pids, &ptg) < 0 ||
+            (st.step + 1 < o.steps && draw_ahead(train, &rng_next, o.batch, T, starts, first, pf) < 0))
             cli_die("%s: %s", o.data, ttt_errmsg());
         /* CPU, several ranks: the last micro-batch's backward starts the
          * all-reduce of each block's gradients as soon as they are final

@@ -1,6 +1,6 @@
 /* prefetch.h - reads a training step's windows on a background thread while
- * the previous step computes (ttt-train on a GPU, where the host would
- * otherwise inflate shard blocks while the device waits). Two buffers
+ * the previous step computes (ttt-train: on a GPU the host would otherwise
+ * inflate shard blocks while the device waits). Two buffers
  * alternate: the windows returned by ttt_prefetch_wait stay valid until the
  * second ttt_prefetch_start after it. The dataset must not be used by
  * anyone else while a read is in flight. */
