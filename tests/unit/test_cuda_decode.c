@@ -215,6 +215,28 @@ static double vs_full_forward(ttt_model *m, const int32_t *ids, int T, int pre)
     return worst;
 }
 
+/* T random token ids of m's vocabulary (caller frees). */
+static int32_t *random_ids(const ttt_model *m, int T, uint64_t seed)
+{
+    const int V = ttt_model_config(m)->vocab_size;
+    int32_t *ids = malloc((size_t)T * sizeof *ids);
+    ttt_rng r;
+    ttt_rng_seed(&r, seed);
+    for (int i = 0; i < T; i++) ids[i] = (int32_t)(ttt_rng_uniform(&r) * V) % V;
+    return ids;
+}
+
+/* Batch 1, prefills of 0, 1, 16 (one mini-batch) and 19 tokens + STEPS steps. */
+static void check_prefills(ttt_model *m, const int32_t *ids, const char *what)
+{
+    static const int pre[] = { 0, 1, 16, 19 };
+    for (int k = 0; k < 4; k++) {
+        double e = run_case(m, ids, 1, pre[k], pre[k] ? pre[k] : 1);
+        printf("%s: prefill %2d + %d steps: worst logits error %.2e\n", what, pre[k], STEPS, e);
+        CHECK(e <= TOL);
+    }
+}
+
 /* The Transformer (block SEQ_ATTENTION) or Mamba (SEQ_MAMBA) baseline. */
 static void run_baseline(int block)
 {
@@ -222,17 +244,9 @@ static void run_baseline(int block)
     ttt_model *m = tiny(0, 0, block);
     CHECK(m != NULL);
     if (!m) return;
-    const int V = ttt_model_config(m)->vocab_size, T = 2 * (80 + STEPS);
-    int32_t *ids = malloc((size_t)T * sizeof *ids);
-    ttt_rng r;
-    ttt_rng_seed(&r, 31 + block);
-    for (int i = 0; i < T; i++) ids[i] = (int32_t)(ttt_rng_uniform(&r) * V) % V;
-    static const int pre[] = { 0, 1, 16, 19 };
-    for (int k = 0; k < 4; k++) {
-        double e = run_case(m, ids, 1, pre[k], pre[k] ? pre[k] : 1);
-        printf("%s: prefill %2d + %d steps: worst logits error %.2e\n", what, pre[k], STEPS, e);
-        CHECK(e <= TOL);
-    }
+    const int V = ttt_model_config(m)->vocab_size;
+    int32_t *ids = random_ids(m, 2 * (80 + STEPS), 31 + block);
+    check_prefills(m, ids, what);
     double e = run_case(m, ids, 1, 35, 7);
     printf("%s: prefill 35 in chunks of 7 (unaligned) + %d steps: worst logits error %.2e\n", what, STEPS, e);
     CHECK(e <= TOL);
@@ -287,17 +301,9 @@ static void run_config(int mamba, int mlp)
     ttt_model *m = tiny(mamba, mlp, SEQ_TTT);
     CHECK(m != NULL);
     if (!m) return;
-    const int V = ttt_model_config(m)->vocab_size, T = 2 * (40 + STEPS);
-    int32_t *ids = malloc((size_t)T * sizeof *ids);
-    ttt_rng r;
-    ttt_rng_seed(&r, 17 + mamba + 4 * mlp);
-    for (int i = 0; i < T; i++) ids[i] = (int32_t)(ttt_rng_uniform(&r) * V) % V;
-    static const int pre[] = { 0, 1, 16, 19 };
-    for (int k = 0; k < 4; k++) {
-        double e = run_case(m, ids, 1, pre[k], pre[k] ? pre[k] : 1);
-        printf("%s: prefill %2d + %d steps: worst logits error %.2e\n", what, pre[k], STEPS, e);
-        CHECK(e <= TOL);
-    }
+    const int V = ttt_model_config(m)->vocab_size;
+    int32_t *ids = random_ids(m, 2 * (40 + STEPS), 17 + mamba + 4 * mlp);
+    check_prefills(m, ids, what);
     double e = run_case(m, ids, 1, 35, 16);
     printf("%s: prefill 35 in chunks of 16 + %d steps: worst logits error %.2e\n", what, STEPS, e);
     CHECK(e <= TOL);
