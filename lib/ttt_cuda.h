@@ -81,9 +81,32 @@ int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_config *c, fl
  * ([B,H,nmb+1,P], P = D*D+D for TTT-Linear, W1 [D,F] b1 [F] W2 [F,D] b2 [D]
  * = 2DF+F+D for TTT-MLP); NULL if absent. In TTT_CUDA_BF16 mode the inner
  * kernels rotate Q and K themselves: there "XQ_rope"/"XK_rope" hold them
- * before the rotation. The backward must use the forward's mode. */
+ * before the rotation; "post_norm_out" (without the gate) and "o_proj_in"
+ * are bf16 there (only the o_proj GEMMs read them). The backward must use
+ * the forward's mode. */
 const float *ttt_cuda_layer_inter(const ttt_layer_config *c, const float *acts, const char *name,
                                   int B, int T);
+
+/* bf16 copies the caller keeps, so that the layer's TTT_CUDA_BF16 GEMMs
+ * read them instead of rounding fp32 operands before every product. */
+typedef struct ttt_cuda_shadow {
+    const float *p;     /* fp32 range [p, p + n) */
+    size_t n;
+    const void *p16;    /* its bf16 copy */
+} ttt_cuda_shadow;
+/* dst (bf16, n values) = src rounded, on the handle's stream. */
+int ttt_cuda_to_bf16(ttt_cuda *g, void *dst, const float *src, size_t n);
+/* Weights: r[0..n) sorted by p and disjoint (NULL: none), kept by the
+ * caller, who keeps the copies current (the GPU model: once per optimizer
+ * step; each copy 128-byte aligned, as cuBLAS runs misaligned operands on
+ * slower kernels: tests/bench/gemm_shapes.cu). */
+void ttt_cuda_set_shadow(ttt_cuda *g, const ttt_cuda_shadow *r, int n);
+/* Activations x [n] with a bf16 copy x16 (NULL: none): the block input
+ * (TTT_CUDA_ACT_IN), set around a forward or backward, and the gradient of
+ * its output (TTT_CUDA_ACT_DOUT), around a backward (the GPU model's norms
+ * write both copies as they make x). */
+enum { TTT_CUDA_ACT_IN, TTT_CUDA_ACT_DOUT, TTT_CUDA_NACT };
+void ttt_cuda_set_act16(ttt_cuda *g, int which, const float *x, const void *x16, size_t n);
 
 #ifdef __cplusplus
 }

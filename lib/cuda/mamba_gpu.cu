@@ -434,7 +434,7 @@ extern "C" int ttt_cuda_mamba_forward(ttt_cuda *g, int mode, const mamba_config 
     if (ttt_cuda_gemm_f32in(g, mode, 0, 1, N, E, C, x, p->in_proj, L.xi, 0.f)) return -1;
     if (ttt_cuda_gemm_f32in(g, mode, 0, 1, N, E, C, x, p->in_proj + (size_t)E * C, L.z, 0.f)) return -1;
     /* xc = silu(conv(xi) + b) */
-    k_conv<<<dwconv_blocks(NE, E), 256, 0, st>>>(L.u, L.xi, p->conv_w, p->conv_b, T, E, c->k, NE);
+    DWCONV_LAUNCH(k_conv, c->k, dwconv_blocks(NE, E), 256, st, L.u, L.xi, p->conv_w, p->conv_b, NULL, T, E, c->k, NE);
     LAUNCHED();
     km_silu<<<m_blocks(NE), 256, 0, st>>>(L.xc, L.u, NE);
     LAUNCHED();
@@ -523,10 +523,10 @@ extern "C" int ttt_cuda_mamba_backward(ttt_cuda *g, int mode, const mamba_config
     /* xc = silu(u), u = conv(xi) + b */
     km_silu_bwd<<<m_blocks(NE), 256, 0, st>>>(dxc, L.u, NE);
     LAUNCHED();
-    k_conv_bwd_x<<<dwconv_blocks(NE, E), 256, 0, st>>>(dxi, dxc, p->conv_w, T, E, c->k, NE, 0);
+    DWCONV_LAUNCH(k_conv_bwd_x, c->k, dwconv_blocks(NE, E), 256, st, dxi, dxc, p->conv_w, T, E, c->k, NE, 0);
     LAUNCHED();
     dim3 wgrid((E + 127) / 128, (N + DWCONV_COL_CHUNK - 1) / DWCONV_COL_CHUNK);
-    k_conv_bwd_w<<<wgrid, 128, 0, st>>>(grad->conv_w, grad->conv_b, dxc, L.xi, N, T, E, c->k);
+    DWCONV_LAUNCH(k_conv_bwd_w, c->k, wgrid, 128, st, grad->conv_w, grad->conv_b, dxc, L.xi, N, T, E, c->k);
     LAUNCHED();
     /* [xi, z] = x Win^T */
     if (ttt_cuda_gemm_f32in(g, mode, 1, 0, E, C, N, dxi, x, grad->in_proj, 1.f)) return -1;

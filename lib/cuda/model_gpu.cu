@@ -48,7 +48,7 @@ typedef ttt_gpu_block gpu_block;   /* gpu_blocks.cuh */
 
 /* What one block's forward keeps ([N,C] unless noted). */
 struct gpu_block_acts {
-    float *h1, *cn, *crstd, *pc, *h2, *out, *sn, *srstd, *to, *fn, *frstd, *sw, *ttt;
+    float *h1, *cn, *crstd, *h2, *out, *sn, *srstd, *to, *fn, *frstd, *sw, *ttt;
     float *sn16;   /* bf16 mode: sn rounded (the sequence block's GEMMs read it), else NULL */
 };
 
@@ -153,38 +153,60 @@ __global__ void k_add(float *y, const float *a, const float *b, size_t n)
 }
 
 /* RMSNorm, one warp per row: out = w * x * r, r = 1/sqrt(mean(x^2) + eps);
- * also rounded to out16 when given */
+ * also rounded to out16 when given; V floats a lane at a time (4 when C % 4 == 0) */
+template <int V>
 __global__ void k_rms_fwd(float *out, float *rstd, const float *x, const float *w, int rows, int C, float eps,
                           __nv_bfloat16 *out16)
 {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
     if (row >= rows) return;
-    const float *xr = x + (size_t)row * C;
+    const size_t o = (size_t)row * C;
     float ss = 0.f;
-    for (int c = lane; c < C; c += 32) ss += xr[c] * xr[c];
+    for (int c = V * lane; c < C; c += 32 * V) {
+        float xv[V];
+        ldv<V>(xv, x + o + c);
+#pragma unroll
+        for (int k = 0; k < V; k++) ss += xv[k] * xv[k];
+    }
     float r = rsqrtf(warp_sum(ss) / C + eps);
-    for (int c = lane; c < C; c += 32) {
-        float v = w[c] * (xr[c] * r);
-        out[(size_t)row * C + c] = v;
-        if (out16) out16[(size_t)row * C + c] = __float2bfloat16(v);
+    for (int c = V * lane; c < C; c += 32 * V) {
+        float xv[V], wv[V], y[V];
+        ldv<V>(xv, x + o + c);
+        ldv<V>(wv, w + c);
+#pragma unroll
+        for (int k = 0; k < V; k++) y[k] = wv[k] * (xv[k] * r);
+        stv<V>(out + o + c, y);
+        if (out16) stv<V>(out16 + o + c, y);
     }
     if (lane == 0) rstd[row] = r;
 }
 
-/* dx (=, or += with accum) = r (g w - x r mean(g w x r)) */
-__global__ void k_rms_bwd_x(float *dx, const float *g, const float *x, const float *w, const float *rstd,
-                            int rows, int C, int accum)
+/* dx (=, or += with accum) = r (g w - x r mean(g w x r)), and dx rounded
+ * to dx16 when given (the operand of the GEMMs that read it next); one
+ * warp per row, V floats a lane at a time (4 when C % 4 == 0) */
+template <int V>
+__global__ void k_rms_bwd_x(float *dx, __nv_bfloat16 *dx16, const float *g, const float *x, const float *w,
+                            const float *rstd, int rows, int C, int accum)
 {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
     if (row >= rows) return;
-    const float *xr = x + (size_t)row * C, *gr = g + (size_t)row * C;
+    const size_t o = (size_t)row * C;
     float r = rstd[row], dot = 0.f;
-    for (int c = lane; c < C; c += 32) dot += gr[c] * w[c] * xr[c] * r;
+    for (int c = V * lane; c < C; c += 32 * V) {
+        float gv[V], xv[V], wv[V];
+        ldv<V>(gv, g + o + c); ldv<V>(xv, x + o + c); ldv<V>(wv, w + c);
+#pragma unroll
+        for (int k = 0; k < V; k++) dot += gv[k] * wv[k] * xv[k] * r;
+    }
     float m = warp_sum(dot) / C;
-    float *d = dx + (size_t)row * C;
-    for (int c = lane; c < C; c += 32) {
-        float v = r * (gr[c] * w[c] - xr[c] * r * m);
-        d[c] = accum ? d[c] + v : v;
+    for (int c = V * lane; c < C; c += 32 * V) {
+        float gv[V], xv[V], wv[V], v[V], d[V];
+        ldv<V>(gv, g + o + c); ldv<V>(xv, x + o + c); ldv<V>(wv, w + c);
+        if (accum) ldv<V>(d, dx + o + c);
+#pragma unroll
+        for (int k = 0; k < V; k++) v[k] = r * (gv[k] * wv[k] - xv[k] * r * m) + (accum ? d[k] : 0.f);
+        stv<V>(dx + o + c, v);
+        if (dx16) stv<V>(dx16 + o + c, v);
     }
 }
 
@@ -200,22 +222,33 @@ __global__ void k_rms_bwd_w(float *dw, const float *g, const float *x, const flo
     atomicAdd(&dw[c], a);
 }
 
-/* h2 = h1 + s; fn = w * h2 * r, r = 1/sqrt(mean(h2^2) + eps); one warp per row */
-template <typename T>
+/* h2 = h1 + s; fn = w * h2 * r, r = 1/sqrt(mean(h2^2) + eps); one warp per
+ * row, V floats a lane at a time (4 when C % 4 == 0) */
+template <int V, typename T>
 __global__ void k_add_rms(float *h2, T *fn, float *rstd, const float *h1, const float *s, const float *w, int rows,
                           int C, float eps)
 {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
     if (row >= rows) return;
-    size_t o = (size_t)row * C;
+    const size_t o = (size_t)row * C;
     float ss = 0.f;
-    for (int c = lane; c < C; c += 32) {
-        float h = h1[o + c] + s[o + c];
-        h2[o + c] = h;
-        ss += h * h;
+    for (int c = V * lane; c < C; c += 32 * V) {
+        float a[V], b[V];
+        ldv<V>(a, h1 + o + c);
+        ldv<V>(b, s + o + c);
+#pragma unroll
+        for (int k = 0; k < V; k++) { a[k] += b[k]; ss += a[k] * a[k]; }
+        stv<V>(h2 + o + c, a);
     }
     float r = rsqrtf(warp_sum(ss) / C + eps);
-    for (int c = lane; c < C; c += 32) store_op(&fn[o + c], w[c] * (h2[o + c] * r));
+    for (int c = V * lane; c < C; c += 32 * V) {
+        float h[V], wv[V], y[V];
+        ldv<V>(h, h2 + o + c);
+        ldv<V>(wv, w + c);
+#pragma unroll
+        for (int k = 0; k < V; k++) y[k] = wv[k] * (h[k] * r);
+        stv<V>(fn + o + c, y);
+    }
     if (lane == 0) rstd[row] = r;
 }
 
@@ -320,23 +353,28 @@ __device__ __forceinline__ void lse_merge(float &m, float &s, float m2, float s2
 }
 
 /* One block per row, one pass over the logits (online max and sum): lse,
- * and the loss where the target is valid. */
-__global__ void k_xent_fwd(float *losses, float *lse, const float *logits, const int32_t *tg, int V)
+ * and the loss where the target is valid. Logits fp32, or bf16 (bf16 mode:
+ * the head GEMM writes them so, half the bytes of the widest tensor). */
+template <typename TL>
+__global__ void k_xent_fwd(float *losses, float *lse, const TL *logits, const int32_t *tg, int V)
 {
     __shared__ float shm[32], shs[32];
-    const float *l = logits + (size_t)blockIdx.x * V;
+    const TL *l = logits + (size_t)blockIdx.x * V;
     float m = -INFINITY, s = 0.f;
     auto add = [&](float x) {
         if (x > m) { s = s * expf(m - x) + 1.f; m = x; }
         else s += expf(x - m);
     };
-    if ((V & 3) == 0) {   /* 16-byte loads: rows start 16-byte aligned */
-        for (int v = threadIdx.x; v < V / 4; v += blockDim.x) {
-            float4 x = ((const float4 *)l)[v];
-            add(x.x); add(x.y); add(x.z); add(x.w);
+    constexpr int VEC = 16 / sizeof(TL);   /* 16-byte loads where rows start 16-byte aligned */
+    if (V % VEC == 0) {
+        for (int v = threadIdx.x; v < V / VEC; v += blockDim.x) {
+            const uint4 q = ((const uint4 *)l)[v];
+            const TL *x = (const TL *)&q;
+#pragma unroll
+            for (int k = 0; k < VEC; k++) add(load_op(&x[k]));
         }
     } else {
-        for (int v = threadIdx.x; v < V; v += blockDim.x) add(l[v]);
+        for (int v = threadIdx.x; v < V; v += blockDim.x) add(load_op(&l[v]));
     }
     for (int o = 16; o > 0; o >>= 1) lse_merge(m, s, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, s, o));
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
@@ -352,53 +390,31 @@ __global__ void k_xent_fwd(float *losses, float *lse, const float *logits, const
         float z = mx + logf(s);
         lse[blockIdx.x] = z;
         int t = tg ? tg[blockIdx.x] : -1;
-        losses[blockIdx.x] = t >= 0 && t < V ? z - l[t] : 0.f;
+        losses[blockIdx.x] = t >= 0 && t < V ? z - load_op(&l[t]) : 0.f;
     }
 }
 
-/* In place: logits -> dlogits = scale (softmax - onehot); 0 rows for ignored targets. */
-__global__ void k_xent_bwd(float *d, const float *lse, const int32_t *tg, float scale, int V)
+/* In place: logits -> dlogits = scale (softmax - onehot) in the logits'
+ * type (bf16: the GEMMs' operand); 0 rows for ignored targets. */
+template <typename TL>
+__global__ void k_xent_bwd(TL *d, const float *lse, const int32_t *tg, float scale, int V)
 {
-    float *row = d + (size_t)blockIdx.x * V;
-    int t = tg[blockIdx.x];
-    float z = lse[blockIdx.x];
-    if (t < 0 || t >= V) {
-        for (int v = threadIdx.x; v < V; v += blockDim.x) row[v] = 0.f;
-        return;
-    }
-    for (int v = threadIdx.x; v < V; v += blockDim.x) row[v] = scale * expf(row[v] - z) - (v == t ? scale : 0.f);
-}
-
-/* The same in bf16 (the GEMM operand), written over the first half of each
- * fp32 row: the bf16 matrix has rows 2V elements apart. Element v lands in
- * the bytes of fp32 element v/2, which this block has read already: each
- * stride is read whole before any of it is written. */
-__global__ void k_xent_bwd_bf16(float *d, const float *lse, const int32_t *tg, float scale, int V)
-{
-    float *row = d + (size_t)blockIdx.x * V;
-    __nv_bfloat16 *out = (__nv_bfloat16 *)row;
-    int t = tg[blockIdx.x];
-    float z = lse[blockIdx.x];
-    bool skip = t < 0 || t >= V;
+    TL *row = d + (size_t)blockIdx.x * V;
+    const int t = tg[blockIdx.x];
+    const float z = lse[blockIdx.x];
+    const bool skip = t < 0 || t >= V;
     auto grad = [&](float x, int v) { return skip ? 0.f : scale * expf(x - z) - (v == t ? scale : 0.f); };
-    if ((V & 3) == 0) {   /* 16-byte loads, 8-byte stores; the same read-then-write order */
-        for (int v0 = 0; v0 < V; v0 += 4 * blockDim.x) {
-            int v = v0 + 4 * threadIdx.x;
-            float4 x = v < V ? *(const float4 *)(row + v) : make_float4(0.f, 0.f, 0.f, 0.f);
-            __syncthreads();
-            if (v < V) {
-                __nv_bfloat162 *o2 = (__nv_bfloat162 *)(out + v);
-                o2[0] = __floats2bfloat162_rn(grad(x.x, v), grad(x.y, v + 1));
-                o2[1] = __floats2bfloat162_rn(grad(x.z, v + 2), grad(x.w, v + 3));
-            }
+    constexpr int VEC = 16 / sizeof(TL);
+    if (V % VEC == 0) {
+        for (int v = threadIdx.x; v < V / VEC; v += blockDim.x) {
+            uint4 q = ((const uint4 *)row)[v];
+            TL *x = (TL *)&q;
+#pragma unroll
+            for (int k = 0; k < VEC; k++) store_op(&x[k], grad(load_op(&x[k]), VEC * v + k));
+            ((uint4 *)row)[v] = q;
         }
-        return;
-    }
-    for (int v0 = 0; v0 < V; v0 += blockDim.x) {
-        int v = v0 + threadIdx.x;
-        float x = v < V ? row[v] : 0.f;
-        __syncthreads();
-        if (v < V) out[v] = __float2bfloat16(grad(x, v));
+    } else {
+        for (int v = threadIdx.x; v < V; v += blockDim.x) store_op(&row[v], grad(load_op(&row[v]), v));
     }
 }
 
@@ -519,10 +535,9 @@ static size_t carve(ttt_gpu_model *g, float *base, int B, int T)
             TAKE(a->h1, N * C);
             TAKE(a->cn, N * C);
             TAKE(a->crstd, N);
-            TAKE(a->pc, N * C);
         } else if (base) {
             a->h1 = prev;
-            a->cn = a->crstd = a->pc = NULL;
+            a->cn = a->crstd = NULL;
         }
         TAKE(a->h2, N * C);
         TAKE(a->out, N * C);
@@ -702,7 +717,8 @@ static int copy(ttt_gpu_model *g, void *dst, const void *src, size_t bytes, cuda
 static int refresh_bf16(ttt_gpu_model *g)
 {
     if (!g->P16) return 0;
-    k_pack_bf16<<<dim3(64, g->nsh), 256, 0, g->s>>>(g->P16, g->P, g->d_sh);
+    /* 512 blocks a tensor: 64 left the embedding (24.6M values at 125m) to few SMs */
+    k_pack_bf16<<<dim3(512, g->nsh), 256, 0, g->s>>>(g->P16, g->P, g->d_sh);
     CKL();
     return 0;
 }
@@ -733,11 +749,6 @@ extern "C" int ttt_gpu_model_zero_grad(ttt_gpu_model *g)
 }
 
 /* ---------------------------------------------------------------- forward */
-
-static int gemm(ttt_gpu_model *g, int ta, int tb, int M, int N, int K, const float *A, const float *B, float *C, float beta)
-{
-    return ttt_cuda_gemm_f32in(g->cu, g->prec, ta, tb, M, N, K, A, B, C, beta);
-}
 
 /* The same with operands that may be of the mode's type already (ready:
  * bf16 in bf16 mode), a ready A with rows lda apart (0: dense). */
@@ -775,8 +786,11 @@ static int add_rms(ttt_gpu_model *g, float *h2, void *fn, float *rstd, const flo
 {
     const int C = g->cfg.hidden_size;
     const float eps = (float)g->cfg.rms_norm_eps;
-    if (g->P16) k_add_rms<<<(N + 7) / 8, 256, 0, g->s>>>(h2, (__nv_bfloat16 *)fn, rstd, h1, s, w, N, C, eps);
-    else k_add_rms<<<(N + 7) / 8, 256, 0, g->s>>>(h2, (float *)fn, rstd, h1, s, w, N, C, eps);
+    const int b = (N + 7) / 8;
+    if (g->P16 && C % 4 == 0) k_add_rms<4><<<b, 256, 0, g->s>>>(h2, (__nv_bfloat16 *)fn, rstd, h1, s, w, N, C, eps);
+    else if (g->P16) k_add_rms<1><<<b, 256, 0, g->s>>>(h2, (__nv_bfloat16 *)fn, rstd, h1, s, w, N, C, eps);
+    else if (C % 4 == 0) k_add_rms<4><<<b, 256, 0, g->s>>>(h2, (float *)fn, rstd, h1, s, w, N, C, eps);
+    else k_add_rms<1><<<b, 256, 0, g->s>>>(h2, (float *)fn, rstd, h1, s, w, N, C, eps);
     CKL();
     return 0;
 }
@@ -784,8 +798,10 @@ static int add_rms(ttt_gpu_model *g, float *h2, void *fn, float *rstd, const flo
 static int rms_fwd(ttt_gpu_model *g, float *out, float *rstd, const float *x, const float *w, int N,
                    float *out16 = NULL)
 {
-    k_rms_fwd<<<(N + 7) / 8, 256, 0, g->s>>>(out, rstd, x, w, N, g->cfg.hidden_size, (float)g->cfg.rms_norm_eps,
-                                             (__nv_bfloat16 *)out16);
+    const int C = g->cfg.hidden_size;
+    const float eps = (float)g->cfg.rms_norm_eps;
+    if (C % 4 == 0) k_rms_fwd<4><<<(N + 7) / 8, 256, 0, g->s>>>(out, rstd, x, w, N, C, eps, (__nv_bfloat16 *)out16);
+    else k_rms_fwd<1><<<(N + 7) / 8, 256, 0, g->s>>>(out, rstd, x, w, N, C, eps, (__nv_bfloat16 *)out16);
     CKL();
     return 0;
 }
@@ -803,9 +819,9 @@ static int seq_forward_of(ttt_gpu_model *g, gpu_block_acts *a, const gpu_block *
 /* bf16 mode: the block's GEMMs read sn's bf16 copy made by its norm */
 static int seq_forward(ttt_gpu_model *g, gpu_block_acts *a, const gpu_block *p, int B, int T)
 {
-    ttt_cuda_set_input16(g->cu, a->sn, a->sn16, (size_t)B * T * g->cfg.hidden_size);
+    ttt_cuda_set_act16(g->cu, TTT_CUDA_ACT_IN, a->sn, a->sn16, (size_t)B * T * g->cfg.hidden_size);
     int rc = seq_forward_of(g, a, p, B, T);
-    ttt_cuda_set_input16(g->cu, NULL, NULL, 0);
+    ttt_cuda_set_act16(g->cu, TTT_CUDA_ACT_IN, NULL, NULL, 0);
     return rc;
 }
 
@@ -848,8 +864,8 @@ extern "C" int ttt_gpu_model_forward(ttt_gpu_model *g, const int32_t *ids, const
         if (c->pre_conv) {
             TTT_PROF(g->s, "pre-conv");
             if (rms_fwd(g, a->cn, a->crstd, h, p->conv_norm, N)) return -1;
-            k_conv<<<dwconv_blocks(NC, C), 256, 0, g->s>>>(a->pc, a->cn, p->conv_w, p->conv_b, T, C, k, NC);
-            k_add<<<nblk(NC), 256, 0, g->s>>>(a->h1, h, a->pc, NC);
+            /* h1 = h + conv(cn) */
+            DWCONV_LAUNCH(k_conv, k, dwconv_blocks(NC, C), 256, g->s, a->h1, a->cn, p->conv_w, p->conv_b, h, T, C, k, NC);
             CKL();
         }
         {
@@ -879,12 +895,14 @@ extern "C" int ttt_gpu_model_forward(ttt_gpu_model *g, const int32_t *ids, const
     }
     ttt_prof_push(g->s, "head");
     if (rms_fwd(g, g->final_out, g->final_rstd, h, g->fnorm, N)) return -1;
-    if (gemm(g, 0, 1, N, V, C, g->final_out, g->embed, g->logits, 0.f)) return -1;   /* tied head */
+    /* tied head; bf16 mode: bf16 logits */
+    if (gemm_op(g, 0, 1, N, V, C, g->final_out, 0, 0, g->embed, 0, g->logits, 1, 0.f)) return -1;
     ttt_prof_pop(g->s);
     g->has_targets = targets != NULL;
     if (targets) {
         TTT_PROF(g->s, "xent");
-        k_xent_fwd<<<N, 512, 0, g->s>>>(g->losses, g->lse, g->logits, g->d_tg, V);
+        if (g->P16) k_xent_fwd<<<N, 512, 0, g->s>>>(g->losses, g->lse, (const __nv_bfloat16 *)g->logits, g->d_tg, V);
+        else k_xent_fwd<<<N, 512, 0, g->s>>>(g->losses, g->lse, (const float *)g->logits, g->d_tg, V);
         CKL();
         CK(cudaMemcpyAsync(g->h_losses, g->losses, (size_t)N * 4, cudaMemcpyDeviceToHost, g->s));
     }
@@ -907,11 +925,13 @@ extern "C" const float *ttt_gpu_model_token_losses(const ttt_gpu_model *g)
 
 /* ---------------------------------------------------------------- backward */
 
+/* dx16: dx rounded to bf16 too (NULL: not) */
 static int rms_bwd(ttt_gpu_model *g, float *dx, float *dw, const float *dout, const float *x, const float *w,
-                   const float *rstd, int N, int accum)
+                   const float *rstd, int N, int accum, __nv_bfloat16 *dx16 = NULL)
 {
     const int C = g->cfg.hidden_size;
-    k_rms_bwd_x<<<(N + 7) / 8, 256, 0, g->s>>>(dx, dout, x, w, rstd, N, C, accum);
+    if (C % 4 == 0) k_rms_bwd_x<4><<<(N + 7) / 8, 256, 0, g->s>>>(dx, dx16, dout, x, w, rstd, N, C, accum);
+    else k_rms_bwd_x<1><<<(N + 7) / 8, 256, 0, g->s>>>(dx, dx16, dout, x, w, rstd, N, C, accum);
     k_rms_bwd_w<<<dim3((C + 127) / 128, (N + COL_CHUNK - 1) / COL_CHUNK), 128, 0, g->s>>>(dw, dout, x, rstd, N, C);
     CKL();
     return 0;
@@ -934,9 +954,12 @@ static int seq_backward_of(ttt_gpu_model *g, float *dx, const float *dout, const
 static int seq_backward(ttt_gpu_model *g, float *dx, const float *dout, const gpu_block_acts *a, const gpu_block *p,
                         const gpu_block *gr, int B, int T)
 {
-    ttt_cuda_set_input16(g->cu, a->sn, a->sn16, (size_t)B * T * g->cfg.hidden_size);
+    const size_t n = (size_t)B * T * g->cfg.hidden_size;
+    ttt_cuda_set_act16(g->cu, TTT_CUDA_ACT_IN, a->sn, a->sn16, n);
+    ttt_cuda_set_act16(g->cu, TTT_CUDA_ACT_DOUT, dout, g->x16, n);
     int rc = seq_backward_of(g, dx, dout, a, p, gr, B, T);
-    ttt_cuda_set_input16(g->cu, NULL, NULL, 0);
+    ttt_cuda_set_act16(g->cu, TTT_CUDA_ACT_IN, NULL, NULL, 0);
+    ttt_cuda_set_act16(g->cu, TTT_CUDA_ACT_DOUT, NULL, NULL, 0);
     return rc;
 }
 
@@ -955,15 +978,15 @@ extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
 
     TTT_PROF(g->s, "backward");
     ttt_prof_push(g->s, "xent+head");
-    /* dlogits in place; bf16 mode: in bf16, rows 2V apart, read by the GEMMs as they are */
-    if (bf16) k_xent_bwd_bf16<<<N, 512, 0, g->s>>>(dl, g->lse, g->d_tg, (float)(1.0 / g->count), V);
+    /* dlogits in place, in the logits' type (bf16 mode: bf16, the GEMMs' operand) */
+    if (bf16) k_xent_bwd<<<N, 512, 0, g->s>>>((__nv_bfloat16 *)dl, g->lse, g->d_tg, (float)(1.0 / g->count), V);
     else k_xent_bwd<<<N, 512, 0, g->s>>>(dl, g->lse, g->d_tg, (float)(1.0 / g->count), V);
     CKL();
     /* logits = f E^T: dE += dl^T f, df = dl E */
-    if (gemm_op(g, 1, 0, V, C, N, dl, 1, bf16 ? 2 * V : V, g->final_out, 0, g->dembed, 0, 1.f)) return -1;
-    if (gemm_op(g, 0, 0, N, C, V, dl, 1, bf16 ? 2 * V : V, g->embed, 0, d1, 0, 0.f)) return -1;
+    if (gemm_op(g, 1, 0, V, C, N, dl, 1, 0, g->final_out, 0, g->dembed, 0, 1.f)) return -1;
+    if (gemm_op(g, 0, 0, N, C, V, dl, 1, 0, g->embed, 0, d1, 0, 0.f)) return -1;
     const float *hlast = c->num_hidden_layers ? g->ba[c->num_hidden_layers - 1].out : g->emb;
-    if (rms_bwd(g, dh, g->dfnorm, d1, hlast, g->fnorm, g->final_rstd, N, 0)) return -1;
+    if (rms_bwd(g, dh, g->dfnorm, d1, hlast, g->fnorm, g->final_rstd, N, 0, g->x16)) return -1;
     ttt_prof_pop(g->s);
 
     for (int l = c->num_hidden_layers - 1; l >= 0; l--) {
@@ -974,13 +997,10 @@ extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
         void *dhh = g->swscr, *dgu = g->swscr + NI;   /* [N,I], [N,2I]; bf16 in bf16 mode */
         TTT_PROF(g->s, "block");
         ttt_prof_push(g->s, "ffn");
-        /* out = h2 + down(silu(gate(fn)) up(fn)); dh rounded once for its two GEMMs */
-        const void *dho = dh;
+        /* out = h2 + down(silu(gate(fn)) up(fn)); bf16 mode: dh's bf16 copy x16, made
+         * with it by the norm backward that wrote dh last */
+        const void *dho = bf16 ? (const void *)g->x16 : dh;
         ttt_prof_push(g->s, "down");
-        if (bf16) {
-            if (ttt_cuda_to_bf16(g->cu, g->x16, dh, NC)) return -1;
-            dho = g->x16;
-        }
         if (gemm_op(g, 1, 0, C, I, N, dho, 1, 0, hh, 1, gr->down, 0, 1.f)) return -1;
         if (gemm_op(g, 0, 0, N, I, C, dho, 1, 0, p->down, 0, dhh, 1, 0.f)) return -1;
         ttt_prof_next(g->s, "swiglu");
@@ -990,7 +1010,7 @@ extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
         if (gemm_op(g, 1, 0, 2 * I, C, N, dgu, 1, 0, a->fn, 1, gr->gate, 0, 1.f)) return -1;
         if (gemm_op(g, 0, 0, N, C, 2 * I, dgu, 1, 0, p->gate, 0, d1, 0, 0.f)) return -1;
         ttt_prof_next(g->s, "norm");
-        if (rms_bwd(g, dh, gr->ffn_norm, d1, a->h2, p->ffn_norm, a->frstd, N, 1)) return -1;
+        if (rms_bwd(g, dh, gr->ffn_norm, d1, a->h2, p->ffn_norm, a->frstd, N, 1, g->x16)) return -1;
         ttt_prof_pop(g->s);
         ttt_prof_pop(g->s);
         /* h2 = h1 + Seq(RMS_seq(h1)), Seq = TTT, attention or Mamba */
@@ -1000,16 +1020,17 @@ extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
         }
         {
             TTT_PROF(g->s, "seq-norm");
-            if (rms_bwd(g, dh, gr->seq_norm, d1, a->h1, p->seq_norm, a->srstd, N, 1)) return -1;
+            if (rms_bwd(g, dh, gr->seq_norm, d1, a->h1, p->seq_norm, a->srstd, N, 1, c->pre_conv ? NULL : g->x16))
+                return -1;
         }
         /* h1 = h0 + DWConv(RMS_conv(h0)) */
         if (c->pre_conv) {
             TTT_PROF(g->s, "pre-conv");
-            k_conv_bwd_x<<<dwconv_blocks(NC, C), 256, 0, g->s>>>(d1, dh, p->conv_w, T, C, k, NC, 0);
-            k_conv_bwd_w<<<dim3((C + 127) / 128, (N + COL_CHUNK - 1) / COL_CHUNK), 128, 0, g->s>>>(
-                gr->conv_w, gr->conv_b, dh, a->cn, N, T, C, k);
+            DWCONV_LAUNCH(k_conv_bwd_x, k, dwconv_blocks(NC, C), 256, g->s, d1, dh, p->conv_w, T, C, k, NC, 0);
+            DWCONV_LAUNCH(k_conv_bwd_w, k, dim3((C + 127) / 128, (N + COL_CHUNK - 1) / COL_CHUNK), 128, g->s,
+                          gr->conv_w, gr->conv_b, dh, a->cn, N, T, C, k);
             CKL();
-            if (rms_bwd(g, dh, gr->conv_norm, d1, h0, p->conv_norm, a->crstd, N, 1)) return -1;
+            if (rms_bwd(g, dh, gr->conv_norm, d1, h0, p->conv_norm, a->crstd, N, 1, g->x16)) return -1;
         }
     }
     k_embed_bwd<<<nblk(NC), 256, 0, g->s>>>(g->dembed, dh, g->d_ids, C, NC);

@@ -34,6 +34,44 @@ static __device__ __forceinline__ void store_op(float *p, float v) { *p = v; }
 static __device__ __forceinline__ void store_op(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
 static __device__ __forceinline__ float load_op(const float *p) { return *p; }
 static __device__ __forceinline__ float load_op(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
+/* V consecutive floats at p (16-byte accesses for V = 4: p 16-byte aligned) */
+template <int V> static __device__ __forceinline__ void ldv(float (&v)[V], const float *p)
+{
+    if constexpr (V == 4) {
+        const float4 q = *(const float4 *)p;
+        v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
+    } else {
+        for (int k = 0; k < V; k++) v[k] = p[k];
+    }
+}
+template <int V> static __device__ __forceinline__ void stv(float *p, const float (&v)[V])
+{
+    if constexpr (V == 4) *(float4 *)p = make_float4(v[0], v[1], v[2], v[3]);
+    else for (int k = 0; k < V; k++) p[k] = v[k];
+}
+template <int V> static __device__ __forceinline__ void stv(__nv_bfloat16 *p, const float (&v)[V])
+{
+    if constexpr (V == 4) {
+        *(__nv_bfloat162 *)p = __floats2bfloat162_rn(v[0], v[1]);
+        *(__nv_bfloat162 *)(p + 2) = __floats2bfloat162_rn(v[2], v[3]);
+    } else {
+        for (int k = 0; k < V; k++) p[k] = __float2bfloat16(v[k]);
+    }
+}
+
+/* The inner kernels' input gradients: element i (pair i, i+1: i even) of
+ * an fp32 tensor, or of the bf16 tensor at the same address when bf16 (the
+ * layer then reads it only as a GEMM operand). */
+static __device__ __forceinline__ void store_grad(float *p, int bf16, size_t i, float v)
+{
+    if (bf16) ((__nv_bfloat16 *)p)[i] = __float2bfloat16(v);
+    else p[i] = v;
+}
+static __device__ __forceinline__ void store_grad2(float *p, int bf16, size_t i, float2 v)
+{
+    if (bf16) *(__nv_bfloat162 *)((__nv_bfloat16 *)p + i) = __floats2bfloat162_rn(v.x, v.y);
+    else *(float2 *)(p + i) = v;
+}
 
 /* Tensors of the inner loop for one layer call. Token-major layouts so that
  * the kernels read the projections in place: row (b*T + t), column h*D + c. */
@@ -60,6 +98,8 @@ struct ttt_inner_args {
     const float *rope;              /* tc only: [16][D/2][2] cos, sin: XQ, XK are *not* rotated
                                        yet, the kernels rotate them as they load them (and
                                        rotate dXQ, dXK back); NULL: already rotated */
+    int dqk16, dv16;                /* tc only: dXQ and dXK (dqk16), dXV (dv16) stored in bf16 at
+                                       the same addresses (store_grad), for the GEMMs that read them */
     /* TTT-MLP only */
     int F;                          /* inner width, 4*D */
     const float *W20, *b20;         /* [H,F,D], [H,D] */
@@ -129,23 +169,6 @@ int ttt_cuda_gemm_f32in(struct ttt_cuda *g, int mode, int ta, int tb, int M, int
  * and the mode is TTT_CUDA_BF16, else fp32. */
 int ttt_cuda_gemm_op(struct ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K, const void *A,
                      int a_ready, int lda, const void *B, int b_ready, void *C, int c_bf16, float beta);
-/* dst (bf16) = src rounded, on the handle's stream. */
-int ttt_cuda_to_bf16(struct ttt_cuda *g, void *dst, const float *src, size_t n);
-/* bf16 copies of fp32 ranges (the model's weight tensors, each at a
- * 128-byte aligned place: cuBLAS runs misaligned operands on slower
- * kernels, tests/bench/gemm_shapes.cu measures how much slower). */
-struct ttt_cuda_shadow {
-    const float *p;     /* fp32 range [p, p + n) */
-    size_t n;
-    const void *p16;    /* its bf16 copy */
-};
-/* Registers r[0..n) (sorted by p, disjoint; kept by the caller, who keeps
- * the copies current; NULL: none): bf16-mode GEMM operands inside a range
- * are read from its copy instead of being converted. */
-void ttt_cuda_set_shadow(struct ttt_cuda *g, const ttt_cuda_shadow *r, int n);
-/* The bf16 copy x16 of a block's input x [n] (NULL: none), read by the
- * block's GEMMs instead of converting x: set around one block's forward or
- * backward. */
-void ttt_cuda_set_input16(struct ttt_cuda *g, const float *x, const void *x16, size_t n);
+/* ttt_cuda_to_bf16, ttt_cuda_shadow, ttt_cuda_set_shadow, ttt_cuda_set_act16: ttt_cuda.h */
 
 #endif

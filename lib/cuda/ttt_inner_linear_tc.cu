@@ -689,9 +689,9 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
                     k2 = rope_pair<D>(a.rope, i, j, k2, -1.f);
                     q2 = rope_pair<D>(a.rope, i, j, q2, -1.f);
                 }
-                *(float2 *)&a.dXK[gi] = k2;
-                *(float2 *)&a.dXQ[gi] = q2;
-                *(float2 *)&a.dXV[gi] = v2;
+                store_grad2(a.dXK, a.dqk16, gi, k2);
+                store_grad2(a.dXQ, a.dqk16, gi, q2);
+                store_grad2(a.dXV, a.dv16, gi, v2);
             }
         }
 #pragma unroll

@@ -963,9 +963,9 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
                 for (int hr = 0; hr < 2; hr++) {
                     const int i = g + 8 * hr, c = n0 + 2 * t;
                     if (i >= r) continue;
-                    *(float2 *)&a.dXQ[((size_t)b * T + t0 + i) * C + h * D + c] = rope_pair<D>(
+                    store_grad2(a.dXQ, a.dqk16, ((size_t)b * T + t0 + i) * C + h * D + c, rope_pair<D>(
                         a.rope, i, c,
-                        make_float2(dOs[i * FD + c] + acc[2 * hr], dOs[i * FD + c + 1] + acc[2 * hr + 1]), -1.f);
+                        make_float2(dOs[i * FD + c] + acc[2 * hr], dOs[i * FD + c + 1] + acc[2 * hr + 1]), -1.f));
                 }
             }
         }
@@ -1011,7 +1011,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
                 dg_acc[u] += dgy * (y - tg[u] + g_r[u] * zh[u]);
                 db_acc[u] += g_r[u] * dgy;
                 if (c < D) {
-                    if (i < r) a.dXV[gi + c] = -g_r[u] * dgy;
+                    if (i < r) store_grad(a.dXV, a.dv16, gi + c, -g_r[u] * dgy);
                     dKs[i * FD + c] += g_r[u] * dgy;
                 }
             }
@@ -1078,9 +1078,9 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
             for (int hr = 0; hr < 2; hr++) {
                 const int i = g + 8 * hr, c = n0 + 2 * t;
                 if (i >= r) continue;
-                *(float2 *)&a.dXK[((size_t)b * T + t0 + i) * C + h * D + c] = rope_pair<D>(
+                store_grad2(a.dXK, a.dqk16, ((size_t)b * T + t0 + i) * C + h * D + c, rope_pair<D>(
                     a.rope, i, c,
-                    make_float2(dKs[i * FD + c] + acc[2 * hr], dKs[i * FD + c + 1] + acc[2 * hr + 1]), -1.f);
+                    make_float2(dKs[i * FD + c] + acc[2 * hr], dKs[i * FD + c + 1] + acc[2 * hr + 1]), -1.f));
             }
         }
 #pragma unroll

@@ -35,7 +35,8 @@ struct ttt_cuda {
     double rope_theta;
     const ttt_cuda_shadow *shadow;   /* bf16 copies of fp32 ranges (the model's weights), */
     int nshadow;                     /* sorted: GEMM operands in them are not converted */
-    ttt_cuda_shadow input;           /* the bf16 copy of the block's input (.p NULL: none) */
+    ttt_cuda_shadow act[TTT_CUDA_NACT];   /* bf16 copies of the block's input and output
+                                             gradient made by the caller (.p NULL: none) */
 };
 
 #define CK(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) \
@@ -148,12 +149,14 @@ static const void *copy_of(const ttt_cuda_shadow *r, int nr, const float *p, siz
 }
 
 /* GEMM operand: the fp32 pointer itself, or its bf16 copy: the block
- * input's or the weights' when the model keeps them, else made in a slot. */
+ * input's, output gradient's or the weights' when the caller keeps them,
+ * else made in a slot. */
 static int operand(ttt_cuda *g, int mode, int slot, const float *p, size_t n, const void **out)
 {
     if (mode != TTT_CUDA_BF16) { *out = p; return 0; }
-    if ((*out = copy_of(&g->input, g->input.p ? 1 : 0, p, n)) || (*out = copy_of(g->shadow, g->nshadow, p, n)))
-        return 0;
+    for (int i = 0; i < TTT_CUDA_NACT; i++)
+        if (g->act[i].p && (*out = copy_of(&g->act[i], 1, p, n))) return 0;
+    if ((*out = copy_of(g->shadow, g->nshadow, p, n))) return 0;
     if (grow((void **)&g->slot[slot], &g->slot_cap[slot], n * sizeof(__nv_bfloat16))) return -1;
     k_to_bf16<<<nblk(n), 256, 0, g->s>>>(p, g->slot[slot], n);
     *out = g->slot[slot];
@@ -212,19 +215,19 @@ int ttt_cuda_gemm_op(ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K,
     return gemm_ld(g, mode, ta, tb, M, N, K, A, a_ready ? lda : 0, B, 0, C, c_bf16 && mode == TTT_CUDA_BF16, beta);
 }
 
-int ttt_cuda_to_bf16(ttt_cuda *g, void *dst, const float *src, size_t n)
+extern "C" int ttt_cuda_to_bf16(ttt_cuda *g, void *dst, const float *src, size_t n)
 {
     k_to_bf16<<<nblk(n), 256, 0, g->s>>>(src, (__nv_bfloat16 *)dst, n);
     CK(cudaGetLastError());
     return 0;
 }
 
-void ttt_cuda_set_input16(ttt_cuda *g, const float *x, const void *x16, size_t n)
+extern "C" void ttt_cuda_set_act16(ttt_cuda *g, int which, const float *x, const void *x16, size_t n)
 {
-    g->input = ttt_cuda_shadow{ x16 ? x : NULL, n, x16 };
+    g->act[which] = ttt_cuda_shadow{ x16 ? x : NULL, n, x16 };
 }
 
-void ttt_cuda_set_shadow(ttt_cuda *g, const ttt_cuda_shadow *r, int n)
+extern "C" void ttt_cuda_set_shadow(ttt_cuda *g, const ttt_cuda_shadow *r, int n)
 {
     g->shadow = r;
     g->nshadow = r ? n : 0;
@@ -284,8 +287,10 @@ __global__ void k_colsum(float *out, const float *x, int rows, int C)
     atomicAdd(&out[c], a);
 }
 
-/* row LayerNorm over C (eps 1e-6): y = w*zhat + b; one warp per row */
-__global__ void k_ln_fwd(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b, int rows, int C)
+/* row LayerNorm over C (eps 1e-6): y = w*zhat + b; one warp per row; y in
+ * bf16 where only bf16 GEMMs read it */
+template <typename TY>
+__global__ void k_ln_fwd(TY *y, float *mean, float *rstd, const float *x, const float *w, const float *b, int rows, int C)
 {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
     if (row >= rows) return;
@@ -295,7 +300,7 @@ __global__ void k_ln_fwd(float *y, float *mean, float *rstd, const float *x, con
     float mu = warp_sum(s) / C, s2 = 0.f;
     for (int c = lane; c < C; c += 32) { float d = xr[c] - mu; s2 += d * d; }
     float rs = rsqrtf(warp_sum(s2) / C + 1e-6f);
-    for (int c = lane; c < C; c += 32) y[(size_t)row * C + c] = w[c] * (xr[c] - mu) * rs + b[c];
+    for (int c = lane; c < C; c += 32) store_op(&y[(size_t)row * C + c], w[c] * (xr[c] - mu) * rs + b[c]);
     if (lane == 0) { mean[row] = mu; rstd[row] = rs; }
 }
 
@@ -342,10 +347,12 @@ __device__ __forceinline__ float gelu_tanh(float x, float *deriv)
     return 0.5f * x * (1.f + t);
 }
 
-__global__ void k_gate(float *o, const float *gpre, const float *y, size_t n)
+/* o = gelu(gpre) y, in the precision of the o_proj GEMMs (its only readers) */
+template <typename TO>
+__global__ void k_gate(TO *o, const float *gpre, const float *y, size_t n)
 {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
-    for (; i < n; i += st) o[i] = gelu_tanh(gpre[i], NULL) * y[i];
+    for (; i < n; i += st) store_op(&o[i], gelu_tanh(gpre[i], NULL) * y[i]);
 }
 
 /* dO -> dY (in place) and dgpre, in the precision of the GEMMs that read it */
@@ -475,8 +482,8 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
         float *U = acts + L.U;
         if (gemm(g, mode, 0, 1, BT, C, C, xin, -1, p->q_proj, 1, U, 0.f)) return -1;
         ttt_prof_next(g->s, "conv");
-        k_conv2<<<dwconv_blocks(btc, C), 256, 0, g->s>>>(XQ, XK, U, p->conv_q_w, p->conv_q_b, p->conv_k_w, p->conv_k_b, T, C,
-                                             c->conv_kernel, btc);
+        DWCONV_LAUNCH(k_conv2, c->conv_kernel, dwconv_blocks(btc, C), 256, g->s, XQ, XK, U, p->conv_q_w, p->conv_q_b,
+                      p->conv_k_w, p->conv_k_b, T, C, c->conv_kernel, btc);
     } else {
         if (gemm(g, mode, 0, 1, BT, C, C, xin, -1, p->q_proj, 1, XQ, 0.f)) return -1;
         if (gemm(g, mode, 0, 1, BT, C, C, xin, -1, p->k_proj, 1, XK, 0.f)) return -1;
@@ -517,19 +524,26 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
     }
     TTT_PROF(g->s, "ttt.out");
 
+    /* o_proj's input (Y, or the gated O) in the GEMMs' precision: only they read it */
     float *Y = acts + L.Y;
+    const int b16 = mode == TTT_CUDA_BF16;
     ttt_prof_push(g->s, "post-norm");
-    k_ln_fwd<<<(BT + 7) / 8, 256, 0, g->s>>>(Y, acts + L.mean, acts + L.rstd, acts + L.Zin,
-                                             p->post_norm_w, p->post_norm_b, BT, C);
+    if (b16 && !c->use_gate)
+        k_ln_fwd<<<(BT + 7) / 8, 256, 0, g->s>>>((__nv_bfloat16 *)Y, acts + L.mean, acts + L.rstd, acts + L.Zin,
+                                                 p->post_norm_w, p->post_norm_b, BT, C);
+    else
+        k_ln_fwd<<<(BT + 7) / 8, 256, 0, g->s>>>(Y, acts + L.mean, acts + L.rstd, acts + L.Zin, p->post_norm_w,
+                                                 p->post_norm_b, BT, C);
     const float *O = Y;
     if (c->use_gate) {
         ttt_prof_next(g->s, "gate");
         if (gemm(g, mode, 0, 1, BT, C, C, xin, -1, p->g_proj, 1, acts + L.gpre, 0.f)) return -1;
-        k_gate<<<nblk(btc), 256, 0, g->s>>>(acts + L.O, acts + L.gpre, Y, btc);
+        if (b16) k_gate<<<nblk(btc), 256, 0, g->s>>>((__nv_bfloat16 *)(acts + L.O), acts + L.gpre, Y, btc);
+        else k_gate<<<nblk(btc), 256, 0, g->s>>>(acts + L.O, acts + L.gpre, Y, btc);
         O = acts + L.O;
     }
     ttt_prof_next(g->s, "o");
-    if (gemm(g, mode, 0, 1, BT, C, C, O, 2, p->o_proj, 1, out, 0.f)) return -1;
+    if (gemm(g, mode, 0, 1, BT, C, C, O, -1, p->o_proj, 1, out, 0.f)) return -1;
     ttt_prof_pop(g->s);
     CK(cudaGetLastError());
     return 0;
@@ -580,7 +594,7 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     /* o_proj */
     if (operand(g, mode, 2, dout, btc, &din)) return -1;
     if (gemm(g, mode, 0, 0, BT, C, C, din, -1, p->o_proj, 1, dO, 0.f)) return -1;
-    if (gemm(g, mode, 1, 0, C, C, BT, din, -1, O, 1, gr->o_proj, 1.f)) return -1;
+    if (gemm(g, mode, 1, 0, C, C, BT, din, -1, O, -1, gr->o_proj, 1.f)) return -1;   /* O: already an operand */
     /* gate: dO -> dY, dgpre (in dZin for now) */
     if (c->use_gate) {
         ttt_prof_next(g->s, "gate");
@@ -612,6 +626,9 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     a.dgamma = gr->ttt_norm_w; a.dbeta = gr->ttt_norm_b; a.dW0 = gr->W1; a.db0 = gr->b1;
     a.tc = mode == TTT_CUDA_BF16;
     a.rope = a.tc ? g->rope_tab : NULL;
+    /* tensor cores: dXV (and dXQ, dXK unless the convolutions read them) straight in bf16 */
+    a.dv16 = a.tc;
+    a.dqk16 = a.tc && !c->share_qk;
     ttt_prof_push(g->s, "ttt.inner");
     if (c->kind == TTT_MLP) {
         a.F = c->F; a.W20 = p->W2; a.b20 = p->b2; a.dW20 = gr->W2; a.db20 = gr->b2;
@@ -646,19 +663,20 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
         ttt_prof_next(g->s, "conv");
         /* dU straight in the GEMMs' precision */
         if (mode == TTT_CUDA_BF16)
-            k_conv2_bwd_x<<<dwconv_blocks(btc, C), 256, 0, g->s>>>((__nv_bfloat16 *)dU, dXQ, dXK, p->conv_q_w, p->conv_k_w, T, C, k, btc);
-        else k_conv2_bwd_x<<<dwconv_blocks(btc, C), 256, 0, g->s>>>(dU, dXQ, dXK, p->conv_q_w, p->conv_k_w, T, C, k, btc);
-        k_conv2_bwd_w<<<colgrid, 128, 0, g->s>>>(gr->conv_q_w, gr->conv_q_b, dXQ, gr->conv_k_w, gr->conv_k_b, dXK, U,
-                                                 BT, T, C, k);
+            DWCONV_LAUNCH(k_conv2_bwd_x, k, dwconv_blocks(btc, C), 256, g->s, (__nv_bfloat16 *)dU, dXQ, dXK, p->conv_q_w,
+                          p->conv_k_w, T, C, k, btc);
+        else DWCONV_LAUNCH(k_conv2_bwd_x, k, dwconv_blocks(btc, C), 256, g->s, dU, dXQ, dXK, p->conv_q_w, p->conv_k_w, T, C, k, btc);
+        DWCONV_LAUNCH(k_conv2_bwd_w, k, colgrid, 128, g->s, gr->conv_q_w, gr->conv_q_b, dXQ, gr->conv_k_w, gr->conv_k_b, dXK,
+                      U, BT, T, C, k);
         ttt_prof_next(g->s, "q,k");
         if (proj_bwd(g, mode, BT, C, dU, 1, xin, p->q_proj, gr->q_proj, dx)) return -1;
     } else {
         ttt_prof_next(g->s, "q,k");
-        if (proj_bwd(g, mode, BT, C, dXQ, 0, xin, p->q_proj, gr->q_proj, dx)) return -1;
-        if (proj_bwd(g, mode, BT, C, dXK, 0, xin, p->k_proj, gr->k_proj, dx)) return -1;
+        if (proj_bwd(g, mode, BT, C, dXQ, a.dqk16, xin, p->q_proj, gr->q_proj, dx)) return -1;
+        if (proj_bwd(g, mode, BT, C, dXK, a.dqk16, xin, p->k_proj, gr->k_proj, dx)) return -1;
     }
     ttt_prof_next(g->s, "v");
-    if (proj_bwd(g, mode, BT, C, dXV, 0, xin, p->v_proj, gr->v_proj, dx)) return -1;
+    if (proj_bwd(g, mode, BT, C, dXV, a.dv16, xin, p->v_proj, gr->v_proj, dx)) return -1;
     ttt_prof_pop(g->s);
     CK(cudaGetLastError());
     return 0;

@@ -1,7 +1,7 @@
 /* ttt_layer_gpu.c - benchmark and CPU cross-check of the GPU TTT-Linear layer
  * (lib/ttt_cuda.h).
  *
- *   ttt_layer_gpu [--check] [--csv] [--f32] [--mlp] [-B N] [-H N] [-D N] [-i ITERS] [T ...]
+ *   ttt_layer_gpu [--check] [--csv] [--f32] [--mlp] [--convert] [-B N] [-H N] [-D N] [-i ITERS] [T ...]
  *
  * --check  runs the GPU layer (fp32) and the CPU layer (lib/layers/ttt_layer.c,
  *          float32) on the same random input, B=1 T=1000 (partial last
@@ -9,7 +9,12 @@
  *          dx or any parameter gradient differs by more than 1e-3 relative.
  * Timing: whole layer (projections included), forward and forward+backward,
  * bf16 mode unless --f32; TTT-MLP (F = 4D) with --mlp (timing only); default
- * B=8 H=12 D=64, T = 2048 8192 32768.
+ * B=8 H=12 D=64, T = 2048 8192 32768. In bf16 mode the layer is driven as
+ * the GPU model drives it: the weights' bf16 copies made once (the model
+ * makes them once per optimizer step), and bf16 copies of x and dout beside
+ * them (the model's norms write those as they make x and dout), so the
+ * GEMMs convert nothing; --convert gives it fp32 only (it then rounds every
+ * operand itself, before each GEMM).
  * Built by `make bench`; without CUDA or a GPU it prints a skip line, exit 0. */
 #include <stdio.h>
 
@@ -42,7 +47,8 @@ typedef struct { const char *name; size_t n; float scale, shift; } pdesc;
 
 enum { P_Q, P_K, P_V, P_O, P_LRW, P_LRB, P_TOK, P_NW, P_NB, P_W1, P_B1, P_PW, P_PB, P_W2, P_B2, NPAR };
 
-static int mlp;   /* --mlp: TTT-MLP, F = 4D */
+static int mlp;       /* --mlp: TTT-MLP, F = 4D */
+static int convert;   /* --convert: no bf16 copies given to the layer */
 
 static void descs(pdesc *d, int C, int H, int D)
 {
@@ -84,6 +90,20 @@ static ttt_layer_config config(int H, int D)
     c.C = H * D; c.H = H; c.D = D; c.K = 16; c.F = mlp ? 4 * D : D; c.kind = mlp ? TTT_MLP : TTT_LINEAR;
     c.conv_kernel = 4; c.base_lr = 1.0; c.rope_theta = 1e4;
     return c;
+}
+
+/* a bf16 copy of the device tensor d [n] (a float buffer of n/2 rounded up) */
+static void *dev_bf16(ttt_cuda *g, const float *d, size_t n)
+{
+    float *b = ttt_cuda_alloc((n + 1) / 2);
+    if (!b || ttt_cuda_to_bf16(g, b, d, n)) { fprintf(stderr, "ttt_layer_gpu: %s\n", ttt_errmsg()); exit(1); }
+    return b;
+}
+
+static int by_address(const void *a, const void *b)
+{
+    const float *p = ((const ttt_cuda_shadow *)a)->p, *q = ((const ttt_cuda_shadow *)b)->p;
+    return p < q ? -1 : p > q;
 }
 
 static float *dev_copy(const float *h, size_t n)
@@ -170,6 +190,13 @@ static int check_vs_cpu(ttt_cuda *g, int H, int D)
     return bad;
 }
 
+/* the precision as printed: bf16 (the layer converting its fp32 operands
+ * itself with --convert), f32 */
+static const char *dtype_name(int mode)
+{
+    return mode != TTT_CUDA_BF16 ? "f32" : convert ? "bf16-cv" : "bf16";
+}
+
 static void bench(ttt_cuda *g, int mode, int B, int H, int D, int T, int iters, int csv)
 {
     ttt_layer_config c = config(H, D);
@@ -190,6 +217,19 @@ static void bench(ttt_cuda *g, int mode, int B, int H, int D, int T, int iters, 
     free(h);
     float *out = ttt_cuda_alloc(btc), *dx = ttt_cuda_alloc(btc), *acts = ttt_cuda_alloc(ttt_cuda_layer_acts_size(&c, B, T));
     if (!out || !dx || !acts) DIE("alloc");
+    /* bf16 mode: the copies the model would keep (the weights, x, dout) */
+    ttt_cuda_shadow sh[NPAR];
+    void *x16 = NULL, *dout16 = NULL;
+    const int copies = mode == TTT_CUDA_BF16 && !convert;
+    if (copies) {
+        for (int i = 0; i < NPAR; i++) sh[i] = (ttt_cuda_shadow){dv[i], pd[i].n, dev_bf16(g, dv[i], pd[i].n)};
+        qsort(sh, NPAR, sizeof *sh, by_address);
+        ttt_cuda_set_shadow(g, sh, NPAR);
+        x16 = dev_bf16(g, x, btc);
+        dout16 = dev_bf16(g, dout, btc);
+        ttt_cuda_set_act16(g, TTT_CUDA_ACT_IN, x, x16, btc);
+        ttt_cuda_set_act16(g, TTT_CUDA_ACT_DOUT, dout, dout16, btc);
+    }
     /* warm-up (allocates scratch, loads kernels) */
     if (ttt_cuda_layer_forward(g, mode, &c, out, acts, x, &gp, B, T) ||
         ttt_cuda_layer_backward(g, mode, &c, dx, &gg, dout, acts, x, &gp, B, T) || ttt_cuda_sync(g))
@@ -207,13 +247,20 @@ static void bench(ttt_cuda *g, int mode, int B, int H, int D, int T, int iters, 
     double tfb = (now() - t0) / iters;
     double tok = (double)B * T;
     if (csv)
-        printf("%s,%s,%d,%d,%d,%d,%.4f,%.4f,%.1f,%.1f\n", mlp ? "ttt-mlp" : "ttt", mode == TTT_CUDA_BF16 ? "bf16" : "f32", B, T, H, D,
+        printf("%s,%s,%d,%d,%d,%d,%.4f,%.4f,%.1f,%.1f\n", mlp ? "ttt-mlp" : "ttt", dtype_name(mode), B, T, H, D,
                tf * 1e3, tfb * 1e3, tok / tf, tok / tfb);
     else
         printf("%s layer %s B=%d T=%-6d H=%d D=%d  fwd %8.3f ms %7.2fM tok/s   fwd+bwd %8.3f ms %7.2fM tok/s\n",
-               mlp ? "TTT-MLP" : "TTT-Linear", mode == TTT_CUDA_BF16 ? "bf16" : "f32", B, T, H, D, tf * 1e3, tok / tf / 1e6,
+               mlp ? "TTT-MLP" : "TTT-Linear", dtype_name(mode), B, T, H, D, tf * 1e3, tok / tf / 1e6,
                tfb * 1e3, tok / tfb / 1e6);
     fflush(stdout);
+    if (copies) {
+        ttt_cuda_set_shadow(g, NULL, 0);
+        ttt_cuda_set_act16(g, TTT_CUDA_ACT_IN, NULL, NULL, 0);
+        ttt_cuda_set_act16(g, TTT_CUDA_ACT_DOUT, NULL, NULL, 0);
+        for (int i = 0; i < NPAR; i++) ttt_cuda_free((void *)sh[i].p16);
+        ttt_cuda_free(x16); ttt_cuda_free(dout16);
+    }
     for (int i = 0; i < NPAR; i++) { ttt_cuda_free(dv[i]); ttt_cuda_free(dg[i]); }
     ttt_cuda_free(x); ttt_cuda_free(dout); ttt_cuda_free(out); ttt_cuda_free(dx); ttt_cuda_free(acts);
 }
@@ -235,13 +282,14 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--csv")) csv = 1;
         else if (!strcmp(a, "--f32")) mode = TTT_CUDA_F32;
         else if (!strcmp(a, "--mlp")) mlp = 1;
+        else if (!strcmp(a, "--convert")) convert = 1;
         else if (!strcmp(a, "-B") && i + 1 < argc) B = num(argv[++i], "batch");
         else if (!strcmp(a, "-H") && i + 1 < argc) H = num(argv[++i], "heads");
         else if (!strcmp(a, "-D") && i + 1 < argc) D = num(argv[++i], "head dim");
         else if (!strcmp(a, "-i") && i + 1 < argc) iters = num(argv[++i], "iterations");
         else if (a[0] != '-' && nT < 16) Ts[nT++] = num(a, "length");
         else {
-            fprintf(stderr, "usage: ttt_layer_gpu [--check] [--csv] [--f32] [--mlp] [-B N] [-H N] [-D N] [-i ITERS] [T ...]\n");
+            fprintf(stderr, "usage: ttt_layer_gpu [--check] [--csv] [--f32] [--mlp] [--convert] [-B N] [-H N] [-D N] [-i ITERS] [T ...]\n");
             return 2;
         }
     }

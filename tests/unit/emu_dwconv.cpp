@@ -5,13 +5,15 @@
  * atomicAdd is a plain add). Checks, against a float64 direct convolution
  *   y[t,c] = b[c] + sum_j w[c,j] x[t-(k-1)+j, c]   (x before a sequence = 0)
  * and its gradients, on deterministic pseudo-random data:
- *   - k_conv, k_conv2 (two weight/bias sets of one x);
+ *   - k_conv without and with a residual input, k_conv2 (two weight/bias
+ *     sets of one x);
  *   - k_conv_bwd_x with accum 0 (dx =) and 1 (dx +=: a row walked twice
  *     shows), k_conv2_bwd_x<float> and <__nv_bfloat16> (dy0 w0 + dy1 w1);
  *   - k_conv_bwd_w, k_conv2_bwd_w (dw, db start nonzero: they must add);
  *   - B = 1..3; T = 1, 5, 31, 32, 33, 45, 70, 300 (runs of DWCONV_RUN rows
  *     that cross sequence ends, partial last runs and chunks); C = 1, 3, 64,
- *     130 (partial blocks of channels); k = 1, 2, 4, 7, 16;
+ *     130 (partial blocks of channels); k = 1, 2, 4, 7, 16, each with the
+ *     16-tap window and k <= 4 also with the 4-tap one (DWCONV_LAUNCH);
  *   - launch geometry as the callers (dwconv_blocks(n, C) x 256; bwd_w grid
  *     (ceil(C/128), ceil(rows/DWCONV_COL_CHUNK)) x 128) and small grids
  *     (1 x 256, 3 x 64; bwd_w with 32-thread blocks) for the grid-stride loops;
@@ -381,13 +383,14 @@ static Ref add(const Ref &a, const Ref &b)
 
 static double bf16_round(double v) { return (double)(float)__float2bfloat16((float)v); }
 
+template <int KW>
 static void run_case(int B, int T, int C, int k)
 {
     const int rows = B * T;
     /* guards wide enough for a block of threads past C, or k rows past an end */
     const size_t n = (size_t)rows * C, G = (size_t)16 * (C + 256);
     char tag[96];
-    snprintf(tag, sizeof tag, "B=%d T=%d C=%d k=%d", B, T, C, k);
+    snprintf(tag, sizeof tag, "B=%d T=%d C=%d k=%d window %d", B, T, C, k, KW);
 
     std::vector<float> hx(n), hdy0(n), hdy1(n), hpre(n), hw0((size_t)C * k), hw1((size_t)C * k), hb0(C), hb1(C);
     for (size_t i = 0; i < n; i++) hx[i] = urand(), hdy0[i] = urand(), hdy1[i] = urand(), hpre[i] = urand();
@@ -406,6 +409,10 @@ static void run_case(int B, int T, int C, int k)
               g0 = ref_bwd_x(hdy0.data(), hw0.data(), nullptr, B, T, C, k),
               g0acc = ref_bwd_x(hdy0.data(), hw0.data(), hpre.data(), B, T, C, k),
               g01 = add(g0, ref_bwd_x(hdy1.data(), hw1.data(), nullptr, B, T, C, k));
+    /* the forward with a residual (dy1 as the residual input) */
+    std::vector<double> y0res(n);
+    double resmax = 0;
+    for (size_t i = 0; i < n; i++) y0res[i] = y0.v[i] + hdy1[i], resmax = fmax(resmax, fabs((double)hdy1[i]));
     /* bf16 output: against the reference rounded, relative to its max |ref| */
     std::vector<double> g01b(n);
     double g01max = 0;
@@ -425,32 +432,38 @@ static void run_case(int B, int T, int C, int k)
 
         Buf<float> ya(n, G, SENT), yb(n, G, SENT);
         for (size_t i = 0; i < n; i++) ya[i] = NAN;
-        launch(g.blocks, 1, g.threads, [&] { k_conv(ya.p(), in.x.p(), in.w0.p(), in.b0.p(), T, C, k, n); });
+        launch(g.blocks, 1, g.threads, [&] { k_conv<KW>(ya.p(), in.x.p(), in.w0.p(), in.b0.p(), nullptr, T, C, k, n); });
         compare(F_CONV, "y", where, f32(ya), y0.v, y0.scale(), ya.guards_hold(SENT));
+
+        /* with a residual (the pre-conv's): y = dy1 + conv(x) */
+        for (size_t i = 0; i < n; i++) ya[i] = NAN;
+        launch(g.blocks, 1, g.threads,
+               [&] { k_conv<KW>(ya.p(), in.x.p(), in.w0.p(), in.b0.p(), in.dy1.p(), T, C, k, n); });
+        compare(F_CONV, "y + res", where, f32(ya), y0res, y0.scale() + resmax, ya.guards_hold(SENT));
 
         for (size_t i = 0; i < n; i++) ya[i] = yb[i] = NAN;
         launch(g.blocks, 1, g.threads,
-               [&] { k_conv2(ya.p(), yb.p(), in.x.p(), in.w0.p(), in.b0.p(), in.w1.p(), in.b1.p(), T, C, k, n); });
+               [&] { k_conv2<KW>(ya.p(), yb.p(), in.x.p(), in.w0.p(), in.b0.p(), in.w1.p(), in.b1.p(), T, C, k, n); });
         compare(F_CONV2, "y0", where, f32(ya), y0.v, y0.scale(), ya.guards_hold(SENT));
         compare(F_CONV2, "y1", where, f32(yb), y1.v, y1.scale(), yb.guards_hold(SENT));
 
         for (size_t i = 0; i < n; i++) ya[i] = NAN;
-        launch(g.blocks, 1, g.threads, [&] { k_conv_bwd_x(ya.p(), in.dy0.p(), in.w0.p(), T, C, k, n, 0); });
+        launch(g.blocks, 1, g.threads, [&] { k_conv_bwd_x<KW>(ya.p(), in.dy0.p(), in.w0.p(), T, C, k, n, 0); });
         compare(F_BWDX0, "dx", where, f32(ya), g0.v, g0.scale(), ya.guards_hold(SENT));
 
         for (size_t i = 0; i < n; i++) ya[i] = hpre[i];
-        launch(g.blocks, 1, g.threads, [&] { k_conv_bwd_x(ya.p(), in.dy0.p(), in.w0.p(), T, C, k, n, 1); });
+        launch(g.blocks, 1, g.threads, [&] { k_conv_bwd_x<KW>(ya.p(), in.dy0.p(), in.w0.p(), T, C, k, n, 1); });
         compare(F_BWDX1, "dx", where, f32(ya), g0acc.v, g0acc.scale(), ya.guards_hold(SENT));
 
         for (size_t i = 0; i < n; i++) ya[i] = NAN;
         launch(g.blocks, 1, g.threads,
-               [&] { k_conv2_bwd_x<float>(ya.p(), in.dy0.p(), in.dy1.p(), in.w0.p(), in.w1.p(), T, C, k, n); });
+               [&] { k_conv2_bwd_x<KW, float>(ya.p(), in.dy0.p(), in.dy1.p(), in.w0.p(), in.w1.p(), T, C, k, n); });
         compare(F_BWDX2F, "dx", where, f32(ya), g01.v, g01.scale(), ya.guards_hold(SENT));
 
         Buf<__nv_bfloat16> xb(n, G, SENT_BF);
         for (size_t i = 0; i < n; i++) xb[i] = __float2bfloat16(NAN);
         launch(g.blocks, 1, g.threads,
-               [&] { k_conv2_bwd_x<__nv_bfloat16>(xb.p(), in.dy0.p(), in.dy1.p(), in.w0.p(), in.w1.p(), T, C, k, n); });
+               [&] { k_conv2_bwd_x<KW, __nv_bfloat16>(xb.p(), in.dy0.p(), in.dy1.p(), in.w0.p(), in.w1.p(), T, C, k, n); });
         compare(F_BWDX2B, "dx", where, [&](size_t i) { return (double)(float)xb[i]; }, g01b,
                 g01max > 0 ? g01max : 1, xb.guards_hold(SENT_BF));
     }
@@ -477,14 +490,14 @@ static void run_case(int B, int T, int C, int k)
 
         for (size_t i = 0; i < (size_t)C * k; i++) dwa[i] = dw0s[i];
         for (int c = 0; c < C; c++) dba[c] = db0s[c];
-        launch(gx, chunks, nt, [&] { k_conv_bwd_w(dwa.p(), dba.p(), in.dy0.p(), in.x.p(), rows, T, C, k); });
+        launch(gx, chunks, nt, [&] { k_conv_bwd_w<KW>(dwa.p(), dba.p(), in.dy0.p(), in.x.p(), rows, T, C, k); });
         compare(F_BWDW, "dw", where, f32(dwa), rdw0.v, rdw0.scale(), dwa.guards_hold(SENT));
         compare(F_BWDW, "db", where, f32(dba), rdb0.v, rdb0.scale(), dba.guards_hold(SENT));
 
         for (size_t i = 0; i < (size_t)C * k; i++) dwa[i] = dw0s[i], dwb[i] = dw1s[i];
         for (int c = 0; c < C; c++) dba[c] = db0s[c], dbb[c] = db1s[c];
         launch(gx, chunks, nt, [&] {
-            k_conv2_bwd_w(dwa.p(), dba.p(), in.dy0.p(), dwb.p(), dbb.p(), in.dy1.p(), in.x.p(), rows, T, C, k);
+            k_conv2_bwd_w<KW>(dwa.p(), dba.p(), in.dy0.p(), dwb.p(), dbb.p(), in.dy1.p(), in.x.p(), rows, T, C, k);
         });
         compare(F_BWDW2, "dw0", where, f32(dwa), rdw0.v, rdw0.scale(), dwa.guards_hold(SENT));
         compare(F_BWDW2, "db0", where, f32(dba), rdb0.v, rdb0.scale(), dba.guards_hold(SENT));
@@ -504,7 +517,10 @@ int main(void)
     for (int B = 1; B <= 3; B++)
         for (int T : {1, 5, 31, 32, 33, 45, 70, 300})
             for (int C : {1, 3, 64, 130})
-                for (int k : {1, 2, 4, 7, 16}) run_case(B, T, C, k);
+                for (int k : {1, 2, 4, 7, 16}) {
+                    if (k <= 4) run_case<4>(B, T, C, k);   /* the launchers' window for k <= 4 */
+                    run_case<16>(B, T, C, k);               /* and the general one */
+                }
     for (const Family &F : fams)
         printf("%-24s worst rel err %.3g (tol %g), %ld checks, %ld failed\n", F.name, F.worst, F.tol, F.checks,
                F.failed);
