@@ -182,35 +182,52 @@ __global__ void k_rms_fwd(float *out, float *rstd, const float *x, const float *
 }
 
 /* dx (=, or += with accum) = r (g w - x r mean(g w x r)), and dx rounded
- * to dx16 when given (the operand of the GEMMs that read it next); one
- * warp per row, V floats a lane at a time (4 when C % 4 == 0) */
+ * to dx16 when given (the operand of the GEMMs that read it next); warps
+ * walk rows (grid stride), V floats a lane at a time (4 when C % 4 == 0).
+ * With dw (C floats of dynamic shared memory): also dw[c] += sum_rows g x r,
+ * summed per block in shared memory as g and x go by (read once, not again
+ * by a column kernel), one global atomic per column per block. */
 template <int V>
-__global__ void k_rms_bwd_x(float *dx, __nv_bfloat16 *dx16, const float *g, const float *x, const float *w,
-                            const float *rstd, int rows, int C, int accum)
+__global__ void k_rms_bwd_x(float *dx, __nv_bfloat16 *dx16, float *dw, const float *g, const float *x,
+                            const float *w, const float *rstd, int rows, int C, int accum)
 {
-    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
-    if (row >= rows) return;
-    const size_t o = (size_t)row * C;
-    float r = rstd[row], dot = 0.f;
-    for (int c = V * lane; c < C; c += 32 * V) {
-        float gv[V], xv[V], wv[V];
-        ldv<V>(gv, g + o + c); ldv<V>(xv, x + o + c); ldv<V>(wv, w + c);
-#pragma unroll
-        for (int k = 0; k < V; k++) dot += gv[k] * wv[k] * xv[k] * r;
+    extern __shared__ float part[];
+    const int lane = threadIdx.x & 31, nw = blockDim.x / 32;
+    if (dw) {
+        for (int c = threadIdx.x; c < C; c += blockDim.x) part[c] = 0.f;
+        __syncthreads();
     }
-    float m = warp_sum(dot) / C;
-    for (int c = V * lane; c < C; c += 32 * V) {
-        float gv[V], xv[V], wv[V], v[V], d[V];
-        ldv<V>(gv, g + o + c); ldv<V>(xv, x + o + c); ldv<V>(wv, w + c);
-        if (accum) ldv<V>(d, dx + o + c);
+    for (int row = blockIdx.x * nw + threadIdx.x / 32; row < rows; row += gridDim.x * nw) {
+        const size_t o = (size_t)row * C;
+        float r = rstd[row], dot = 0.f;
+        for (int c = V * lane; c < C; c += 32 * V) {
+            float gv[V], xv[V], wv[V];
+            ldv<V>(gv, g + o + c); ldv<V>(xv, x + o + c); ldv<V>(wv, w + c);
 #pragma unroll
-        for (int k = 0; k < V; k++) v[k] = r * (gv[k] * wv[k] - xv[k] * r * m) + (accum ? d[k] : 0.f);
-        stv<V>(dx + o + c, v);
-        if (dx16) stv<V>(dx16 + o + c, v);
+            for (int k = 0; k < V; k++) {
+                dot += gv[k] * wv[k] * xv[k] * r;
+                if (dw) atomicAdd(&part[c + k], gv[k] * xv[k] * r);
+            }
+        }
+        float m = warp_sum(dot) / C;
+        for (int c = V * lane; c < C; c += 32 * V) {
+            float gv[V], xv[V], wv[V], v[V], d[V];
+            ldv<V>(gv, g + o + c); ldv<V>(xv, x + o + c); ldv<V>(wv, w + c);
+            if (accum) ldv<V>(d, dx + o + c);
+#pragma unroll
+            for (int k = 0; k < V; k++) v[k] = r * (gv[k] * wv[k] - xv[k] * r * m) + (accum ? d[k] : 0.f);
+            stv<V>(dx + o + c, v);
+            if (dx16) stv<V>(dx16 + o + c, v);
+        }
+    }
+    if (dw) {
+        __syncthreads();
+        for (int c = threadIdx.x; c < C; c += blockDim.x) atomicAdd(&dw[c], part[c]);
     }
 }
 
 #define COL_CHUNK 256
+#define RMS_BWD_BLOCKS 1024   /* ~8 rows a warp at 65,536 rows; one atomic per column per block */
 /* dw[c] += sum_rows g x r; one thread per column per chunk of rows. */
 __global__ void k_rms_bwd_w(float *dw, const float *g, const float *x, const float *rstd, int rows, int C)
 {
@@ -361,20 +378,32 @@ __global__ void k_xent_fwd(float *losses, float *lse, const TL *logits, const in
     __shared__ float shm[32], shs[32];
     const TL *l = logits + (size_t)blockIdx.x * V;
     float m = -INFINITY, s = 0.f;
-    auto add = [&](float x) {
-        if (x > m) { s = s * expf(m - x) + 1.f; m = x; }
-        else s += expf(x - m);
+    /* n values at once: one rescale per group, no branch per value (this
+     * kernel was bound by instructions, not by its reads) */
+    auto add = [&](const float *x, int n) {
+        float mx = m;
+        for (int k = 0; k < n; k++) mx = fmaxf(mx, x[k]);
+        if (mx == -INFINITY) return;
+        float acc = s * __expf(m - mx);
+        for (int k = 0; k < n; k++) acc += __expf(x[k] - mx);
+        s = acc;
+        m = mx;
     };
     constexpr int VEC = 16 / sizeof(TL);   /* 16-byte loads where rows start 16-byte aligned */
     if (V % VEC == 0) {
         for (int v = threadIdx.x; v < V / VEC; v += blockDim.x) {
             const uint4 q = ((const uint4 *)l)[v];
             const TL *x = (const TL *)&q;
+            float f[VEC];
 #pragma unroll
-            for (int k = 0; k < VEC; k++) add(load_op(&x[k]));
+            for (int k = 0; k < VEC; k++) f[k] = load_op(&x[k]);
+            add(f, VEC);
         }
     } else {
-        for (int v = threadIdx.x; v < V; v += blockDim.x) add(load_op(&l[v]));
+        for (int v = threadIdx.x; v < V; v += blockDim.x) {
+            const float f = load_op(&l[v]);
+            add(&f, 1);
+        }
     }
     for (int o = 16; o > 0; o >>= 1) lse_merge(m, s, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, s, o));
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
@@ -930,9 +959,16 @@ static int rms_bwd(ttt_gpu_model *g, float *dx, float *dw, const float *dout, co
                    const float *rstd, int N, int accum, __nv_bfloat16 *dx16 = NULL)
 {
     const int C = g->cfg.hidden_size;
-    if (C % 4 == 0) k_rms_bwd_x<4><<<(N + 7) / 8, 256, 0, g->s>>>(dx, dx16, dout, x, w, rstd, N, C, accum);
-    else k_rms_bwd_x<1><<<(N + 7) / 8, 256, 0, g->s>>>(dx, dx16, dout, x, w, rstd, N, C, accum);
-    k_rms_bwd_w<<<dim3((C + 127) / 128, (N + COL_CHUNK - 1) / COL_CHUNK), 128, 0, g->s>>>(dw, dout, x, rstd, N, C);
+    /* dw summed on the way when its partial sums fit the default shared memory */
+    const int fuse = (size_t)C * 4 <= 48 * 1024;
+    const unsigned nb = fuse ? RMS_BWD_BLOCKS : (N + 7) / 8;
+    const size_t sm = fuse ? (size_t)C * 4 : 0;
+    float *dwf = fuse ? dw : NULL;
+    if (C % 4 == 0) k_rms_bwd_x<4><<<nb, 256, sm, g->s>>>(dx, dx16, dwf, dout, x, w, rstd, N, C, accum);
+    else k_rms_bwd_x<1><<<nb, 256, sm, g->s>>>(dx, dx16, dwf, dout, x, w, rstd, N, C, accum);
+    if (!fuse)
+        k_rms_bwd_w<<<dim3((C + 127) / 128, (N + COL_CHUNK - 1) / COL_CHUNK), 128, 0, g->s>>>(dw, dout, x, rstd, N,
+                                                                                              C);
     CKL();
     return 0;
 }

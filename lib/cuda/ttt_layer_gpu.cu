@@ -287,38 +287,71 @@ __global__ void k_colsum(float *out, const float *x, int rows, int C)
     atomicAdd(&out[c], a);
 }
 
-/* row LayerNorm over C (eps 1e-6): y = w*zhat + b; one warp per row; y in
- * bf16 where only bf16 GEMMs read it */
-template <typename TY>
+/* row LayerNorm over C (eps 1e-6): y = w*zhat + b; one warp per row, V
+ * floats a lane at a time (4 when C % 4 == 0); y in bf16 where only bf16
+ * GEMMs read it */
+template <int V, typename TY>
 __global__ void k_ln_fwd(TY *y, float *mean, float *rstd, const float *x, const float *w, const float *b, int rows, int C)
 {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
     if (row >= rows) return;
-    const float *xr = x + (size_t)row * C;
-    float s = 0.f;
-    for (int c = lane; c < C; c += 32) s += xr[c];
-    float mu = warp_sum(s) / C, s2 = 0.f;
-    for (int c = lane; c < C; c += 32) { float d = xr[c] - mu; s2 += d * d; }
+    const size_t o = (size_t)row * C;
+    float s = 0.f, s2 = 0.f;
+    for (int c = V * lane; c < C; c += 32 * V) {
+        float xv[V];
+        ldv<V>(xv, x + o + c);
+#pragma unroll
+        for (int k = 0; k < V; k++) s += xv[k];
+    }
+    float mu = warp_sum(s) / C;
+    for (int c = V * lane; c < C; c += 32 * V) {
+        float xv[V];
+        ldv<V>(xv, x + o + c);
+#pragma unroll
+        for (int k = 0; k < V; k++) s2 += (xv[k] - mu) * (xv[k] - mu);
+    }
     float rs = rsqrtf(warp_sum(s2) / C + 1e-6f);
-    for (int c = lane; c < C; c += 32) store_op(&y[(size_t)row * C + c], w[c] * (xr[c] - mu) * rs + b[c]);
+    for (int c = V * lane; c < C; c += 32 * V) {
+        float xv[V], wv[V], bv[V], yv[V];
+        ldv<V>(xv, x + o + c); ldv<V>(wv, w + c); ldv<V>(bv, b + c);
+#pragma unroll
+        for (int k = 0; k < V; k++) yv[k] = wv[k] * (xv[k] - mu) * rs + bv[k];
+        stv<V>(y + o + c, yv);
+    }
     if (lane == 0) { mean[row] = mu; rstd[row] = rs; }
 }
 
+/* dx = the LayerNorm input gradient; one warp per row, V floats a lane at
+ * a time (4 when C % 4 == 0). (Summing dw, db here too, in shared memory
+ * as k_rms_bwd_x does, measured slower than k_ln_bwd_params beside it:
+ * two shared atomics per value.) */
+template <int V>
 __global__ void k_ln_bwd(float *dx, const float *dy, const float *x, const float *mean, const float *rstd,
                          const float *w, int rows, int C)
 {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
     if (row >= rows) return;
-    const float *xr = x + (size_t)row * C, *dr = dy + (size_t)row * C;
+    const size_t o = (size_t)row * C;
     float mu = mean[row], rs = rstd[row], s1 = 0.f, s2 = 0.f;
-    for (int c = lane; c < C; c += 32) {
-        float dz = w[c] * dr[c], zh = (xr[c] - mu) * rs;
-        s1 += dz; s2 += dz * zh;
+    for (int c = V * lane; c < C; c += 32 * V) {
+        float xv[V], dv[V], wv[V];
+        ldv<V>(xv, x + o + c); ldv<V>(dv, dy + o + c); ldv<V>(wv, w + c);
+#pragma unroll
+        for (int k = 0; k < V; k++) {
+            float dz = wv[k] * dv[k], zh = (xv[k] - mu) * rs;
+            s1 += dz; s2 += dz * zh;
+        }
     }
     s1 = warp_sum(s1) / C; s2 = warp_sum(s2) / C;
-    for (int c = lane; c < C; c += 32) {
-        float dz = w[c] * dr[c], zh = (xr[c] - mu) * rs;
-        dx[(size_t)row * C + c] = (dz - s1 - zh * s2) * rs;
+    for (int c = V * lane; c < C; c += 32 * V) {
+        float xv[V], dv[V], wv[V], y[V];
+        ldv<V>(xv, x + o + c); ldv<V>(dv, dy + o + c); ldv<V>(wv, w + c);
+#pragma unroll
+        for (int k = 0; k < V; k++) {
+            float dz = wv[k] * dv[k], zh = (xv[k] - mu) * rs;
+            y[k] = (dz - s1 - zh * s2) * rs;
+        }
+        stv<V>(dx + o + c, y);
     }
 }
 
@@ -461,6 +494,20 @@ static int rope_table(ttt_cuda *g, int D, double theta)
 
 /* ---------------------------------------------------------------- forward */
 
+/* k_ln_fwd with 16-byte accesses when vec (C % 4 == 0), y in bf16 when y16 */
+static int ln_fwd(ttt_cuda *g, int vec, int y16, float *y, float *mean, float *rstd, const float *x, const float *w,
+                  const float *b, int rows, int C)
+{
+    const int nb = (rows + 7) / 8;
+    __nv_bfloat16 *yb = (__nv_bfloat16 *)y;
+    if (vec && y16) k_ln_fwd<4><<<nb, 256, 0, g->s>>>(yb, mean, rstd, x, w, b, rows, C);
+    else if (vec) k_ln_fwd<4><<<nb, 256, 0, g->s>>>(y, mean, rstd, x, w, b, rows, C);
+    else if (y16) k_ln_fwd<1><<<nb, 256, 0, g->s>>>(yb, mean, rstd, x, w, b, rows, C);
+    else k_ln_fwd<1><<<nb, 256, 0, g->s>>>(y, mean, rstd, x, w, b, rows, C);
+    CK(cudaGetLastError());
+    return 0;
+}
+
 extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_config *c, float *out,
                                       float *acts, const float *x, const ttt_cuda_params *p, int B, int T)
 {
@@ -528,12 +575,9 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
     float *Y = acts + L.Y;
     const int b16 = mode == TTT_CUDA_BF16;
     ttt_prof_push(g->s, "post-norm");
-    if (b16 && !c->use_gate)
-        k_ln_fwd<<<(BT + 7) / 8, 256, 0, g->s>>>((__nv_bfloat16 *)Y, acts + L.mean, acts + L.rstd, acts + L.Zin,
-                                                 p->post_norm_w, p->post_norm_b, BT, C);
-    else
-        k_ln_fwd<<<(BT + 7) / 8, 256, 0, g->s>>>(Y, acts + L.mean, acts + L.rstd, acts + L.Zin, p->post_norm_w,
-                                                 p->post_norm_b, BT, C);
+    if (ln_fwd(g, C % 4 == 0, b16 && !c->use_gate, Y, acts + L.mean, acts + L.rstd, acts + L.Zin, p->post_norm_w,
+               p->post_norm_b, BT, C))
+        return -1;
     const float *O = Y;
     if (c->use_gate) {
         ttt_prof_next(g->s, "gate");
@@ -608,8 +652,12 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     ttt_prof_next(g->s, "post-norm");
     k_ln_bwd_params<<<colgrid, 128, 0, g->s>>>(gr->post_norm_w, gr->post_norm_b, dO, acts + L.Zin,
                                                acts + L.mean, acts + L.rstd, BT, C);
-    k_ln_bwd<<<(BT + 7) / 8, 256, 0, g->s>>>(dZin, dO, acts + L.Zin, acts + L.mean, acts + L.rstd,
-                                             p->post_norm_w, BT, C);
+    if (C % 4 == 0)
+        k_ln_bwd<4><<<(BT + 7) / 8, 256, 0, g->s>>>(dZin, dO, acts + L.Zin, acts + L.mean, acts + L.rstd,
+                                                    p->post_norm_w, BT, C);
+    else
+        k_ln_bwd<1><<<(BT + 7) / 8, 256, 0, g->s>>>(dZin, dO, acts + L.Zin, acts + L.mean, acts + L.rstd,
+                                                    p->post_norm_w, BT, C);
     CK(cudaGetLastError());
     ttt_prof_pop(g->s);
     ttt_prof_pop(g->s);
