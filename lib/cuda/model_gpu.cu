@@ -152,6 +152,23 @@ __global__ void k_add(float *y, const float *a, const float *b, size_t n)
     for (; i < n; i += st) y[i] = a[i] + b[i];
 }
 
+/* One row's RMSNorm output, out = w * x * r (and out16 = it rounded, when
+ * given), by the lanes of a warp, V floats a lane at a time. */
+template <int V, typename TO>
+__device__ __forceinline__ void rms_scale_row(TO *out, __nv_bfloat16 *out16, const float *x, const float *w, float r,
+                                              int C, int lane)
+{
+    for (int c = V * lane; c < C; c += 32 * V) {
+        float xv[V], wv[V], y[V];
+        ldv<V>(xv, x + c);
+        ldv<V>(wv, w + c);
+#pragma unroll
+        for (int k = 0; k < V; k++) y[k] = wv[k] * (xv[k] * r);
+        stv<V>(out + c, y);
+        if (out16) stv<V>(out16 + c, y);
+    }
+}
+
 /* RMSNorm, one warp per row: out = w * x * r, r = 1/sqrt(mean(x^2) + eps);
  * also rounded to out16 when given; V floats a lane at a time (4 when C % 4 == 0) */
 template <int V>
@@ -169,15 +186,7 @@ __global__ void k_rms_fwd(float *out, float *rstd, const float *x, const float *
         for (int k = 0; k < V; k++) ss += xv[k] * xv[k];
     }
     float r = rsqrtf(warp_sum(ss) / C + eps);
-    for (int c = V * lane; c < C; c += 32 * V) {
-        float xv[V], wv[V], y[V];
-        ldv<V>(xv, x + o + c);
-        ldv<V>(wv, w + c);
-#pragma unroll
-        for (int k = 0; k < V; k++) y[k] = wv[k] * (xv[k] * r);
-        stv<V>(out + o + c, y);
-        if (out16) stv<V>(out16 + o + c, y);
-    }
+    rms_scale_row<V>(out + o, out16 ? out16 + o : NULL, x + o, w, r, C, lane);
     if (lane == 0) rstd[row] = r;
 }
 
@@ -258,14 +267,7 @@ __global__ void k_add_rms(float *h2, T *fn, float *rstd, const float *h1, const 
         stv<V>(h2 + o + c, a);
     }
     float r = rsqrtf(warp_sum(ss) / C + eps);
-    for (int c = V * lane; c < C; c += 32 * V) {
-        float h[V], wv[V], y[V];
-        ldv<V>(h, h2 + o + c);
-        ldv<V>(wv, w + c);
-#pragma unroll
-        for (int k = 0; k < V; k++) y[k] = wv[k] * (h[k] * r);
-        stv<V>(fn + o + c, y);
-    }
+    rms_scale_row<V>(fn + o, (__nv_bfloat16 *)NULL, h2 + o, w, r, C, lane);
     if (lane == 0) rstd[row] = r;
 }
 
@@ -779,8 +781,9 @@ extern "C" int ttt_gpu_model_zero_grad(ttt_gpu_model *g)
 
 /* ---------------------------------------------------------------- forward */
 
-/* The same with operands that may be of the mode's type already (ready:
- * bf16 in bf16 mode), a ready A with rows lda apart (0: dense). */
+/* Row-major C[M,N] = op(A) op(B) + beta C in the model's precision, with
+ * operands that may be of that type already (ready: bf16 in bf16 mode;
+ * else fp32, rounded first), a ready A with rows lda apart (0: dense). */
 static int gemm_op(ttt_gpu_model *g, int ta, int tb, int M, int N, int K, const void *A, int a_ready, int lda,
                    const void *B, int b_ready, void *C, int c_bf16, float beta)
 {
@@ -961,7 +964,7 @@ static int rms_bwd(ttt_gpu_model *g, float *dx, float *dw, const float *dout, co
     const int C = g->cfg.hidden_size;
     /* dw summed on the way when its partial sums fit the default shared memory */
     const int fuse = (size_t)C * 4 <= 48 * 1024;
-    const unsigned nb = fuse ? RMS_BWD_BLOCKS : (N + 7) / 8;
+    const unsigned rows8 = (N + 7) / 8, nb = fuse && rows8 > RMS_BWD_BLOCKS ? RMS_BWD_BLOCKS : rows8;
     const size_t sm = fuse ? (size_t)C * 4 : 0;
     float *dwf = fuse ? dw : NULL;
     if (C % 4 == 0) k_rms_bwd_x<4><<<nb, 256, sm, g->s>>>(dx, dx16, dwf, dout, x, w, rstd, N, C, accum);

@@ -99,6 +99,24 @@ __device__ __forceinline__ void mma_tile(float *acc, const bf16 *A, int lda, int
     }
 }
 
+/* The mini-batch's -M = -eta (tril(P R^T) + 1), eta_im = tau_i lr_m, as bf16
+ * [16][LS] from P, R [16][K] row-major bf16; warps 0 and 1 make 8 columns
+ * each. S, when given, keeps P R^T (fp32 [16][16]) for the backward. */
+template <int K>
+__device__ __forceinline__ void neg_eta_tile(bf16 *nM, float *S, const bf16 *P, const bf16 *R, int ld,
+                                             const float *taus, const float *lrs, int warp, int lane)
+{
+    const int g = lane >> 2, t = lane & 3;
+    float s[4] = {};
+    mma_tile<K, false, false>(s, P, ld, 0, R, ld, 8 * warp, lane);
+#pragma unroll
+    for (int x = 0; x < 4; x++) {
+        const int i = g + 8 * (x >> 1), m = 8 * warp + 2 * t + (x & 1);
+        if (S) S[i * KB + m] = s[x];
+        nM[i * LS + m] = __float2bfloat16_rn(m <= i ? -taus[i] * lrs[m] * (s[x] + 1.f) : 0.f);
+    }
+}
+
 /* NQ adjacent tiles of one 16-row band: acc[q] at (0, n0 + 8q), A fragments shared */
 template <int K, bool AT, bool BT, int NQ>
 __device__ __forceinline__ void mma_row(float (*acc)[4], const bf16 *A, int lda, const bf16 *B, int ldb, int n0,
@@ -410,15 +428,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
                     *(float2 *)&Hs[row * FF + col] = make_float2(gelu_tr_grad(z0), gelu_tr_grad(z1));
                 }
         }
-        if (warp < 2) {
-            float s[4] = {};
-            mma_tile<D, false, false>(s, Qb, LD, 0, Kb, LD, 8 * warp, lane);
-#pragma unroll
-            for (int x = 0; x < 4; x++) {
-                const int i = g + 8 * (x >> 1), m = 8 * warp + 2 * t + (x & 1);
-                nM1b[i * LS + m] = __float2bfloat16_rn(m <= i ? -taus[i] * lrs[m] * (s[x] + 1.f) : 0.f);
-            }
-        }
+        if (warp < 2) neg_eta_tile<D>(nM1b, NULL, Qb, Kb, LD, taus, lrs, warp, lane);
         __syncthreads();
 
         /* F2: Z2 = X2 W2 + b2 */
@@ -499,15 +509,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
         __syncthreads();
 
         /* F6: -M2 = -eta (tril(Xb2 X2^T) + 1); the new W1 in bf16 (its last reader was F5) */
-        if (warp < 2) {
-            float s[4] = {};
-            mma_tile<F, false, false>(s, Xb2b, LF, 0, X2b, LF, 8 * warp, lane);
-#pragma unroll
-            for (int x = 0; x < 4; x++) {
-                const int i = g + 8 * (x >> 1), m = 8 * warp + 2 * t + (x & 1);
-                nM2b[i * LS + m] = __float2bfloat16_rn(m <= i ? -taus[i] * lrs[m] * (s[x] + 1.f) : 0.f);
-            }
-        }
+        if (warp < 2) neg_eta_tile<F>(nM2b, NULL, Xb2b, X2b, LF, taus, lrs, warp, lane);
 #pragma unroll
         for (int q = 0; q < NS; q++) {
             int m0, n0;
@@ -706,16 +708,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
                         pack2(gelu_f(acc[q][2 * hr] + b1s[col]), gelu_f(acc[q][2 * hr + 1] + b1s[col + 1]));
                 }
         }
-        if (warp < 2) {
-            float s[4] = {};
-            mma_tile<D, false, false>(s, Qb, LD, 0, Kb, LD, 8 * warp, lane);
-#pragma unroll
-            for (int x = 0; x < 4; x++) {
-                const int i = g + 8 * (x >> 1), m = 8 * warp + 2 * t + (x & 1);
-                A1s[i * KB + m] = s[x];
-                nM1b[i * LS + m] = __float2bfloat16_rn(m <= i ? -taus[i] * lrs[m] * (s[x] + 1.f) : 0.f);
-            }
-        }
+        if (warp < 2) neg_eta_tile<D>(nM1b, A1s, Qb, Kb, LD, taus, lrs, warp, lane);
         __syncthreads();
 
         /* F2: Z2 = X2 W2 + b2 */
@@ -822,16 +815,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         __syncthreads();
 
         /* F6: A2, -M2 */
-        if (warp < 2) {
-            float s[4] = {};
-            mma_tile<F, false, false>(s, Xb2b, LF, 0, X2b, LF, 8 * warp, lane);
-#pragma unroll
-            for (int x = 0; x < 4; x++) {
-                const int i = g + 8 * (x >> 1), m = 8 * warp + 2 * t + (x & 1);
-                A2s[i * KB + m] = s[x];
-                nM2b[i * LS + m] = __float2bfloat16_rn(m <= i ? -taus[i] * lrs[m] * (s[x] + 1.f) : 0.f);
-            }
-        }
+        if (warp < 2) neg_eta_tile<F>(nM2b, A2s, Xb2b, X2b, LF, taus, lrs, warp, lane);
         __syncthreads();
 
         /* F7: Zb2 -> S3 */

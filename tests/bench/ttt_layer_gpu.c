@@ -14,7 +14,7 @@
  * makes them once per optimizer step), and bf16 copies of x and dout beside
  * them (the model's norms write those as they make x and dout), so the
  * GEMMs convert nothing; --convert gives it fp32 only (it then rounds every
- * operand itself, before each GEMM).
+ * operand itself, before each GEMM; printed as "bf16-cv").
  * Built by `make bench`; without CUDA or a GPU it prints a skip line, exit 0. */
 #include <stdio.h>
 
