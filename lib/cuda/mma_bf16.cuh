@@ -1,6 +1,6 @@
 /* mma_bf16.cuh - the tensor-core plumbing of the TTT inner kernels in bf16
  * mode (ttt_inner_linear_tc.cu, ttt_inner_mlp_tc.cu): bf16 packing, the
- * mma.sync m16n8k16 wrapper, ldmatrix .trans, the quad/column shuffles of the
+ * mma.sync m16n8k16 wrapper, operand fragments by ldmatrix, the quad/column shuffles of the
  * accumulator layout, and RoPE of a channel pair at a mini-batch row.
  *
  * Fragment layouts of m16n8k16 (g = lane >> 2, t = lane & 3): A row-major
@@ -40,24 +40,88 @@ __device__ __forceinline__ void mma(float *d, const uint32_t *a, const uint32_t 
     mma(d, a[0], a[1], a[2], a[3], b[0], b[1]);
 }
 
-/* ldmatrix .trans: matrix j's 8 row addresses come from lanes 8j..8j+7 (16-byte
- * aligned rows of 8 bf16); the thread receives (row 2t, col g) in the low
- * half and (row 2t+1, col g) in the high half of each matrix. */
-__device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const bf16 *p)
+/* ldmatrix: matrix j's 8 row addresses come from lanes 8j..8j+7 (16-byte
+ * aligned rows of 8 bf16). Plain: the thread receives (row g, cols 2t, 2t+1)
+ * of each matrix; .trans: (rows 2t, 2t+1, col g), low half first. */
+#define TTT_LDSM4(name, suffix)                                                                             \
+    __device__ __forceinline__ void name(uint32_t *r, const bf16 *p)                                       \
+    {                                                                                                      \
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4" suffix ".shared.b16 {%0,%1,%2,%3}, [%4];\n"          \
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])                                      \
+                     : "r"((unsigned)__cvta_generic_to_shared(p))                                          \
+                     : "memory");                                                                          \
+    }
+#define TTT_LDSM2(name, suffix)                                                                             \
+    __device__ __forceinline__ void name(uint32_t *r, const bf16 *p)                                       \
+    {                                                                                                      \
+        asm volatile("ldmatrix.sync.aligned.m8n8.x2" suffix ".shared.b16 {%0,%1}, [%2];\n"                \
+                     : "=r"(r[0]), "=r"(r[1])                                                              \
+                     : "r"((unsigned)__cvta_generic_to_shared(p))                                          \
+                     : "memory");                                                                          \
+    }
+TTT_LDSM4(ldsm_x4, "")
+TTT_LDSM2(ldsm_x2, "")
+TTT_LDSM4(ldsm_x4_t, ".trans")
+TTT_LDSM2(ldsm_x2_t, ".trans")
+#undef TTT_LDSM4
+#undef TTT_LDSM2
+
+/* Operand fragments by ldmatrix (every row 16-byte aligned: leading
+ * dimensions, m0, n0 and k0 multiples of 8 elements).
+ * A fragment of the m16k16 block at (m0, k0) of A(m, k):
+ * AT = false: stored row-major, A(m, k) = A[m*lda + k];
+ * AT = true:  stored transposed, A(m, k) = A[k*lda + m] (.trans: matrices
+ * (m-half, k-half) = (0,0), (1,0), (0,1), (1,1) = a0..a3). */
+template <bool AT>
+__device__ __forceinline__ void load_a(uint32_t *a, const bf16 *A, int lda, int m0, int k0, int lane)
 {
-    const unsigned s = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(s)
-                 : "memory");
+    const int j = lane >> 3, rr = lane & 7;
+    if (AT) ldsm_x4_t(a, A + (k0 + 8 * (j >> 1) + rr) * lda + m0 + 8 * (j & 1));
+    else ldsm_x4(a, A + (m0 + 8 * (j & 1) + rr) * lda + k0 + 8 * (j >> 1));
 }
-__device__ __forceinline__ void ldsm_x2_t(uint32_t *r, const bf16 *p)
+
+/* B fragment of the k16n8 block at (k0, n0) of B(k, n):
+ * BT = false: stored as B^T row-major, B(k, n) = B[n*ldb + k];
+ * BT = true:  stored row-major, B(k, n) = B[k*ldb + n] (.trans).
+ * Lanes 0-7 address the first matrix (k0..), lanes 8-15 the second (k0+8..). */
+template <bool BT>
+__device__ __forceinline__ void load_b(uint32_t *b, const bf16 *B, int ldb, int n0, int k0, int lane)
 {
-    const unsigned s = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
-                 : "=r"(r[0]), "=r"(r[1])
-                 : "r"(s)
-                 : "memory");
+    const int j = (lane >> 3) & 1, rr = lane & 7;
+    if (BT) ldsm_x2_t(b, B + (k0 + 8 * j + rr) * ldb + n0);
+    else ldsm_x2(b, B + (n0 + rr) * ldb + k0 + 8 * j);
+}
+
+/* acc (the m16n8 tile at (m0, n0)) += sum_{k < K} A(m, k) B(k, n) */
+template <int K, bool AT, bool BT>
+__device__ __forceinline__ void mma_tile(float *acc, const bf16 *A, int lda, int m0, const bf16 *B, int ldb, int n0,
+                                         int lane)
+{
+#pragma unroll
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        uint32_t fa[4], fb[2];
+        load_a<AT>(fa, A, lda, m0, k0, lane);
+        load_b<BT>(fb, B, ldb, n0, k0, lane);
+        mma(acc, fa, fb);
+    }
+}
+
+/* NQ adjacent tiles of one 16-row band: acc[q] at (0, n0 + 8q), A fragments shared */
+template <int K, bool AT, bool BT, int NQ>
+__device__ __forceinline__ void mma_row(float (*acc)[4], const bf16 *A, int lda, const bf16 *B, int ldb, int n0,
+                                        int lane)
+{
+#pragma unroll
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        uint32_t fa[4];
+        load_a<AT>(fa, A, lda, 0, k0, lane);
+#pragma unroll
+        for (int q = 0; q < NQ; q++) {
+            uint32_t fb[2];
+            load_b<BT>(fb, B, ldb, n0 + 8 * q, k0, lane);
+            mma(acc[q], fa, fb);
+        }
+    }
 }
 
 /* Sum over the 4 lanes of a quad (t: one accumulator row's columns). */

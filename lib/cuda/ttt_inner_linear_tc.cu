@@ -112,8 +112,7 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
     float *red = lrs + 2 * KB;                           /* [5][NW][16] row partials */
     __nv_bfloat16 *Qb = (__nv_bfloat16 *)(red + 5 * NW * KB);   /* [2][16][BLD] */
     __nv_bfloat16 *Kb = Qb + 2 * KB * BLD;               /* [2][16][BLD] */
-    __nv_bfloat16 *Ktb = Kb + 2 * KB * BLD;              /* [2][D][TLD] K transposed */
-    __nv_bfloat16 *Gt = Ktb + 2 * D * TLD;               /* [NW][16][TLD] G^T of the warp's columns */
+    __nv_bfloat16 *Gt = Kb + 2 * KB * BLD;               /* [NW][16][TLD] G^T of the warp's columns */
     __nv_bfloat16 *eGt = Gt + NW * KB * TLD;             /* [NW][16][TLD] -(diag(e) G)^T */
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
@@ -169,7 +168,7 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
     for (int n = 0; n < nmb; n++) {
         const int t0 = n * KB, r = min(KB, T - t0), buf = n & 1;
         float *qf = Qf + buf * KB * FLD, *tf = Tf + buf * KB * FLD, *lr = lrs + buf * KB;
-        __nv_bfloat16 *qb = Qb + buf * KB * BLD, *kb = Kb + buf * KB * BLD, *ktb = Ktb + buf * D * TLD;
+        __nv_bfloat16 *qb = Qb + buf * KB * BLD, *kb = Kb + buf * KB * BLD;
         /* publish the prefetched tile (rotating q, k when the layer left RoPE to us) */
 #pragma unroll
         for (int u = 0; u < V4; u++) {
@@ -179,14 +178,8 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
             *(float4 *)&qf[i * FLD + c] = pq[u];
             *(float4 *)&tf[i * FLD + c] = make_float4(pv[u].x - pk[u].x, pv[u].y - pk[u].y, pv[u].z - pk[u].z,
                                                       pv[u].w - pk[u].w);
-            *(uint32_t *)&qb[i * BLD + c] = pack2(pq[u].x, pq[u].y);
-            *(uint32_t *)&qb[i * BLD + c + 2] = pack2(pq[u].z, pq[u].w);
-            *(uint32_t *)&kb[i * BLD + c] = pack2(pk[u].x, pk[u].y);
-            *(uint32_t *)&kb[i * BLD + c + 2] = pack2(pk[u].z, pk[u].w);
-            ktb[c * TLD + i] = __float2bfloat16_rn(pk[u].x);
-            ktb[(c + 1) * TLD + i] = __float2bfloat16_rn(pk[u].y);
-            ktb[(c + 2) * TLD + i] = __float2bfloat16_rn(pk[u].z);
-            ktb[(c + 3) * TLD + i] = __float2bfloat16_rn(pk[u].w);
+            *(uint2 *)&qb[i * BLD + c] = make_uint2(pack2(pq[u].x, pq[u].y), pack2(pq[u].z, pq[u].w));
+            *(uint2 *)&kb[i * BLD + c] = make_uint2(pack2(pk[u].x, pk[u].y), pack2(pk[u].z, pk[u].w));
         }
         if (tid < KB) lr[tid] = plr;
         /* the start state of this mini-batch, for the backward */
@@ -298,14 +291,16 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
         for (int u = 0; u < 2; u++) mma(Y[u], ca[0], ca[1], ca[2], ca[3], ld32(&gt[(8 * u + g) * TLD + 2 * t]),
                                         ld32(&gt[(8 * u + g) * TLD + 2 * t + 8]));
 
-        /* W^T += -(e G)^T K, b -= e^T G */
+        /* W^T += -(e G)^T K (K row-major: ldmatrix .trans), b -= e^T G */
         {
             const uint32_t a0 = ld32(&egt[g * TLD + 2 * t]), a1 = ld32(&egt[(g + 8) * TLD + 2 * t]);
             const uint32_t a2 = ld32(&egt[g * TLD + 2 * t + 8]), a3 = ld32(&egt[(g + 8) * TLD + 2 * t + 8]);
 #pragma unroll
-            for (int it = 0; it < NI; it++)
-                mma(Wt[it], a0, a1, a2, a3, ld32(&ktb[(8 * it + g) * TLD + 2 * t]),
-                    ld32(&ktb[(8 * it + g) * TLD + 2 * t + 8]));
+            for (int it = 0; it < NI; it++) {
+                uint32_t kf[2];
+                load_b<true>(kf, kb, BLD, 8 * it, 0, lane);
+                mma(Wt[it], a0, a1, a2, a3, kf[0], kf[1]);
+            }
 #pragma unroll
             for (int x = 0; x < 4; x++) bias[x] -= db[x];
         }
@@ -349,25 +344,11 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
 /* backward (spec 8.3) on tensor cores                                        */
 /* ------------------------------------------------------------------------ */
 
-/* acc (m16n8) += A Bt^T over k in [0, K): A [16][K] and Bt [8][K] row-major
- * bf16 (so Bt holds B transposed: an operand whose contraction index is
- * contiguous). acc[0..1] = (row g, cols 2t, 2t+1), acc[2..3] = row g+8. */
-template <int K>
-__device__ __forceinline__ void mma_nt(float *acc, const __nv_bfloat16 *A, int lda, const __nv_bfloat16 *Bt, int ldb,
-                                       int g, int t)
-{
-#pragma unroll
-    for (int k0 = 0; k0 < K; k0 += 16) {
-        const __nv_bfloat16 *a = A + g * lda + k0 + 2 * t, *b = Bt + g * ldb + k0 + 2 * t;
-        mma(acc, ld32(a), ld32(a + 8 * lda), ld32(a + 8), ld32(a + 8 * lda + 8), ld32(b), ld32(b + 8));
-    }
-}
-
 /* The backward walks the mini-batches in reverse like inner_bwd (same
  * phases, same shared fp32 tiles for the LayerNorm-type row phases, which
  * are the helpers of ttt_inner_rows.cuh), but every product runs on mma
- * from bf16 copies kept in both orientations (X row-major for an A operand,
- * X^T row-major for a B operand), each warp owning 8 output columns; the
+ * from row-major bf16 tiles (ldmatrix, .trans where a product needs the
+ * transpose: no transposed copies), each warp owning 8 output columns; the
  * carried dS' = dW' lives in fp32 accumulator tiles (D/16 per warp). */
 template <int D, int SPLIT>
 __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
@@ -376,8 +357,8 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
      * different product of a phase, and one row per warp in the row phases */
     constexpr int NH = D / 8, NW = NH * SPLIT, NT = 32 * NW, TLD = D + 4, CPL = (D + 31) / 32;
     constexpr int TS = KB * TLD, SS = KB * 17;
-    constexpr int RB = D + 8;           /* bf16 row-major [16][D] and [D][D] */
-    constexpr int TB = KB + 8;          /* bf16 transposed [D][16] and [16][16] */
+    constexpr int RB = D + 8;           /* bf16 row stride of [16][D] and [D][D] */
+    constexpr int TB = KB + 8;          /* bf16 row stride of [16][16] */
     constexpr int NTL = D / 8;          /* n8 tiles across D */
     constexpr int NTILE = (D / 16) * NTL, TPW = (NTILE + NW - 1) / NW;   /* dW' tiles, per warp */
     extern __shared__ __align__(16) unsigned char smraw[];
@@ -394,15 +375,11 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
     float *dlrp = Es + SS, *dtaup = dlrp + KB;   /* [16], [2][16] d lr / d tau partials */
     float *lrs = dtaup + 2 * KB, *taus = lrs + KB, *sigs = taus + KB, *mrow = sigs + KB, *detaL = mrow + KB;
     float *red = detaL + KB;            /* [2*D] */
-    __nv_bfloat16 *Wb = (__nv_bfloat16 *)(red + 2 * D);   /* [D][RB] W (i, j) */
-    __nv_bfloat16 *WTb = Wb + D * RB;                     /* [D][RB] W^T */
-    __nv_bfloat16 *dWb = WTb + D * RB, *dWTb = dWb + D * RB;   /* dW', dW'^T */
-    __nv_bfloat16 *Qb = dWTb + D * RB, *Kb = Qb + KB * RB;     /* [16][RB] */
-    __nv_bfloat16 *Gb = Kb + KB * RB, *dZbb = Gb + KB * RB, *dZrb = dZbb + KB * RB;
-    __nv_bfloat16 *QTb = dZrb + KB * RB, *KTb = QTb + D * TB;  /* [D][TB] */
-    __nv_bfloat16 *GTb = KTb + D * TB, *dZbT = GTb + D * TB, *dZT = dZbT + D * TB;
-    __nv_bfloat16 *Cb = dZT + D * TB, *CTb = Cb + KB * TB;     /* [16][TB] */
-    __nv_bfloat16 *dAb = CTb + KB * TB, *dATb = dAb + KB * TB;
+    bf16 *Wb = (bf16 *)(red + 2 * D);   /* [D][RB] W (i, j) */
+    bf16 *dWb = Wb + D * RB;            /* [D][RB] dW' */
+    bf16 *Qb = dWb + D * RB, *Kb = Qb + KB * RB;   /* [16][RB] */
+    bf16 *Gb = Kb + KB * RB, *dZbb = Gb + KB * RB, *dZrb = dZbb + KB * RB;
+    bf16 *Cb = dZrb + KB * RB, *dAb = Cb + KB * TB;   /* [16][TB] */
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
@@ -417,7 +394,7 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
     float dW[TPW][4];                   /* dW' tiles x = warp + NW q (< NTILE): rows 16(x / NTL), cols 8(x % NTL) */
 #pragma unroll
     for (int q = 0; q < TPW; q++) dW[q][0] = dW[q][1] = dW[q][2] = dW[q][3] = 0.f;
-    for (int x = tid; x < D * RB; x += NT) { dWb[x] = __float2bfloat16_rn(0.f); dWTb[x] = __float2bfloat16_rn(0.f); }
+    for (int x = tid; x < D * RB; x += NT) dWb[x] = __float2bfloat16_rn(0.f);
     for (int x = tid; x < D; x += NT) dbs[x] = 0.f;
     float g_r[CPL], be_r[CPL], dg_acc[CPL], db_acc[CPL];
 #pragma unroll
@@ -429,11 +406,12 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
     }
     float dtau_acc = 0.f;
 
-    /* register prefetch: one float4 of q, k, v, dO per thread of the first 4D, the state W over all */
+    /* register prefetch: one float4 of q, k, v, dO per thread of the first 4D, the state W over all,
+     * b by the first D */
     constexpr int WV = (D * D / 4 + NT - 1) / NT;
     const bool tl_thread = tid < 4 * D;
     float4 pq, pk, pv, pd, pw[WV];
-    float plr = 0.f;
+    float plr = 0.f, pb = 0.f;
     auto prefetch = [&](int n) {
         const int t0 = n * KB, r = min(KB, T - t0), x = tid * 4, i = x / D, c = x % D;
         const size_t gi = ((size_t)b * T + t0 + i) * C + h * D + c;
@@ -445,6 +423,7 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
         pd = in ? *(const float4 *)&a.dZ[gi] : z;
         if (tid < KB) plr = tid < r ? a.lr[((size_t)b * T + t0 + tid) * a.H + h] : 0.f;
         const float *stn = st + (size_t)n * (D * D + D);
+        if (tid < D) pb = stn[D * D + tid];
 #pragma unroll
         for (int u = 0; u < WV; u++)
             if (tid + u * NT < D * D / 4) pw[u] = *(const float4 *)&stn[(tid + u * NT) * 4];
@@ -462,30 +441,16 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
             *(float4 *)&Ks[i * TLD + c] = pk;
             *(float4 *)&Vs[i * TLD + c] = pv;
             *(float4 *)&dOs[i * TLD + c] = pd;
-            *(uint32_t *)&Qb[i * RB + c] = pack2(pq.x, pq.y);
-            *(uint32_t *)&Qb[i * RB + c + 2] = pack2(pq.z, pq.w);
-            *(uint32_t *)&Kb[i * RB + c] = pack2(pk.x, pk.y);
-            *(uint32_t *)&Kb[i * RB + c + 2] = pack2(pk.z, pk.w);
-            const float qv[4] = {pq.x, pq.y, pq.z, pq.w}, kv[4] = {pk.x, pk.y, pk.z, pk.w};
-#pragma unroll
-            for (int v = 0; v < 4; v++) {
-                QTb[(c + v) * TB + i] = __float2bfloat16_rn(qv[v]);
-                KTb[(c + v) * TB + i] = __float2bfloat16_rn(kv[v]);
-            }
+            *(uint2 *)&Qb[i * RB + c] = make_uint2(pack2(pq.x, pq.y), pack2(pq.z, pq.w));
+            *(uint2 *)&Kb[i * RB + c] = make_uint2(pack2(pk.x, pk.y), pack2(pk.z, pk.w));
         }
-        {
 #pragma unroll
-            for (int u = 0; u < WV; u++) {
-                if (tid + u * NT >= D * D / 4) break;
-                const int y = (tid + u * NT) * 4, wi = y / D, wj = y % D;
-                const float wv[4] = {pw[u].x, pw[u].y, pw[u].z, pw[u].w};
-                *(uint32_t *)&Wb[wi * RB + wj] = pack2(wv[0], wv[1]);
-                *(uint32_t *)&Wb[wi * RB + wj + 2] = pack2(wv[2], wv[3]);
-#pragma unroll
-                for (int v = 0; v < 4; v++) WTb[(wj + v) * RB + wi] = __float2bfloat16_rn(wv[v]);
-            }
+        for (int u = 0; u < WV; u++) {
+            if (tid + u * NT >= D * D / 4) break;
+            const int y = (tid + u * NT) * 4, wi = y / D, wj = y % D;
+            *(uint2 *)&Wb[wi * RB + wj] = make_uint2(pack2(pw[u].x, pw[u].y), pack2(pw[u].z, pw[u].w));
         }
-        for (int x = tid; x < D; x += NT) bs[x] = st[(size_t)n * (D * D + D) + D * D + x];
+        if (tid < D) bs[tid] = pb;
         if (tid < KB) {
             lrs[tid] = plr;
             taus[tid] = tau_of(a.token_idx, tid);
@@ -497,8 +462,8 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
         /* P1: Z = K W + b, Y = Q W + b, M = K dW' + db' (columns n0..n0+7); A = Q K^T */
         if (h0) {
             float z[4] = {}, y[4] = {};
-            mma_nt<D>(z, Kb, RB, WTb + n0 * RB, RB, g, t);
-            mma_nt<D>(y, Qb, RB, WTb + n0 * RB, RB, g, t);
+            mma_tile<D, false, true>(z, Kb, RB, 0, Wb, RB, n0, lane);
+            mma_tile<D, false, true>(y, Qb, RB, 0, Wb, RB, n0, lane);
 #pragma unroll
             for (int x = 0; x < 4; x++) {
                 const int i = g + 8 * (x >> 1), j = n0 + 2 * t + (x & 1);
@@ -508,7 +473,7 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
         }
         if (h1) {
             float m[4] = {};
-            mma_nt<D>(m, Kb, RB, dWTb + n0 * RB, RB, g, t);
+            mma_tile<D, false, true>(m, Kb, RB, 0, dWb, RB, n0, lane);
 #pragma unroll
             for (int x = 0; x < 4; x++) {
                 const int i = g + 8 * (x >> 1), j = n0 + 2 * t + (x & 1);
@@ -517,16 +482,18 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
         }
         if (aw == 0 || aw == 1) {
             float s[4] = {};
-            mma_nt<D>(s, Qb, RB, Kb + 8 * aw * RB, RB, g, t);
+            mma_tile<D, false, false>(s, Qb, RB, 0, Kb, RB, 8 * aw, lane);
+            float c[4];
 #pragma unroll
             for (int x = 0; x < 4; x++) {
                 const int i = g + 8 * (x >> 1), m = 8 * aw + 2 * t + (x & 1);
-                const float A = m <= i ? s[x] : 0.f, e = m <= i ? taus[i] * lrs[m] : 0.f, c = e * (A + 1.f);
+                const float A = m <= i ? s[x] : 0.f, e = m <= i ? taus[i] * lrs[m] : 0.f;
+                c[x] = e * (A + 1.f);
                 As[i * 17 + m] = A;
                 Es[i * 17 + m] = e;
-                Cb[i * TB + m] = __float2bfloat16_rn(c);
-                CTb[m * TB + i] = __float2bfloat16_rn(c);
             }
+            *(uint32_t *)&Cb[g * TB + 8 * aw + 2 * t] = pack2(c[0], c[1]);
+            *(uint32_t *)&Cb[(g + 8) * TB + 8 * aw + 2 * t] = pack2(c[2], c[3]);
         }
         __syncthreads();
 
@@ -546,7 +513,6 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
                     GYs[i * TLD + c] = gy[u];
                     Gs[i * TLD + c] = G[u];
                     Gb[i * RB + c] = __float2bfloat16_rn(G[u]);
-                    GTb[c * TB + i] = __float2bfloat16_rn(G[u]);
                 }
             }
             if (lane == 0) { sigs[i] = sig; mrow[i] = mgz; }
@@ -556,7 +522,7 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
         /* P3: zbar = Y - C G */
         if (h0) {
             float cg[4] = {};
-            mma_nt<KB>(cg, Cb, TB, GTb + n0 * TB, TB, g, t);
+            mma_tile<KB, false, true>(cg, Cb, TB, 0, Gb, RB, n0, lane);
 #pragma unroll
             for (int x = 0; x < 4; x++) Ys[(g + 8 * (x >> 1)) * TLD + n0 + 2 * t + (x & 1)] -= cg[x];
         }
@@ -575,11 +541,7 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
 #pragma unroll
             for (int u = 0; u < CPL; u++) {
                 int c = lane + 32 * u;
-                if (c < D) {
-                    const __nv_bfloat16 v = __float2bfloat16_rn(dZb[i * TLD + c]);
-                    dZbb[i * RB + c] = v;
-                    dZbT[c * TB + i] = v;
-                }
+                if (c < D) dZbb[i * RB + c] = __float2bfloat16_rn(dZb[i * TLD + c]);
             }
         }
         __syncthreads();
@@ -587,16 +549,17 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
         /* P5: dP = dzbar G^T -> d eta, dA; dK_upd = -diag(e) G dW'^T; dG = -C^T dzbar - diag(e) M */
         if (aw == 0 || aw == 1) {
             float p[4] = {};
-            mma_nt<D>(p, dZbb, RB, Gb + 8 * aw * RB, RB, g, t);
+            mma_tile<D, false, false>(p, dZbb, RB, 0, Gb, RB, 8 * aw, lane);
+            float da[4];
 #pragma unroll
             for (int x = 0; x < 4; x++) {
                 const int i = g + 8 * (x >> 1), m = 8 * aw + 2 * t + (x & 1);
                 const float pp = -p[x];
-                const float de = m <= i ? pp * (As[i * 17 + m] + 1.f) : 0.f, da = m <= i ? pp * Es[i * 17 + m] : 0.f;
-                p[x] = de;
-                dAb[i * TB + m] = __float2bfloat16_rn(da);
-                dATb[m * TB + i] = __float2bfloat16_rn(da);
+                p[x] = m <= i ? pp * (As[i * 17 + m] + 1.f) : 0.f;
+                da[x] = m <= i ? pp * Es[i * 17 + m] : 0.f;
             }
+            *(uint32_t *)&dAb[g * TB + 8 * aw + 2 * t] = pack2(da[0], da[1]);
+            *(uint32_t *)&dAb[(g + 8) * TB + 8 * aw + 2 * t] = pack2(da[2], da[3]);
             /* d lr_m = sum_i deta_im tau_i (column sums), d tau_i = sum_m deta_im lr_m (row sums;
              * this warp's 8 columns): shuffles instead of a serial loop at the end */
             const float ta = taus[g], tb = taus[g + 8];
@@ -608,7 +571,7 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
         }
         if (h0) {
             float dk[4] = {};
-            mma_nt<D>(dk, Gb, RB, dWb + n0 * RB, RB, g, t);
+            mma_tile<D, false, false>(dk, Gb, RB, 0, dWb, RB, n0, lane);
 #pragma unroll
             for (int x = 0; x < 4; x++) {
                 const int i = g + 8 * (x >> 1), j = n0 + 2 * t + (x & 1);
@@ -617,7 +580,7 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
         }
         if (h1) {
             float dg[4] = {};
-            mma_nt<KB>(dg, CTb, TB, dZbT + n0 * TB, TB, g, t);
+            mma_tile<KB, true, true>(dg, Cb, TB, 0, dZbb, RB, n0, lane);
 #pragma unroll
             for (int x = 0; x < 4; x++) {
                 const int i = g + 8 * (x >> 1), j = n0 + 2 * t + (x & 1);
@@ -630,8 +593,8 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
          * LNl2grad backward rows -> dZ, dT, d eta of the last row */
         if (h0) {
             float dq[4] = {};
-            mma_nt<D>(dq, dZbb, RB, Wb + n0 * RB, RB, g, t);
-            mma_nt<KB>(dq, dAb, TB, KTb + n0 * TB, TB, g, t);
+            mma_tile<D, false, false>(dq, dZbb, RB, 0, Wb, RB, n0, lane);
+            mma_tile<KB, false, true>(dq, dAb, TB, 0, Kb, RB, n0, lane);
 #pragma unroll
             for (int x = 0; x < 4; x++) {
                 const int i = g + 8 * (x >> 1), j = n0 + 2 * t + (x & 1);
@@ -642,7 +605,7 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
             /* dKs's columns n0.. were written in P5 by the other half's warp of the same
              * columns: the barrier after P5 orders that write before this update */
             float dk[4] = {};
-            mma_nt<KB>(dk, dATb, TB, QTb + n0 * TB, TB, g, t);
+            mma_tile<KB, true, true>(dk, dAb, TB, 0, Qb, RB, n0, lane);
 #pragma unroll
             for (int x = 0; x < 4; x++) {
                 const int i = g + 8 * (x >> 1), j = n0 + 2 * t + (x & 1);
@@ -663,9 +626,7 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
                 if (c < D) {
                     dZs[i * TLD + c] = dz[u];
                     dTs[i * TLD + c] = dt[u];
-                    const __nv_bfloat16 v = __float2bfloat16_rn(dz[u]);
-                    dZrb[i * RB + c] = v;
-                    dZT[c * TB + i] = v;
+                    dZrb[i * RB + c] = __float2bfloat16_rn(dz[u]);
                 }
             }
         }
@@ -674,7 +635,7 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
         /* P7: dK += -dT + dZ W^T and the outputs; dW' += Q^T dzbar + K^T dZ; db'; dlr, dtau */
         if (h0) {
             float dk[4] = {};
-            mma_nt<D>(dk, dZrb, RB, Wb + n0 * RB, RB, g, t);
+            mma_tile<D, false, false>(dk, dZrb, RB, 0, Wb, RB, n0, lane);
 #pragma unroll
             for (int hr = 0; hr < 2; hr++) {
                 const int i = g + 8 * hr, j = n0 + 2 * t;
@@ -698,15 +659,11 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
         for (int q = 0; q < TPW; q++) {
             const int x = warp + NW * q, m0 = 16 * (x / NTL), c0 = 8 * (x % NTL);
             if (x >= NTILE) break;
-            mma_nt<KB>(dW[q], QTb + m0 * TB, TB, dZbT + c0 * TB, TB, g, t);
-            mma_nt<KB>(dW[q], KTb + m0 * TB, TB, dZT + c0 * TB, TB, g, t);
+            mma_tile<KB, true, true>(dW[q], Qb, RB, m0, dZbb, RB, c0, lane);
+            mma_tile<KB, true, true>(dW[q], Kb, RB, m0, dZrb, RB, c0, lane);
 #pragma unroll
-            for (int hr = 0; hr < 2; hr++) {
-                const int i = m0 + g + 8 * hr, j = c0 + 2 * t;
-                *(uint32_t *)&dWb[i * RB + j] = pack2(dW[q][2 * hr], dW[q][2 * hr + 1]);
-                dWTb[j * RB + i] = __float2bfloat16_rn(dW[q][2 * hr]);
-                dWTb[(j + 1) * RB + i] = __float2bfloat16_rn(dW[q][2 * hr + 1]);
-            }
+            for (int hr = 0; hr < 2; hr++)
+                *(uint32_t *)&dWb[(m0 + g + 8 * hr) * RB + c0 + 2 * t] = pack2(dW[q][2 * hr], dW[q][2 * hr + 1]);
         }
         for (int j = tid; j < D; j += NT) {
             float sb = 0.f;
@@ -742,13 +699,13 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
 template <int D> constexpr size_t tc_bwd_smem()
 {
     return sizeof(float) * (2 * D + 14 * KB * (D + 4) + 2 * KB * 17 + 3 * KB + 5 * KB + 2 * D) +
-           2 * (4 * D * (D + 8) + 5 * KB * (D + 8) + 5 * D * (KB + 8) + 4 * KB * (KB + 8));
+           2 * (2 * D * (D + 8) + 5 * KB * (D + 8) + 2 * KB * (KB + 8));
 }
 
 template <int D> constexpr size_t tc_smem()
 {
     return sizeof(float) * (2 * 2 * KB * (D + 4) + 2 * KB + 5 * (D / 16) * KB) +
-           2 * (2 * 2 * KB * (D + 8) + 2 * D * (KB + 8) + 2 * (D / 16) * KB * (KB + 8));
+           2 * (2 * 2 * KB * (D + 8) + 2 * (D / 16) * KB * (KB + 8));
 }
 
 template <int D> cudaError_t launch(const ttt_inner_args *a, cudaStream_t s)

@@ -48,56 +48,7 @@
 namespace {
 
 
-/* ---- activation functions: gelu.cuh; mma plumbing (pack2, ld32, mma, ldsm_x*_t): mma_bf16.cuh ---- */
-
-/* A fragment of the m16k16 block at (m0, k0) of A(m, k):
- * AT = false: stored row-major, A(m, k) = A[m*lda + k] (plain 32-bit loads);
- * AT = true:  stored transposed, A(m, k) = A[k*lda + m] (ldmatrix.x4.trans:
- * matrices (m-half, k-half) = (0,0), (1,0), (0,1), (1,1) = a0..a3). */
-template <bool AT>
-__device__ __forceinline__ void load_a(uint32_t *a, const bf16 *A, int lda, int m0, int k0, int lane)
-{
-    if (AT) {
-        const int j = lane >> 3, rr = lane & 7;
-        ldsm_x4_t(a, A + (k0 + 8 * (j >> 1) + rr) * lda + m0 + 8 * (j & 1));
-    } else {
-        const bf16 *p = A + (m0 + (lane >> 2)) * lda + k0 + 2 * (lane & 3);
-        a[0] = ld32(p);
-        a[1] = ld32(p + 8 * lda);
-        a[2] = ld32(p + 8);
-        a[3] = ld32(p + 8 * lda + 8);
-    }
-}
-
-/* B fragment of the k16n8 block at (k0, n0) of B(k, n):
- * BT = false: stored as B^T row-major, B(k, n) = B[n*ldb + k] (32-bit loads);
- * BT = true:  stored row-major, B(k, n) = B[k*ldb + n] (ldmatrix.x2.trans:
- * lanes 0-7 give rows k0.., lanes 8-15 rows k0+8..). */
-template <bool BT>
-__device__ __forceinline__ void load_b(uint32_t *b, const bf16 *B, int ldb, int n0, int k0, int lane)
-{
-    if (BT) {
-        ldsm_x2_t(b, B + (k0 + 8 * ((lane >> 3) & 1) + (lane & 7)) * ldb + n0);
-    } else {
-        const bf16 *p = B + (n0 + (lane >> 2)) * ldb + k0 + 2 * (lane & 3);
-        b[0] = ld32(p);
-        b[1] = ld32(p + 8);
-    }
-}
-
-/* acc (the m16n8 tile at (m0, n0)) += sum_{k < K} A(m, k) B(k, n) */
-template <int K, bool AT, bool BT>
-__device__ __forceinline__ void mma_tile(float *acc, const bf16 *A, int lda, int m0, const bf16 *B, int ldb, int n0,
-                                         int lane)
-{
-#pragma unroll
-    for (int k0 = 0; k0 < K; k0 += 16) {
-        uint32_t fa[4], fb[2];
-        load_a<AT>(fa, A, lda, m0, k0, lane);
-        load_b<BT>(fb, B, ldb, n0, k0, lane);
-        mma(acc, fa, fb);
-    }
-}
+/* ---- activation functions: gelu.cuh; mma plumbing (pack2, mma, load_a/load_b, mma_tile, mma_row): mma_bf16.cuh ---- */
 
 /* The mini-batch's -M = -eta (tril(P R^T) + 1), eta_im = tau_i lr_m, as bf16
  * [16][LS] from P, R [16][K] row-major bf16; warps 0 and 1 make 8 columns
@@ -114,24 +65,6 @@ __device__ __forceinline__ void neg_eta_tile(bf16 *nM, float *S, const bf16 *P, 
         const int i = g + 8 * (x >> 1), m = 8 * warp + 2 * t + (x & 1);
         if (S) S[i * KB + m] = s[x];
         nM[i * LS + m] = __float2bfloat16_rn(m <= i ? -taus[i] * lrs[m] * (s[x] + 1.f) : 0.f);
-    }
-}
-
-/* NQ adjacent tiles of one 16-row band: acc[q] at (0, n0 + 8q), A fragments shared */
-template <int K, bool AT, bool BT, int NQ>
-__device__ __forceinline__ void mma_row(float (*acc)[4], const bf16 *A, int lda, const bf16 *B, int ldb, int n0,
-                                        int lane)
-{
-#pragma unroll
-    for (int k0 = 0; k0 < K; k0 += 16) {
-        uint32_t fa[4];
-        load_a<AT>(fa, A, lda, 0, k0, lane);
-#pragma unroll
-        for (int q = 0; q < NQ; q++) {
-            uint32_t fb[2];
-            load_b<BT>(fb, B, ldb, n0 + 8 * q, k0, lane);
-            mma(acc[q], fa, fb);
-        }
     }
 }
 

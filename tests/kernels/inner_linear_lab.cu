@@ -10,7 +10,8 @@
  * Build and run (not part of `make`; needs a GPU):
  *   nvcc -O3 -arch=sm_90 -std=c++17 -Ilib tests/kernels/inner_linear_lab.cu \
  *        lib/cuda/ttt_inner_linear.cu lib/cuda/ttt_inner_linear_tc.cu -o build/inner_linear_lab
- *   ./build/inner_linear_lab [B*H] [T]          (default 96 blocks, T = 2048)
+ *   ./build/inner_linear_lab [B*H] [T] [bench]  (default 96 blocks, T = 2048;
+ *                                                bench: only the timed D=64 run) 
  */
 #include <cuda_runtime.h>
 #include <math.h>
@@ -227,8 +228,12 @@ int main(int argc, char **argv)
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) { printf("inner_linear_lab: skipped: no GPU\n"); return 0; }
     int BH = argc > 1 ? atoi(argv[1]) : 96, T = argc > 2 ? atoi(argv[2]) : 2048;
-    if (BH < 1 || T < 1) { fprintf(stderr, "usage: inner_linear_lab [B*H] [T]\n"); return 2; }
+    if (BH < 1 || T < 1) { fprintf(stderr, "usage: inner_linear_lab [B*H] [T] [bench]\n"); return 2; }
     int fails = 0;
+    if (argc > 3 && !strcmp(argv[3], "bench")) {
+        fails = run(64, BH, T, 1);
+        return fails ? 1 : 0;
+    }
     fails += run(16, 8, 45, 0);      /* refvector-like: partial last mini-batch */
     fails += run(32, 24, 200, 0);
     fails += run(96, 32, 1000, 0);
