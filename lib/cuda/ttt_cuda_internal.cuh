@@ -84,7 +84,10 @@ struct ttt_inner_args {
     const float *W0, *b0;           /* [H,D,F], [H,F] (W1, b1; F = D for TTT-Linear) */
     float *Z;                       /* [B,T,C] out: q + LN(zbar) */
     float *states;                  /* [B*H, nmb+1, P]: the state at each mini-batch start + final;
-                                       P = D*D+D (W,b) or 2DF+F+D (W1,b1,W2,b2) for TTT-MLP */
+                                       P = D*D+D (W,b) or 2DF+F+D (W1,b1,W2,b2) for TTT-MLP;
+                                       TTT-Linear on tensor cores: W as bf16 [D][D] in the
+                                       first D*D/2 floats (its backward reads W only as bf16
+                                       operands), b fp32 at D*D */
     /* backward */
     const float *dZ;                /* [B,T,C] upstream gradient of Z */
     float *dXQ, *dXK, *dXV;         /* [B,T,C] (=) */

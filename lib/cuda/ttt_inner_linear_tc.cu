@@ -1,4 +1,4 @@
-/* ttt_inner_linear_tc.cu - the TTT-Linear inner-loop forward on tensor cores
+/* ttt_inner_linear_tc.cu - the TTT-Linear inner loop on tensor cores
  * (bf16 mode): the same dual form per mini-batch of 16 as inner_fwd in
  * ttt_inner_linear.cu, with every product on mma.sync m16n8k16 (bf16
  * operands, fp32 accumulation) and the fast weight state fp32 throughout.
@@ -14,11 +14,12 @@
  *   G = LNl2grad(Z, V - K)                        (row stats across warps)
  *   zbar = Y + C G;  out = q + LN(zbar)           (row stats across warps)
  *   W^T += -(diag(e) G)^T K, b -= e^T G,  e = eta of the last row
- * Only the LayerNorm row statistics cross warps (shared memory, 5 barriers
- * per mini-batch, plus one to publish the tile); the tiles are double-buffered so one barrier publishes
- * the next tile. The start state of every mini-batch (and the final state)
- * goes to a.states as fp32 W [D][D], b [D], the layout the fp32 backward in
- * ttt_inner_linear.cu recomputes from.
+ * Only the LayerNorm row statistics cross warps (shared memory, 3 barriers
+ * per mini-batch: sum and sum of squares travel together, plus one to
+ * publish the tile; the tiles are double-buffered so one barrier publishes
+ * the next tile). The start state of every mini-batch (and the final state)
+ * goes to a.states as W [D][D] in bf16 and b [D] in fp32 (store_state), which
+ * the tensor-core backward below recomputes from.
  *
  * bf16 operands bound the agreement with the fp32 kernel to ~1e-2 relative;
  * the fp32 mode (and the reference checks) keep using inner_fwd.
@@ -42,23 +43,9 @@ __device__ __forceinline__ float4 rope4(const float *tab, int i, int c, float4 v
     return make_float4(a.x, a.y, b.x, b.y);
 }
 
-/* Row sums of the whole D-row for the thread's rows g and g+8: quad sums,
- * then the NW warps' partials through red[NW][16] and one barrier. */
-template <int NW>
-__device__ __forceinline__ void rows_sum(float *red, int warp, int g, int t, float s0, float s1, float *r0, float *r1)
-{
-    s0 = quad_sum(s0);
-    s1 = quad_sum(s1);
-    if (t == 0) { red[warp * KB + g] = s0; red[warp * KB + g + 8] = s1; }
-    __syncthreads();
-    float a = 0.f, c = 0.f;
-#pragma unroll
-    for (int w = 0; w < NW; w++) { a += red[w * KB + g]; c += red[w * KB + g + 8]; }
-    *r0 = a;
-    *r1 = c;
-}
-
-/* Two row sums at once (one barrier): slots red[0..NW*16) and the next. */
+/* Row sums of the whole D-row for the thread's rows g and g+8, two at once:
+ * quad sums, then the NW warps' partials through slots red[0..NW*16) and
+ * the next, and one barrier. */
 template <int NW>
 __device__ __forceinline__ void rows_sum2(float *red, int warp, int g, int t, float s0, float s1, float u0, float u1,
                                           float *r0, float *r1, float *q0, float *q1)
@@ -79,19 +66,55 @@ __device__ __forceinline__ void rows_sum2(float *red, int warp, int g, int t, fl
     *r0 = a; *r1 = c; *q0 = d; *q1 = e;
 }
 
-/* A state checkpoint (W [D][D] row-major, then b [D], fp32) from the warp's
- * W^T accumulator tiles (columns j0..j0+15) and its 4 bias columns. */
+/* LayerNorm statistics of the thread's rows g, g+8 of a 16 x D tile held as
+ * the warps' accumulators X[2][4] (16 columns a warp): centers X in place and
+ * returns 1/sigma per row. Sum and sum of squares travel together (slots 0
+ * and 1 of red, one barrier); var = E[x^2] - mean^2 in fp32, floored at 0,
+ * is exact enough for these O(1) rows (the products feeding them are bf16). */
+template <int NW, int D>
+__device__ __forceinline__ void row_center(float (*X)[4], float *red, int warp, int g, int t, float *rs0, float *rs1)
+{
+    float s0 = 0.f, s1 = 0.f, q0 = 0.f, q1 = 0.f;
+#pragma unroll
+    for (int u = 0; u < 2; u++) {
+        s0 += X[u][0] + X[u][1];
+        s1 += X[u][2] + X[u][3];
+        q0 += X[u][0] * X[u][0] + X[u][1] * X[u][1];
+        q1 += X[u][2] * X[u][2] + X[u][3] * X[u][3];
+    }
+    float m0, m1, v0, v1;
+    rows_sum2<NW>(red, warp, g, t, s0, s1, q0, q1, &m0, &m1, &v0, &v1);
+    m0 *= 1.f / D;
+    m1 *= 1.f / D;
+    *rs0 = rsqrtf(fmaxf(v0 / D - m0 * m0, 0.f) + EPS);
+    *rs1 = rsqrtf(fmaxf(v1 / D - m1 * m1, 0.f) + EPS);
+#pragma unroll
+    for (int u = 0; u < 2; u++) {
+        X[u][0] -= m0; X[u][1] -= m0; X[u][2] -= m1; X[u][3] -= m1;
+    }
+}
+
+/* A state checkpoint (W [D][D] row-major bf16, then b [D] fp32 at float
+ * offset D*D) from the warp's W^T accumulator tiles (columns j0..j0+15) and
+ * its 4 bias columns. The thread holds W[i][j0+g] and W[i][j0+8+g]; one
+ * shuffle with the neighbouring column (lane ^ 4) gives even g the pair
+ * (j0+g, j0+g+1) and odd g the pair (j0+7+g, j0+8+g): 32-bit stores, every
+ * row's 16 columns in one 32-byte sector. Rounded as the backward would
+ * round the fp32 state, so its products see the same operands. */
 template <int D>
 __device__ __forceinline__ void store_state(float *sn, const float (*Wt)[4], const float *bias, int j0, int g, int t)
 {
+    bf16 *wb = (bf16 *)sn;
+    const bool odd = g & 1;
 #pragma unroll
-    for (int it = 0; it < D / 8; it++) {
-        const int i = 8 * it + 2 * t;
-        sn[i * D + j0 + g] = Wt[it][0];
-        sn[(i + 1) * D + j0 + g] = Wt[it][1];
-        sn[i * D + j0 + 8 + g] = Wt[it][2];
-        sn[(i + 1) * D + j0 + 8 + g] = Wt[it][3];
-    }
+    for (int it = 0; it < D / 8; it++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const float a = Wt[it][r], c = Wt[it][2 + r];
+            const float o = __shfl_xor_sync(0xffffffffu, odd ? a : c, 4);
+            const int i = 8 * it + 2 * t + r;
+            *(uint32_t *)&wb[i * D + j0 + (odd ? 7 + g : g)] = odd ? pack2(o, c) : pack2(a, o);
+        }
     if (g == 0) {
 #pragma unroll
         for (int x = 0; x < 4; x++) sn[D * D + j0 + 8 * (x >> 1) + 2 * t + (x & 1)] = bias[x];
@@ -109,8 +132,8 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
     float *Qf = (float *)smraw;                          /* [2][16][FLD] fp32 q (residual) */
     float *Tf = Qf + 2 * KB * FLD;                       /* [2][16][FLD] fp32 v - k (target) */
     float *lrs = Tf + 2 * KB * FLD;                      /* [2][16] */
-    float *red = lrs + 2 * KB;                           /* [5][NW][16] row partials */
-    __nv_bfloat16 *Qb = (__nv_bfloat16 *)(red + 5 * NW * KB);   /* [2][16][BLD] */
+    float *red = lrs + 2 * KB;                           /* [4][NW][16] row partials */
+    __nv_bfloat16 *Qb = (__nv_bfloat16 *)(red + 4 * NW * KB);   /* [2][16][BLD] */
     __nv_bfloat16 *Kb = Qb + 2 * KB * BLD;               /* [2][16][BLD] */
     __nv_bfloat16 *Gt = Kb + 2 * KB * BLD;               /* [NW][16][TLD] G^T of the warp's columns */
     __nv_bfloat16 *eGt = Gt + NW * KB * TLD;             /* [NW][16][TLD] -(diag(e) G)^T */
@@ -216,20 +239,8 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
         /* G = LNl2grad(Z, v - k); the thread's values: rows g (x = 0,1), g+8 (x = 2,3) */
         float Gv[2][4];
         {
-            float s0 = Z[0][0] + Z[0][1] + Z[1][0] + Z[1][1], s1 = Z[0][2] + Z[0][3] + Z[1][2] + Z[1][3], m0, m1;
-            rows_sum<NW>(red, warp, g, t, s0, s1, &m0, &m1);
-            m0 *= 1.f / D;
-            m1 *= 1.f / D;
-            float d0 = 0.f, d1 = 0.f;
-#pragma unroll
-            for (int u = 0; u < 2; u++) {
-                Z[u][0] -= m0; Z[u][1] -= m0; Z[u][2] -= m1; Z[u][3] -= m1;
-                d0 += Z[u][0] * Z[u][0] + Z[u][1] * Z[u][1];
-                d1 += Z[u][2] * Z[u][2] + Z[u][3] * Z[u][3];
-            }
-            float v0, v1;
-            rows_sum<NW>(red + NW * KB, warp, g, t, d0, d1, &v0, &v1);
-            const float rs0 = rsqrtf(v0 / D + EPS), rs1 = rsqrtf(v1 / D + EPS);
+            float rs0, rs1;
+            row_center<NW, D>(Z, red, warp, g, t, &rs0, &rs1);
             float gs0 = 0.f, gs1 = 0.f, gz0 = 0.f, gz1 = 0.f;
 #pragma unroll
             for (int u = 0; u < 2; u++)
@@ -307,21 +318,9 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
 
         /* out = q + LN(zbar) */
         {
-            float s0 = Y[0][0] + Y[0][1] + Y[1][0] + Y[1][1], s1 = Y[0][2] + Y[0][3] + Y[1][2] + Y[1][3], m0, m1;
-            rows_sum<NW>(red + 4 * NW * KB, warp, g, t, s0, s1, &m0, &m1);
-            m0 *= 1.f / D;
-            m1 *= 1.f / D;
-            float d0 = 0.f, d1 = 0.f;
-#pragma unroll
-            for (int u = 0; u < 2; u++) {
-                Y[u][0] -= m0; Y[u][1] -= m0; Y[u][2] -= m1; Y[u][3] -= m1;
-                d0 += Y[u][0] * Y[u][0] + Y[u][1] * Y[u][1];
-                d1 += Y[u][2] * Y[u][2] + Y[u][3] * Y[u][3];
-            }
-            float v0, v1;
-            /* slot 0 is free again: every warp passed its last read of it two barriers ago */
-            rows_sum<NW>(red, warp, g, t, d0, d1, &v0, &v1);
-            const float rs0 = rsqrtf(v0 / D + EPS), rs1 = rsqrtf(v1 / D + EPS);
+            /* slots 0, 1 are free again: every warp passed its last read of them a barrier ago */
+            float rs0, rs1;
+            row_center<NW, D>(Y, red, warp, g, t, &rs0, &rs1);
 #pragma unroll
             for (int u = 0; u < 2; u++)
 #pragma unroll
@@ -406,11 +405,12 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
     }
     float dtau_acc = 0.f;
 
-    /* register prefetch: one float4 of q, k, v, dO per thread of the first 4D, the state W over all,
-     * b by the first D */
-    constexpr int WV = (D * D / 4 + NT - 1) / NT;
+    /* register prefetch: one float4 of q, k, v, dO per thread of the first 4D, the bf16 state W
+     * (8 values a thread) over all, b by the first D */
+    constexpr int WV = (D * D / 8 + NT - 1) / NT;
     const bool tl_thread = tid < 4 * D;
-    float4 pq, pk, pv, pd, pw[WV];
+    float4 pq, pk, pv, pd;
+    uint4 pw[WV];
     float plr = 0.f, pb = 0.f;
     auto prefetch = [&](int n) {
         const int t0 = n * KB, r = min(KB, T - t0), x = tid * 4, i = x / D, c = x % D;
@@ -426,7 +426,7 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
         if (tid < D) pb = stn[D * D + tid];
 #pragma unroll
         for (int u = 0; u < WV; u++)
-            if (tid + u * NT < D * D / 4) pw[u] = *(const float4 *)&stn[(tid + u * NT) * 4];
+            if (tid + u * NT < D * D / 8) pw[u] = *(const uint4 *)((const bf16 *)stn + (tid + u * NT) * 8);
     };
     prefetch(nmb - 1);
 
@@ -446,9 +446,9 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
         }
 #pragma unroll
         for (int u = 0; u < WV; u++) {
-            if (tid + u * NT >= D * D / 4) break;
-            const int y = (tid + u * NT) * 4, wi = y / D, wj = y % D;
-            *(uint2 *)&Wb[wi * RB + wj] = make_uint2(pack2(pw[u].x, pw[u].y), pack2(pw[u].z, pw[u].w));
+            if (tid + u * NT >= D * D / 8) break;
+            const int y = (tid + u * NT) * 8;
+            *(uint4 *)&Wb[(y / D) * RB + y % D] = pw[u];
         }
         if (tid < D) bs[tid] = pb;
         if (tid < KB) {
@@ -704,7 +704,7 @@ template <int D> constexpr size_t tc_bwd_smem()
 
 template <int D> constexpr size_t tc_smem()
 {
-    return sizeof(float) * (2 * 2 * KB * (D + 4) + 2 * KB + 5 * (D / 16) * KB) +
+    return sizeof(float) * (2 * 2 * KB * (D + 4) + 2 * KB + 4 * (D / 16) * KB) +
            2 * (2 * 2 * KB * (D + 8) + 2 * (D / 16) * KB * (KB + 8));
 }
 

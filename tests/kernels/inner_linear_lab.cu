@@ -15,6 +15,7 @@
  */
 #include <cuda_runtime.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,7 +168,20 @@ static int run(int D, int BH, int T, int timing)
             worst = fmax(worst, m / r);
             const float *sf = st.data() + ((size_t)pairs[pi] * (nmb + 1) + nmb) * (D * D + D);
             m = 0; r = 1e-30;
-            for (int x = 0; x < D * D; x++) { m = fmax(m, fabs(sf[x] - Wf[x])); r = fmax(r, fabs(Wf[x])); }
+            /* the tensor-core forward keeps W in bf16 (ttt_inner_args.states) */
+            for (int x = 0; x < D * D; x++) {
+                double w = sf[x];
+                if (a.tc) {
+                    uint16_t hb;
+                    memcpy(&hb, (const char *)sf + 2 * x, 2);
+                    uint32_t u = (uint32_t)hb << 16;
+                    float f;
+                    memcpy(&f, &u, 4);
+                    w = f;
+                }
+                m = fmax(m, fabs(w - Wf[x]));
+                r = fmax(r, fabs(Wf[x]));
+            }
             worstW = fmax(worstW, m / r);
         }
         int ok = worst < tol && worstW < tol;
