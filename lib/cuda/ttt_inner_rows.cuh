@@ -34,22 +34,35 @@ __device__ __forceinline__ void row_load(float *v, const float *row, int lane)
     }
 }
 
-/* Row mean and (biased) variance of v; lanes past D hold 0. */
+/* a and b summed over the warp in one shuffle chain (two in flight) */
+__device__ __forceinline__ void warp_sum2(float *a, float *b)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        *a += __shfl_xor_sync(0xffffffffu, *a, o);
+        *b += __shfl_xor_sync(0xffffffffu, *b, o);
+    }
+}
+
+/* Row mean and (biased) variance of v; lanes past D hold 0. One reduction:
+ * the sums of d = v - x0 and d^2, shifted by a value of the row (x0, lane
+ * 0's first) so that var = mean(d^2) - mean(d)^2 does not cancel. */
 template <int D, int CPL>
 __device__ __forceinline__ void row_moments(const float *v, int lane, float *mu, float *var)
 {
-    float s = 0.f;
-#pragma unroll
-    for (int u = 0; u < CPL; u++) s += v[u];
-    float m = warp_sum(s) / D, s2 = 0.f;
+    const float x0 = __shfl_sync(0xffffffffu, v[0], 0);
+    float s = 0.f, s2 = 0.f;
 #pragma unroll
     for (int u = 0; u < CPL; u++) {
         int c = lane + 32 * u;
-        float d = c < D ? v[u] - m : 0.f;
+        float d = c < D ? v[u] - x0 : 0.f;
+        s += d;
         s2 += d * d;
     }
-    *mu = m;
-    *var = warp_sum(s2) / D;
+    warp_sum2(&s, &s2);
+    const float md = s / D;
+    *mu = x0 + md;
+    *var = fmaxf(s2 / D - md * md, 0.f);
 }
 
 /* Row mean and sigma = sqrt(var + eps). */
@@ -76,8 +89,9 @@ __device__ __forceinline__ void l2_grad_y(const float *zh, const float *vrow, co
         s3 += gy[u];
         s4 += gy[u] * zh[u];
     }
-    *mg = warp_sum(s3) / D;
-    *mgz = warp_sum(s4) / D;
+    warp_sum2(&s3, &s4);
+    *mg = s3 / D;
+    *mgz = s4 / D;
 }
 
 /* LNl2grad of one row z (held in zv) against the target v - k, for the
@@ -120,7 +134,8 @@ __device__ __forceinline__ void ln_bwd_row(const float *zv, float mu, float rs, 
         s1 += dzh[u];
         s2 += dzh[u] * zh[u];
     }
-    float m1 = warp_sum(s1) / D, m2 = warp_sum(s2) / D;
+    warp_sum2(&s1, &s2);
+    const float m1 = s1 / D, m2 = s2 / D;
 #pragma unroll
     for (int u = 0; u < CPL; u++) {
         int c = lane + 32 * u;
@@ -141,7 +156,7 @@ __device__ __forceinline__ void ln_l2grad_bwd_row(const float *dGr, const float 
                                                   float *db_acc, float *detaL, float *dz, float *dt, int lane)
 {
     const float rs = 1.f / sig;
-    float dG[CPL], zh[CPL], s1 = 0.f, s2 = 0.f, s5 = 0.f;
+    float dG[CPL], zh[CPL], s1 = 0.f, s2 = 0.f, s5 = 0.f, szh = 0.f;
 #pragma unroll
     for (int u = 0; u < CPL; u++) {
         int c = lane + 32 * u;
@@ -151,11 +166,13 @@ __device__ __forceinline__ void ln_l2grad_bwd_row(const float *dGr, const float 
         s1 += dG[u];
         s2 += dG[u] * zh[u];
         s5 += (c < D ? Mr[c] : 0.f) * g;
+        szh += zh[u];
     }
-    float mdG = warp_sum(s1) / D, mdGz = warp_sum(s2) / D, sdGG_part = 0.f;
-    s5 = warp_sum(s5);
+    warp_sum2(&s1, &s2);
+    warp_sum2(&s5, &szh);
+    float mdG = s1 / D, mdGz = s2 / D, sdGG_part = 0.f;
     if (lane == 0) *detaL = -s5;
-    float dgy[CPL], dzh[CPL], s6 = 0.f;
+    float dgy[CPL], dzh[CPL], s6 = 0.f, sdzh = 0.f;
 #pragma unroll
     for (int u = 0; u < CPL; u++) {
         int c = lane + 32 * u;
@@ -165,22 +182,20 @@ __device__ __forceinline__ void ln_l2grad_bwd_row(const float *dGr, const float 
         dzh[u] = -(mm * dG[u] + mdGz * gy) * rs + g_r[u] * g_r[u] * dgy[u];
         sdGG_part += dG[u] * g;
         s6 += dzh[u] * zh[u];
+        sdzh += dzh[u];
         float tgt = c < D ? Vr[c] - Kr[c] : 0.f;
         dg_acc[u] += dgy[u] * (g_r[u] * zh[u] + be_r[u] - tgt + g_r[u] * zh[u]);
         db_acc[u] += g_r[u] * dgy[u];
     }
-    float dsig = (-warp_sum(sdGG_part) - warp_sum(s6)) * rs;
-    float dc[CPL], s7 = 0.f;
+    warp_sum2(&sdGG_part, &s6);
+    sdzh = warp_sum(sdzh);
+    const float dsig = (-sdGG_part - s6) * rs;
+    /* dc = dzh rs + dsig zhat / D; its mean from the sums above (no third reduction) */
+    const float mdc = (sdzh * rs + dsig * szh / D) / D;
 #pragma unroll
     for (int u = 0; u < CPL; u++) {
         int c = lane + 32 * u;
-        dc[u] = c < D ? dzh[u] * rs + dsig * zh[u] / D : 0.f;
-        s7 += dc[u];
-    }
-    float mdc = warp_sum(s7) / D;
-#pragma unroll
-    for (int u = 0; u < CPL; u++) {
-        dz[u] = dc[u] - mdc;
+        dz[u] = c < D ? dzh[u] * rs + dsig * zh[u] / D - mdc : 0.f;
         dt[u] = -g_r[u] * dgy[u];
     }
 }
