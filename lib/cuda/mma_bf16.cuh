@@ -151,6 +151,16 @@ __device__ __forceinline__ float2 rope_pair(const float *tab, int i, int c, floa
     return make_float2(v.x * cs.x - v.y * sn, v.x * sn + v.y * cs.x);
 }
 
+/* RoPE of the two channel pairs c, c+2 of a float4 at mini-batch row i (channels c..c+3). */
+template <int D>
+__device__ __forceinline__ float4 rope4(const float *tab, int i, int c, float4 v)
+{
+    if (!tab) return v;
+    const float2 a = rope_pair<D>(tab, i, c, make_float2(v.x, v.y), 1.f);
+    const float2 b = rope_pair<D>(tab, i, c + 2, make_float2(v.z, v.w), 1.f);
+    return make_float4(a.x, a.y, b.x, b.y);
+}
+
 }  /* namespace */
 
 #endif

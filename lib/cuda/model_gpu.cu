@@ -146,12 +146,6 @@ __global__ void k_embed_bwd(float *dE, const float *dh, const int32_t *ids, int 
     }
 }
 
-__global__ void k_add(float *y, const float *a, const float *b, size_t n)
-{
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
-    for (; i < n; i += st) y[i] = a[i] + b[i];
-}
-
 /* One row's RMSNorm output, out = w * x * r (and out16 = it rounded, when
  * given), by the lanes of a warp, V floats a lane at a time. */
 template <int V, typename TO>
@@ -169,11 +163,13 @@ __device__ __forceinline__ void rms_scale_row(TO *out, __nv_bfloat16 *out16, con
     }
 }
 
-/* RMSNorm, one warp per row: out = w * x * r, r = 1/sqrt(mean(x^2) + eps);
- * also rounded to out16 when given; V floats a lane at a time (4 when C % 4 == 0) */
-template <int V>
-__global__ void k_rms_fwd(float *out, float *rstd, const float *x, const float *w, int rows, int C, float eps,
-                          __nv_bfloat16 *out16)
+/* RMSNorm, one warp per row: out = w * x * r, r = 1/sqrt(mean(x^2) + eps),
+ * of x = a, or of x = a + b stored to xs (b given: a residual add, xs may
+ * be a); out in TO (bf16 where only GEMMs read it), also rounded to out16
+ * when given; V floats a lane at a time (4 when C % 4 == 0) */
+template <int V, typename TO>
+__global__ void k_rms_fwd(TO *out, __nv_bfloat16 *out16, float *rstd, float *xs, const float *a, const float *b,
+                          const float *w, int rows, int C, float eps)
 {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
     if (row >= rows) return;
@@ -181,12 +177,20 @@ __global__ void k_rms_fwd(float *out, float *rstd, const float *x, const float *
     float ss = 0.f;
     for (int c = V * lane; c < C; c += 32 * V) {
         float xv[V];
-        ldv<V>(xv, x + o + c);
+        ldv<V>(xv, a + o + c);
+        if (b) {
+            float bv[V];
+            ldv<V>(bv, b + o + c);
+#pragma unroll
+            for (int k = 0; k < V; k++) xv[k] += bv[k];
+            stv<V>(xs + o + c, xv);
+        }
 #pragma unroll
         for (int k = 0; k < V; k++) ss += xv[k] * xv[k];
     }
     float r = rsqrtf(warp_sum(ss) / C + eps);
-    rms_scale_row<V>(out + o, out16 ? out16 + o : NULL, x + o, w, r, C, lane);
+    /* the lanes read back the sums they stored */
+    rms_scale_row<V>(out + o, out16 ? out16 + o : NULL, (b ? xs : a) + o, w, r, C, lane);
     if (lane == 0) rstd[row] = r;
 }
 
@@ -246,29 +250,6 @@ __global__ void k_rms_bwd_w(float *dw, const float *g, const float *x, const flo
     float a = 0.f;
     for (int r = r0; r < r1; r++) a += g[(size_t)r * C + c] * x[(size_t)r * C + c] * rstd[r];
     atomicAdd(&dw[c], a);
-}
-
-/* h2 = h1 + s; fn = w * h2 * r, r = 1/sqrt(mean(h2^2) + eps); one warp per
- * row, V floats a lane at a time (4 when C % 4 == 0) */
-template <int V, typename T>
-__global__ void k_add_rms(float *h2, T *fn, float *rstd, const float *h1, const float *s, const float *w, int rows,
-                          int C, float eps)
-{
-    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
-    if (row >= rows) return;
-    const size_t o = (size_t)row * C;
-    float ss = 0.f;
-    for (int c = V * lane; c < C; c += 32 * V) {
-        float a[V], b[V];
-        ldv<V>(a, h1 + o + c);
-        ldv<V>(b, s + o + c);
-#pragma unroll
-        for (int k = 0; k < V; k++) { a[k] += b[k]; ss += a[k] * a[k]; }
-        stv<V>(h2 + o + c, a);
-    }
-    float r = rsqrtf(warp_sum(ss) / C + eps);
-    rms_scale_row<V>(fn + o, (__nv_bfloat16 *)NULL, h2 + o, w, r, C, lane);
-    if (lane == 0) rstd[row] = r;
 }
 
 __device__ __forceinline__ float silu(float g) { return g / (1.f + expf(-g)); }
@@ -816,24 +797,27 @@ static int swiglu_bwd(ttt_gpu_model *g, void *dgu, const void *dhh, const void *
 /* fn = RMS(h2 = h1 + s) in the GEMMs' precision (the FFN's input: only GEMMs read it) */
 static int add_rms(ttt_gpu_model *g, float *h2, void *fn, float *rstd, const float *h1, const float *s, const float *w, int N)
 {
-    const int C = g->cfg.hidden_size;
+    const int C = g->cfg.hidden_size, b = (N + 7) / 8;
     const float eps = (float)g->cfg.rms_norm_eps;
-    const int b = (N + 7) / 8;
-    if (g->P16 && C % 4 == 0) k_add_rms<4><<<b, 256, 0, g->s>>>(h2, (__nv_bfloat16 *)fn, rstd, h1, s, w, N, C, eps);
-    else if (g->P16) k_add_rms<1><<<b, 256, 0, g->s>>>(h2, (__nv_bfloat16 *)fn, rstd, h1, s, w, N, C, eps);
-    else if (C % 4 == 0) k_add_rms<4><<<b, 256, 0, g->s>>>(h2, (float *)fn, rstd, h1, s, w, N, C, eps);
-    else k_add_rms<1><<<b, 256, 0, g->s>>>(h2, (float *)fn, rstd, h1, s, w, N, C, eps);
+    typedef __nv_bfloat16 bf;
+    if (g->P16 && C % 4 == 0) k_rms_fwd<4><<<b, 256, 0, g->s>>>((bf *)fn, (bf *)NULL, rstd, h2, h1, s, w, N, C, eps);
+    else if (g->P16) k_rms_fwd<1><<<b, 256, 0, g->s>>>((bf *)fn, (bf *)NULL, rstd, h2, h1, s, w, N, C, eps);
+    else if (C % 4 == 0) k_rms_fwd<4><<<b, 256, 0, g->s>>>((float *)fn, (bf *)NULL, rstd, h2, h1, s, w, N, C, eps);
+    else k_rms_fwd<1><<<b, 256, 0, g->s>>>((float *)fn, (bf *)NULL, rstd, h2, h1, s, w, N, C, eps);
     CKL();
     return 0;
 }
 
-static int rms_fwd(ttt_gpu_model *g, float *out, float *rstd, const float *x, const float *w, int N,
-                   float *out16 = NULL)
+/* out = RMS(x) (fp32, and rounded to out16 when given); with res, of x +=
+ * res first (the residual add the FFN left to the next norm) */
+static int rms_fwd(ttt_gpu_model *g, float *out, float *rstd, float *x, const float *w, int N, float *out16 = NULL,
+                   const float *res = NULL)
 {
-    const int C = g->cfg.hidden_size;
+    const int C = g->cfg.hidden_size, b = (N + 7) / 8;
     const float eps = (float)g->cfg.rms_norm_eps;
-    if (C % 4 == 0) k_rms_fwd<4><<<(N + 7) / 8, 256, 0, g->s>>>(out, rstd, x, w, N, C, eps, (__nv_bfloat16 *)out16);
-    else k_rms_fwd<1><<<(N + 7) / 8, 256, 0, g->s>>>(out, rstd, x, w, N, C, eps, (__nv_bfloat16 *)out16);
+    __nv_bfloat16 *o16 = (__nv_bfloat16 *)out16;
+    if (C % 4 == 0) k_rms_fwd<4><<<b, 256, 0, g->s>>>(out, o16, rstd, x, x, res, w, N, C, eps);
+    else k_rms_fwd<1><<<b, 256, 0, g->s>>>(out, o16, rstd, x, x, res, w, N, C, eps);
     CKL();
     return 0;
 }
@@ -888,21 +872,25 @@ extern "C" int ttt_gpu_model_forward(ttt_gpu_model *g, const int32_t *ids, const
     ttt_prof_push(g->s, "forward");
     k_embed<<<nblk(NC), 256, 0, g->s>>>(g->emb, g->d_ids, g->embed, C, NC);
     CKL();
-    const float *h = g->emb;
+    /* h: the residual stream; res: the FFN output's residual, added by the
+     * next norm as it reads h (one pass over h fewer) */
+    float *h = g->emb;
+    const float *res = NULL;
     for (int l = 0; l < c->num_hidden_layers; l++) {
         gpu_block_acts *a = &g->ba[l];
         const gpu_block *p = &g->bp[l];
         TTT_PROF(g->s, "block");
         if (c->pre_conv) {
             TTT_PROF(g->s, "pre-conv");
-            if (rms_fwd(g, a->cn, a->crstd, h, p->conv_norm, N)) return -1;
+            if (rms_fwd(g, a->cn, a->crstd, h, p->conv_norm, N, NULL, res)) return -1;
             /* h1 = h + conv(cn) */
             DWCONV_LAUNCH(k_conv, k, dwconv_blocks(NC, C), 256, g->s, a->h1, a->cn, p->conv_w, p->conv_b, h, T, C, k, NC);
             CKL();
         }
         {
             TTT_PROF(g->s, "seq-norm");
-            if (rms_fwd(g, a->sn, a->srstd, a->h1, p->seq_norm, N, a->sn16)) return -1;
+            /* without the pre-conv h1 is h */
+            if (rms_fwd(g, a->sn, a->srstd, a->h1, p->seq_norm, N, a->sn16, c->pre_conv ? NULL : res)) return -1;
         }
         {
             TTT_PROF(g->s, "seq");
@@ -919,14 +907,12 @@ extern "C" int ttt_gpu_model_forward(ttt_gpu_model *g, const int32_t *ids, const
         if (swiglu_fwd(g, hh, gu, I, NI)) return -1;
         ttt_prof_next(g->s, "down");
         if (gemm_op(g, 0, 1, N, C, I, hh, 1, 0, p->down, 0, a->out, 0, 0.f)) return -1;
-        ttt_prof_next(g->s, "add");
-        k_add<<<nblk(NC), 256, 0, g->s>>>(a->out, a->out, a->h2, NC);
         ttt_prof_pop(g->s);
-        CKL();
         h = a->out;
+        res = a->h2;
     }
     ttt_prof_push(g->s, "head");
-    if (rms_fwd(g, g->final_out, g->final_rstd, h, g->fnorm, N)) return -1;
+    if (rms_fwd(g, g->final_out, g->final_rstd, h, g->fnorm, N, NULL, res)) return -1;
     /* tied head; bf16 mode: bf16 logits */
     if (gemm_op(g, 0, 1, N, V, C, g->final_out, 0, 0, g->embed, 0, g->logits, 1, 0.f)) return -1;
     ttt_prof_pop(g->s);

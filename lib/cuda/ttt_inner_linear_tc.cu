@@ -33,16 +33,6 @@
 
 namespace {
 
-/* RoPE of the two channel pairs c, c+2 of a float4 at mini-batch row i. */
-template <int D>
-__device__ __forceinline__ float4 rope4(const float *tab, int i, int c, float4 v)
-{
-    if (!tab) return v;
-    const float2 a = rope_pair<D>(tab, i, c, make_float2(v.x, v.y), 1.f);
-    const float2 b = rope_pair<D>(tab, i, c + 2, make_float2(v.z, v.w), 1.f);
-    return make_float4(a.x, a.y, b.x, b.y);
-}
-
 /* Row sums of the whole D-row for the thread's rows g and g+8, two at once:
  * quad sums, then the NW warps' partials through slots red[0..NW*16) and
  * the next, and one barrier. */

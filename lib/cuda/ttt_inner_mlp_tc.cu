@@ -14,8 +14,8 @@
  *    copies (at D=64 four bf16 copies are 135 KiB; two per matrix would not
  *    fit next to the backward's tiles).
  *  - The backward recomputes the forward of each mini-batch from the stored
- *    fp32 S_n (the states layout of ttt_inner_mlp.cu, so either forward's
- *    states work), and recomputes cheap products (Z1, G2 W2^T, Zbar1) where
+ *    S_n (the states layout of ttt_inner_mlp.cu with W1, W2 in bf16:
+ *    store_state), and recomputes cheap products (Z1, G2 W2^T, Zbar1) where
  *    it needs them again instead of keeping fp32 [16][F] tiles; the bf16
  *    copies of dW1', dW2' are only read by the update terms of spec 8.3,
  *    which run first, and their shared memory is then reused for tiles.
@@ -129,6 +129,55 @@ __device__ __forceinline__ void w2_tile(int w, int q, int *m0, int *n0)
         *m0 = 16 * (w * NS / NC);
         *n0 = 8 * (w * NS % NC + q);
     }
+}
+
+/* A thread's share of a mini-batch's rows, loaded into registers one
+ * mini-batch ahead (the loads overlap the mini-batch before): 4 channels
+ * (c = 4 tid mod D) of row i = 4 tid / D of q, k, v (and dO), the row's lr,
+ * and for tid < 16 the lr of row tid; zeros past the sequence's end. */
+struct tile4 {
+    float4 q, k, v, d;
+    float lr, lrt;
+};
+
+template <int D>
+__device__ __forceinline__ void tile4_load(tile4 *p, const ttt_inner_args &a, int b, int h, int n, int tid, bool dout)
+{
+    const int t0 = n * KB, r = min(KB, a.T - t0), x = 4 * tid, i = x / D, c = x % D;
+    const bool in = x < KB * D && i < r;
+    const size_t row = (size_t)b * a.T + t0 + i, gi = row * a.H * D + h * D + c;
+    const float4 z = make_float4(0.f, 0.f, 0.f, 0.f);
+    p->q = in ? *(const float4 *)&a.XQ[gi] : z;
+    p->k = in ? *(const float4 *)&a.XK[gi] : z;
+    p->v = in ? *(const float4 *)&a.XV[gi] : z;
+    p->d = in && dout ? *(const float4 *)&a.dZ[gi] : z;
+    p->lr = in ? a.lr[row * a.H + h] : 0.f;
+    p->lrt = tid < r ? a.lr[((size_t)b * a.T + t0 + tid) * a.H + h] : 0.f;
+}
+
+/* A state checkpoint from the warps' accumulator tiles: W1 [D][F] and W2
+ * [F][D] in bf16 (at float offsets 0 and D*F+F; the tensor-core backward
+ * reads them only as bf16 operands, so rounding here is what it would do),
+ * b1 [F] and b2 [D] in fp32 at D*F and 2DF+F. */
+template <int D>
+__device__ __forceinline__ void store_state(float *sn, const float (*W1)[4], const float (*W2)[4], const float *b1s,
+                                            const float *b2s, int warp, int lane, int tid)
+{
+    constexpr int F = 4 * D, NS = tcd<D>::NS;   /* NT threads */
+    const int g = lane >> 2, t = lane & 3;
+    bf16 *w1 = (bf16 *)sn, *w2 = (bf16 *)(sn + D * F + F);
+#pragma unroll
+    for (int q = 0; q < NS; q++) {
+        int m0, n0;
+        w1_tile<D>(warp, q, &m0, &n0);
+        *(uint32_t *)&w1[(m0 + g) * F + n0 + 2 * t] = pack2(W1[q][0], W1[q][1]);
+        *(uint32_t *)&w1[(m0 + g + 8) * F + n0 + 2 * t] = pack2(W1[q][2], W1[q][3]);
+        w2_tile<D>(warp, q, &m0, &n0);
+        *(uint32_t *)&w2[(m0 + g) * D + n0 + 2 * t] = pack2(W2[q][0], W2[q][1]);
+        *(uint32_t *)&w2[(m0 + g + 8) * D + n0 + 2 * t] = pack2(W2[q][2], W2[q][3]);
+    }
+    for (int x = tid; x < F; x += NT) sn[D * F + x] = b1s[x];
+    for (int x = tid; x < D; x += NT) sn[2 * D * F + F + x] = b2s[x];
 }
 
 struct carve {
@@ -309,42 +358,27 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
     }
     __syncthreads();
 
+    tile4 pf;
+    tile4_load<D>(&pf, a, b, h, 0, tid, false);
     for (int n = 0; n < nmb; n++) {
         const int t0 = n * KB, r = min(KB, T - t0);
         const float tl = tau_of(a.token_idx, r - 1);
 
-        /* P0: S_n to the states (W1 [D][F], b1 [F], W2 [F][D], b2 [D]); the tiles */
-        {
-            float *sn = st + (size_t)n * P;
-#pragma unroll
-            for (int q = 0; q < NS; q++) {
-                int m0, n0;
-                w1_tile<D>(warp, q, &m0, &n0);
-                *(float2 *)&sn[(m0 + g) * F + n0 + 2 * t] = make_float2(W1[q][0], W1[q][1]);
-                *(float2 *)&sn[(m0 + g + 8) * F + n0 + 2 * t] = make_float2(W1[q][2], W1[q][3]);
-                w2_tile<D>(warp, q, &m0, &n0);
-                *(float2 *)&sn[D * F + F + (m0 + g) * D + n0 + 2 * t] = make_float2(W2[q][0], W2[q][1]);
-                *(float2 *)&sn[D * F + F + (m0 + g + 8) * D + n0 + 2 * t] = make_float2(W2[q][2], W2[q][3]);
-            }
-            for (int x = tid; x < F; x += NT) sn[D * F + x] = b1s[x];
-            for (int x = tid; x < D; x += NT) sn[2 * D * F + F + x] = b2s[x];
+        /* P0: S_n to the states (store_state); the tiles from the prefetched rows */
+        store_state<D>(st + (size_t)n * P, W1, W2, b1s, b2s, warp, lane, tid);
+        if (4 * tid < KB * D) {
+            const int i = 4 * tid / D, c = 4 * tid % D;
+            const float4 q = rope4<D>(a.rope, i, c, pf.q), k = rope4<D>(a.rope, i, c, pf.k), v = pf.v;
+            const float e = tl * pf.lr;
+            *(float4 *)&Qs[i * FD + c] = q;
+            *(float4 *)&Ts[i * FD + c] = make_float4(v.x - k.x, v.y - k.y, v.z - k.z, v.w - k.w);
+            *(uint2 *)&Qb[i * LD + c] = make_uint2(pack2(q.x, q.y), pack2(q.z, q.w));
+            *(uint2 *)&Kb[i * LD + c] = make_uint2(pack2(k.x, k.y), pack2(k.z, k.w));
+            *(uint2 *)&nKb[i * LD + c] = make_uint2(pack2(-e * k.x, -e * k.y), pack2(-e * k.z, -e * k.w));
         }
-        for (int x = tid; x < KB * D / 2; x += NT) {   /* channel pairs (c, c+1) */
-            const int i = x / (D / 2), c = 2 * (x % (D / 2));
-            const size_t gi = ((size_t)b * T + t0 + i) * C + h * D + c;
-            const float2 z2 = make_float2(0.f, 0.f);
-            const float2 q = i < r ? rope_pair<D>(a.rope, i, c, *(const float2 *)&a.XQ[gi], 1.f) : z2;
-            const float2 k = i < r ? rope_pair<D>(a.rope, i, c, *(const float2 *)&a.XK[gi], 1.f) : z2;
-            const float2 v = i < r ? *(const float2 *)&a.XV[gi] : z2;
-            const float e = i < r ? tl * a.lr[((size_t)b * T + t0 + i) * a.H + h] : 0.f;
-            *(float2 *)&Qs[i * FD + c] = q;
-            *(float2 *)&Ts[i * FD + c] = make_float2(v.x - k.x, v.y - k.y);
-            *(uint32_t *)&Qb[i * LD + c] = pack2(q.x, q.y);
-            *(uint32_t *)&Kb[i * LD + c] = pack2(k.x, k.y);
-            *(uint32_t *)&nKb[i * LD + c] = pack2(-e * k.x, -e * k.y);
-        }
-        if (tid < KB) lrs[tid] = tid < r ? a.lr[((size_t)b * T + t0 + tid) * a.H + h] : 0.f;
+        if (tid < KB) lrs[tid] = pf.lrt;
         __syncthreads();
+        if (n + 1 < nmb) tile4_load<D>(&pf, a, b, h, n + 1, tid, false);
         const float e0 = tl * lrs[g], e8 = tl * lrs[g + 8];
 
         /* F1: Z1 = K W1 + b1 -> X2, H;  -M1 */
@@ -490,19 +524,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
     }
 
     /* the final state */
-    float *sn = st + (size_t)nmb * P;
-#pragma unroll
-    for (int q = 0; q < NS; q++) {
-        int m0, n0;
-        w1_tile<D>(warp, q, &m0, &n0);
-        *(float2 *)&sn[(m0 + g) * F + n0 + 2 * t] = make_float2(W1[q][0], W1[q][1]);
-        *(float2 *)&sn[(m0 + g + 8) * F + n0 + 2 * t] = make_float2(W1[q][2], W1[q][3]);
-        w2_tile<D>(warp, q, &m0, &n0);
-        *(float2 *)&sn[D * F + F + (m0 + g) * D + n0 + 2 * t] = make_float2(W2[q][0], W2[q][1]);
-        *(float2 *)&sn[D * F + F + (m0 + g + 8) * D + n0 + 2 * t] = make_float2(W2[q][2], W2[q][3]);
-    }
-    for (int x = tid; x < F; x += NT) sn[D * F + x] = b1s[x];
-    for (int x = tid; x < D; x += NT) sn[2 * D * F + F + x] = b2s[x];
+    store_state<D>(st + (size_t)nmb * P, W1, W2, b1s, b2s, warp, lane, tid);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -580,6 +602,8 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
     }
     float dtau_acc = 0.f;   /* thread tid < 16 owns dtau[tid] */
 
+    tile4 pf;
+    tile4_load<D>(&pf, a, b, h, nmb - 1, tid, true);
     for (int n = nmb - 1; n >= 0; n--) {
         const int t0 = n * KB, r = min(KB, T - t0);
         const float *sn = st + (size_t)n * P;
@@ -596,36 +620,27 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
             *(uint32_t *)&dW2b[(m0 + g) * LD + n0 + 2 * t] = pack2(dW2[q][0], dW2[q][1]);
             *(uint32_t *)&dW2b[(m0 + g + 8) * LD + n0 + 2 * t] = pack2(dW2[q][2], dW2[q][3]);
         }
-        for (int x = 4 * tid; x < D * F; x += 4 * NT) {
-            const float4 w = *(const float4 *)&sn[x];
-            const int d = x / F, f = x % F;
-            *(uint32_t *)&W1b[d * LF + f] = pack2(w.x, w.y);
-            *(uint32_t *)&W1b[d * LF + f + 2] = pack2(w.z, w.w);
-            const float4 v = *(const float4 *)&sn[D * F + F + x];
-            const int f2 = x / D, d2 = x % D;
-            *(uint32_t *)&W2b[f2 * LD + d2] = pack2(v.x, v.y);
-            *(uint32_t *)&W2b[f2 * LD + d2 + 2] = pack2(v.z, v.w);
+        for (int x = 8 * tid; x < D * F; x += 8 * NT) {   /* the bf16 W1, W2 of store_state, 8 at a time */
+            *(uint4 *)&W1b[(x / F) * LF + x % F] = *(const uint4 *)((const bf16 *)sn + x);
+            *(uint4 *)&W2b[(x / D) * LD + x % D] = *(const uint4 *)((const bf16 *)(sn + D * F + F) + x);
         }
         for (int x = tid; x < F; x += NT) b1s[x] = sn[D * F + x];
         for (int x = tid; x < D; x += NT) b2s[x] = sn[2 * D * F + F + x];
-        for (int x = tid; x < KB * D / 2; x += NT) {   /* channel pairs (c, c+1) */
-            const int i = x / (D / 2), c = 2 * (x % (D / 2));
-            const size_t gi = ((size_t)b * T + t0 + i) * C + h * D + c;
-            const float2 z2 = make_float2(0.f, 0.f);
-            const float2 q = i < r ? rope_pair<D>(a.rope, i, c, *(const float2 *)&a.XQ[gi], 1.f) : z2;
-            const float2 k = i < r ? rope_pair<D>(a.rope, i, c, *(const float2 *)&a.XK[gi], 1.f) : z2;
-            const float2 v = i < r ? *(const float2 *)&a.XV[gi] : z2;
-            *(float2 *)&Ts[i * FD + c] = make_float2(v.x - k.x, v.y - k.y);
-            *(float2 *)&dOs[i * FD + c] = i < r ? *(const float2 *)&a.dZ[gi] : z2;
-            *(uint32_t *)&Qb[i * LD + c] = pack2(q.x, q.y);
-            *(uint32_t *)&Kb[i * LD + c] = pack2(k.x, k.y);
+        if (4 * tid < KB * D) {   /* the tiles from the prefetched rows */
+            const int i = 4 * tid / D, c = 4 * tid % D;
+            const float4 q = rope4<D>(a.rope, i, c, pf.q), k = rope4<D>(a.rope, i, c, pf.k), v = pf.v;
+            *(float4 *)&Ts[i * FD + c] = make_float4(v.x - k.x, v.y - k.y, v.z - k.z, v.w - k.w);
+            *(float4 *)&dOs[i * FD + c] = pf.d;
+            *(uint2 *)&Qb[i * LD + c] = make_uint2(pack2(q.x, q.y), pack2(q.z, q.w));
+            *(uint2 *)&Kb[i * LD + c] = make_uint2(pack2(k.x, k.y), pack2(k.z, k.w));
         }
         if (tid < KB) {
-            lrs[tid] = tid < r ? a.lr[((size_t)b * T + t0 + tid) * a.H + h] : 0.f;
+            lrs[tid] = pf.lrt;
             taus[tid] = tau_of(a.token_idx, tid);
             detaL[tid] = 0.f;
         }
         __syncthreads();
+        if (n > 0) tile4_load<D>(&pf, a, b, h, n - 1, tid, true);
         const float tl = taus[r - 1], e0 = tl * lrs[g], e8 = tl * lrs[g + 8];
 
         /* F1: Z1 -> X2;  A1, -M1 */

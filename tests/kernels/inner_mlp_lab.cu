@@ -6,7 +6,8 @@
  *   fwd:  tc forward vs fp32 forward (Z, final state)
  *   bwd:  tc forward + tc backward vs fp32 forward + fp32 backward
  *   mix:  tc backward from the fp32 forward's states, and the fp32 backward
- *         from the tc forward's states (the states layout is shared)
+ *         from the tc forward's states (the layouts differ only in the
+ *         precision of W1, W2: bf16 for the tc kernels; states_tc converts)
  * then times the fp32 and tc forward and backward at B*H = 96, T = 2048.
  *
  * Build and run (not part of `make`; needs a GPU):
@@ -17,6 +18,7 @@
  */
 #include <cuda_runtime.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,37 @@ static double rel(const std::vector<float> &x, const std::vector<float> &ref, si
             r = fmax(r, fabs((double)ref[j]));
         }
     return m / r;
+}
+
+/* The tensor-core kernels keep W1 [D][F] and W2 [F][D] of every state in
+ * bf16 at the fp32 offsets 0 and D*F+F (ttt_inner_mlp_tc.cu, store_state):
+ * to that layout (rounding to nearest even) and back. */
+static uint16_t to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7fff + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+static float from_bf16(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static std::vector<float> states_tc(const std::vector<float> &st, size_t P, int D, int F, bool to_tc)
+{
+    std::vector<float> o(st);
+    const size_t n = (size_t)D * F;
+    for (size_t b = 0; b + P <= st.size(); b += P)
+        for (size_t off : {b, b + n + F}) {
+            if (to_tc)
+                for (size_t i = 0; i < n; i++) ((uint16_t *)&o[off])[i] = to_bf16(st[off + i]);
+            else
+                for (size_t i = 0; i < n; i++) o[off + i] = from_bf16(((const uint16_t *)&st[off])[i]);
+        }
+    return o;
 }
 
 static int report(const char *what, int D, const char *name, double v)
@@ -114,8 +147,9 @@ static int run(int D, int BH, int T, int timing)
     forward(1, Zt, stt);
     backward(0, str, gr);
     backward(1, stt, gt);
-    backward(1, str, gmix1);   /* tc backward from the fp32 forward's states */
-    backward(0, stt, gmix2);   /* fp32 backward from the tc forward's states */
+    backward(1, states_tc(str, P, D, F, true), gmix1);    /* tc backward from the fp32 forward's states */
+    stt = states_tc(stt, P, D, F, false);                  /* the tc forward's states in fp32 */
+    backward(0, stt, gmix2);                               /* fp32 backward from them */
 
     char what[64];
     int fails = 0;
