@@ -11,7 +11,9 @@
 #ifndef TTT_MMA_BF16_CUH
 #define TTT_MMA_BF16_CUH
 
+#ifndef TTT_CUDA_EMU
 #include <cuda_bf16.h>
+#endif
 #include <stdint.h>
 
 namespace {
@@ -26,6 +28,7 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi)
 
 __device__ __forceinline__ uint32_t ld32(const bf16 *p) { return *(const uint32_t *)p; }
 
+#ifndef TTT_CUDA_EMU   /* the emulators define mma and ldsm_* from the PTX fragment layouts */
 /* d += a b, m16n8k16, bf16 in, fp32 accumulate */
 __device__ __forceinline__ void mma(float *d, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                     uint32_t b1)
@@ -35,11 +38,13 @@ __device__ __forceinline__ void mma(float *d, uint32_t a0, uint32_t a1, uint32_t
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
+#endif
 __device__ __forceinline__ void mma(float *d, const uint32_t *a, const uint32_t *b)
 {
     mma(d, a[0], a[1], a[2], a[3], b[0], b[1]);
 }
 
+#ifndef TTT_CUDA_EMU
 /* ldmatrix: matrix j's 8 row addresses come from lanes 8j..8j+7 (16-byte
  * aligned rows of 8 bf16). Plain: the thread receives (row g, cols 2t, 2t+1)
  * of each matrix; .trans: (rows 2t, 2t+1, col g), low half first. */
@@ -65,6 +70,7 @@ TTT_LDSM4(ldsm_x4_t, ".trans")
 TTT_LDSM2(ldsm_x2_t, ".trans")
 #undef TTT_LDSM4
 #undef TTT_LDSM2
+#endif
 
 /* Operand fragments by ldmatrix (every row 16-byte aligned: leading
  * dimensions, m0, n0 and k0 multiples of 8 elements).

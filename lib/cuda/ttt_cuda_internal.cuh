@@ -6,8 +6,10 @@
 #ifndef TTT_CUDA_INTERNAL_CUH
 #define TTT_CUDA_INTERNAL_CUH
 
+#ifndef TTT_CUDA_EMU   /* host emulators (tests/unit/emu_*.cpp) bring their own types */
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#endif
 #include <stddef.h>
 
 #define TTT_CUDA_K 16   /* mini-batch size: hard-wired (spec: always 16) */
@@ -125,6 +127,7 @@ static inline size_t ttt_inner_mlp_states_size(int B, int H, int D, int T)
     return (size_t)B * H * (ttt_inner_nmb(T) + 1) * (2 * (size_t)D * 4 * D + 4 * D + D);
 }
 
+#ifndef TTT_CUDA_EMU
 /* Launches an inner-loop kernel, one block per (sequence, head), with sm
  * bytes of dynamic shared memory (the kernel's limit is raised first; that
  * call fails past the device's opt-in maximum). */
@@ -173,5 +176,6 @@ int ttt_cuda_gemm_f32in(struct ttt_cuda *g, int mode, int ta, int tb, int M, int
 int ttt_cuda_gemm_op(struct ttt_cuda *g, int mode, int ta, int tb, int M, int N, int K, const void *A,
                      int a_ready, int lda, const void *B, int b_ready, void *C, int c_bf16, float beta);
 /* ttt_cuda_to_bf16, ttt_cuda_shadow, ttt_cuda_set_shadow, ttt_cuda_set_act16: ttt_cuda.h */
+#endif /* !TTT_CUDA_EMU */
 
 #endif

@@ -698,6 +698,7 @@ template <int D> constexpr size_t tc_smem()
            2 * (2 * 2 * KB * (D + 8) + 2 * (D / 16) * KB * (KB + 8));
 }
 
+#ifndef TTT_CUDA_EMU
 template <int D> cudaError_t launch(const ttt_inner_args *a, cudaStream_t s)
 {
     return ttt_inner_launch(inner_fwd_tc<D>, 2 * D, tc_smem<D>(), a, s);
@@ -710,8 +711,10 @@ template <int D> cudaError_t launch_bwd(const ttt_inner_args *a, cudaStream_t s)
     return ttt_inner_launch(inner_bwd_tc<D, SPLIT>, 4 * D * SPLIT, tc_bwd_smem<D>(), a, s);
 }
 
+#endif
 }  /* namespace */
 
+#ifndef TTT_CUDA_EMU
 cudaError_t ttt_inner_linear_backward_tc(const ttt_inner_args *a, cudaStream_t s)
 {
     switch (a->D) {
@@ -733,3 +736,4 @@ cudaError_t ttt_inner_linear_forward_tc(const ttt_inner_args *a, cudaStream_t s)
     }
     return cudaErrorInvalidValue;
 }
+#endif
