@@ -153,10 +153,10 @@ CUDA_BENCH := build/bench/ceilings build/bench/gemm_shapes build/kernels/inner_l
 build/bench/ceilings build/bench/gemm_shapes: build/bench/%: tests/bench/%.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) -O3 -arch=sm_$(CUDA_ARCH) -std=c++17 $< -lcublas -o $@
-build/kernels/inner_linear_lab: tests/kernels/inner_linear_lab.cu lib/cuda/ttt_inner_linear.cu lib/cuda/ttt_inner_linear_tc.cu $(wildcard lib/cuda/*.cuh tests/kernels/*.cuh)
+build/kernels/inner_linear_lab: tests/kernels/inner_linear_lab.cu lib/cuda/ttt_inner_linear.cu lib/cuda/ttt_inner_linear_tc.cu $(wildcard lib/cuda/*.cuh tests/kernels/*.cuh tests/kernels/*.h tests/bf16_bits.h)
 	@mkdir -p $(dir $@)
 	$(NVCC) -O3 -arch=sm_$(CUDA_ARCH) -std=c++17 -Ilib $(filter %.cu,$^) -o $@
-build/kernels/inner_mlp_lab: tests/kernels/inner_mlp_lab.cu lib/cuda/ttt_inner_mlp.cu lib/cuda/ttt_inner_mlp_tc.cu $(wildcard lib/cuda/*.cuh tests/kernels/*.cuh)
+build/kernels/inner_mlp_lab: tests/kernels/inner_mlp_lab.cu lib/cuda/ttt_inner_mlp.cu lib/cuda/ttt_inner_mlp_tc.cu $(wildcard lib/cuda/*.cuh tests/kernels/*.cuh tests/bf16_bits.h)
 	@mkdir -p $(dir $@)
 	$(NVCC) -O3 -arch=sm_$(CUDA_ARCH) -std=c++17 -Ilib $(filter %.cu,$^) -o $@
 bench: $(CUDA_BENCH)
@@ -182,7 +182,8 @@ check-cli: all build/tests/test_dist build/tests/test_grad_hook
 # emulators of their source (threads as lanes, the PTX fragment semantics): CI has no GPU.
 EMU_BIN := $(patsubst tests/unit/%.cpp,build/tests/%,$(wildcard tests/unit/emu_*.cpp))
 build/tests/emu_%: tests/unit/emu_%.cpp $(wildcard lib/cuda/attn* lib/cuda/dwconv.cuh lib/cuda/ttt_cuda_internal.cuh \
-                   lib/cuda/ttt_inner_linear_tc.cu lib/cuda/ttt_inner_rows.cuh lib/cuda/mma_bf16.cuh tests/kernels/*.h)
+                   lib/cuda/ttt_inner_linear_tc.cu lib/cuda/ttt_inner_rows.cuh lib/cuda/mma_bf16.cuh tests/kernels/*.h \
+                   tests/unit/emu_cuda.h tests/bf16_bits.h)
 	@mkdir -p $(dir $@)
 	$(CXX) -O1 -std=c++20 -pthread -Wno-unknown-pragmas -Ilib $< -o $@
 check-emu: $(EMU_BIN)

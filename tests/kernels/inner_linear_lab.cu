@@ -26,6 +26,7 @@
 #define LAB_NAME "inner_linear_lab"
 #include "lab_util.cuh"
 #include "ttt_linear_ref.h"
+#include "../bf16_bits.h"
 
 static int run(int D, int BH, int T, int timing)
 {
@@ -102,14 +103,7 @@ static int run(int D, int BH, int T, int timing)
             /* the tensor-core forward keeps W in bf16 (ttt_inner_args.states) */
             for (int x = 0; x < D * D; x++) {
                 double w = sf[x];
-                if (a.tc) {
-                    uint16_t hb;
-                    memcpy(&hb, (const char *)sf + 2 * x, 2);
-                    uint32_t u = (uint32_t)hb << 16;
-                    float f;
-                    memcpy(&f, &u, 4);
-                    w = f;
-                }
+                if (a.tc) w = bf16_value(((const uint16_t *)sf)[x]);
                 m = fmax(m, fabs(w - Wf[x]));
                 r = fmax(r, fabs(Wf[x]));
             }

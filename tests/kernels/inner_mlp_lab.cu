@@ -28,6 +28,7 @@
 
 #define LAB_NAME "inner_mlp_lab"
 #include "lab_util.cuh"
+#include "../bf16_bits.h"
 
 #define TOL 3e-2
 
@@ -52,20 +53,6 @@ static double rel(const std::vector<float> &x, const std::vector<float> &ref, si
 /* The tensor-core kernels keep W1 [D][F] and W2 [F][D] of every state in
  * bf16 at the fp32 offsets 0 and D*F+F (ttt_inner_mlp_tc.cu, store_state):
  * to that layout (rounding to nearest even) and back. */
-static uint16_t to_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u += 0x7fff + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
-}
-static float from_bf16(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
 static std::vector<float> states_tc(const std::vector<float> &st, size_t P, int D, int F, bool to_tc)
 {
     std::vector<float> o(st);
@@ -73,9 +60,9 @@ static std::vector<float> states_tc(const std::vector<float> &st, size_t P, int 
     for (size_t b = 0; b + P <= st.size(); b += P)
         for (size_t off : {b, b + n + F}) {
             if (to_tc)
-                for (size_t i = 0; i < n; i++) ((uint16_t *)&o[off])[i] = to_bf16(st[off + i]);
+                for (size_t i = 0; i < n; i++) ((uint16_t *)&o[off])[i] = bf16_bits(st[off + i]);
             else
-                for (size_t i = 0; i < n; i++) o[off + i] = from_bf16(((const uint16_t *)&st[off])[i]);
+                for (size_t i = 0; i < n; i++) o[off + i] = bf16_value(((const uint16_t *)&st[off])[i]);
         }
     return o;
 }

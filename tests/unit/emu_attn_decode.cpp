@@ -21,73 +21,17 @@
  *   g++ -O1 -std=c++20 -pthread -Wno-unknown-pragmas -Ilib \
  *       tests/unit/emu_attn_decode.cpp -o /tmp/emu_dec && /tmp/emu_dec
  * (some seconds; exit 0 when every case passes). */
-#include <barrier>
-#include <cmath>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <random>
-#include <thread>
-#include <vector>
-
-#define __device__
-#define __global__
-#define __forceinline__ inline
-#define __launch_bounds__(x)
-#define __restrict__
 #define __shared__ static
-#define __syncthreads() emu_sync()
-#ifndef INFINITY
-#define INFINITY (__builtin_inff())
-#endif
-
-struct dim3e { unsigned x, y, z; };
-static thread_local dim3e threadIdx;
-static dim3e blockIdx, gridDim, blockDim;
-struct float4 { float x, y, z, w; };
-static inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
-template <class T> static inline T __ldg(const T *p) { return *p; }
-
-#define NWARPS 8
-static std::barrier<> *blk_bar;
-static std::barrier<> *warp_bar[NWARPS];
-static float slot[NWARPS][32];
-static void emu_sync() { blk_bar->arrive_and_wait(); }
-static void wsync() { warp_bar[threadIdx.x >> 5]->arrive_and_wait(); }
-static float __shfl_xor_sync(unsigned, float v, int m)
-{
-    const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
-    slot[w][l] = v;
-    wsync();
-    float r = slot[w][l ^ m];
-    wsync();
-    return r;
-}
+#include "emu_cuda.h"
 
 #include "cuda/attn_decode.cuh"
 
-static_assert(DEC_WARPS == NWARPS, "the emulator's warp barriers");
+static_assert(DEC_WARPS <= EMU_MAXW, "the emulator's warp barriers");
 
 template <class F>
 static void launch(unsigned gx, unsigned gy, unsigned gz, unsigned nt, F f)
 {
-    gridDim = {gx, gy, gz};
-    blockDim = {nt, 1, 1};
-    for (unsigned bz = 0; bz < gz; bz++)
-        for (unsigned by = 0; by < gy; by++)
-            for (unsigned bx = 0; bx < gx; bx++) {
-                blockIdx = {bx, by, bz};
-                std::barrier<> bb(nt);
-                std::vector<std::barrier<> *> wb;
-                for (unsigned w = 0; w < (nt + 31) / 32; w++) wb.push_back(new std::barrier<>(32));
-                blk_bar = &bb;
-                for (unsigned w = 0; w < wb.size(); w++) warp_bar[w] = wb[w];
-                std::vector<std::thread> th;
-                for (unsigned i = 0; i < nt; i++) th.emplace_back([&, i] { threadIdx = {i, 0, 0}; f(); });
-                for (auto &x : th) x.join();
-                for (auto *b : wb) delete b;
-            }
+    emu_launch(gx, gy, gz, nt, f);
 }
 
 /* The launcher's dispatch (attn_gpu.cu decode_dm) for head width DM. */

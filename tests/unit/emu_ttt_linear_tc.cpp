@@ -17,188 +17,31 @@
  *   g++ -O1 -std=c++20 -pthread -Wno-unknown-pragmas -Ilib \
  *       tests/unit/emu_ttt_linear_tc.cpp -o /tmp/emu_tl && /tmp/emu_tl
  * (about 20 seconds; exit 0 when every case passes). */
-#include <algorithm>
-#include <barrier>
-#include <cmath>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <memory>
-#include <mutex>
-#include <random>
-#include <thread>
-#include <vector>
-
 #define TTT_CUDA_EMU
-#define __device__
-#define __global__
-#define __host__
-#define __forceinline__ inline
-#define __launch_bounds__(x)
 #define __shared__
-#define __align__(n)
-#define __syncthreads() emu_sync()
-using std::min;
-
-struct dim3e { unsigned x, y, z; };
-static thread_local dim3e threadIdx;
-static dim3e blockIdx, gridDim;
-struct float4 { float x, y, z, w; };
-struct float2 { float x, y; };
-struct uint2 { uint32_t x, y; };
-struct uint4 { uint32_t x, y, z, w; };
-static inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
-static inline float2 make_float2(float a, float b) { return {a, b}; }
-static inline uint2 make_uint2(uint32_t a, uint32_t b) { return {a, b}; }
-static inline float rsqrtf(float x) { return 1.f / sqrtf(x); }
-
-/* bf16: 16 bits of storage, round to nearest even */
-struct __nv_bfloat16 { uint16_t x; };
-struct __nv_bfloat162 { __nv_bfloat16 x, y; };
-static uint16_t f2bf(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffff) > 0x7f800000) return 0x7fc0;
-    u += 0x7fff + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
-}
-static float bf2f(uint16_t b)
-{
-    uint32_t u = (uint32_t)b << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-static inline __nv_bfloat16 __float2bfloat16_rn(float f) { return {f2bf(f)}; }
-static inline __nv_bfloat16 __float2bfloat16(float f) { return {f2bf(f)}; }
-static inline float __bfloat162float(__nv_bfloat16 b) { return bf2f(b.x); }
-static inline __nv_bfloat162 __floats2bfloat162_rn(float lo, float hi) { return {{f2bf(lo)}, {f2bf(hi)}}; }
-
-static std::mutex atomic_mu;
-static inline float atomicAdd(float *p, float v)
-{
-    std::lock_guard<std::mutex> l(atomic_mu);
-    const float o = *p;
-    *p = o + v;
-    return o;
-}
-
-/* the block barrier and one barrier and exchange slots per warp (up to 16) */
-#define MAXW 16
-static std::barrier<> *blk_bar;
-static std::barrier<> *warp_bar[MAXW];
-static void emu_sync() { blk_bar->arrive_and_wait(); }
-static void wsync() { warp_bar[threadIdx.x >> 5]->arrive_and_wait(); }
-static void __syncwarp() { wsync(); }
-struct WarpSlots {
-    uint32_t a[32][4], b[32][2];
-    float d[32][4], f[32];
-    const void *ptr[32];
-};
-static WarpSlots slots[MAXW];
-static int misaligned;   /* ldmatrix rows not 16-byte aligned (a fault on the GPU) */
-
-static float shfl_from(float v, int src_of_lane_xor, bool is_xor)
-{
-    const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
-    slots[w].f[l] = v;
-    wsync();
-    const float r = slots[w].f[is_xor ? l ^ src_of_lane_xor : src_of_lane_xor];
-    wsync();
-    return r;
-}
-static float __shfl_xor_sync(unsigned, float v, int m) { return shfl_from(v, m, true); }
-static float __shfl_sync(unsigned, float v, int src) { return shfl_from(v, src, false); }
+#include "emu_cuda.h"
 
 namespace {
-/* m16n8k16 with the PTX fragment layouts (g = lane >> 2, t = lane & 3) */
+/* mma_bf16.cuh's primitives, left out with TTT_CUDA_EMU */
 inline void mma(float *d, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1)
 {
-    const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
-    WarpSlots &S = slots[w];
-    S.a[l][0] = a0; S.a[l][1] = a1; S.a[l][2] = a2; S.a[l][3] = a3;
-    S.b[l][0] = b0; S.b[l][1] = b1;
-    for (int i = 0; i < 4; i++) S.d[l][i] = d[i];
-    wsync();
-    auto lo = [](uint32_t v) { return (double)bf2f(v & 0xffff); };
-    auto hi = [](uint32_t v) { return (double)bf2f(v >> 16); };
-    double A[16][16], B[16][8];
-    for (int L = 0; L < 32; L++) {
-        const int g = L >> 2, t = L & 3;
-        A[g][2 * t] = lo(S.a[L][0]); A[g][2 * t + 1] = hi(S.a[L][0]);
-        A[g + 8][2 * t] = lo(S.a[L][1]); A[g + 8][2 * t + 1] = hi(S.a[L][1]);
-        A[g][2 * t + 8] = lo(S.a[L][2]); A[g][2 * t + 9] = hi(S.a[L][2]);
-        A[g + 8][2 * t + 8] = lo(S.a[L][3]); A[g + 8][2 * t + 9] = hi(S.a[L][3]);
-        B[2 * t][g] = lo(S.b[L][0]); B[2 * t + 1][g] = hi(S.b[L][0]);
-        B[2 * t + 8][g] = lo(S.b[L][1]); B[2 * t + 9][g] = hi(S.b[L][1]);
-    }
-    const int g = l >> 2, t = l & 3;
-    float out[4];
-    for (int e = 0; e < 4; e++) {
-        const int row = g + 8 * (e >> 1), col = 2 * t + (e & 1);
-        double s = S.d[l][e];
-        for (int k = 0; k < 16; k++) s += A[row][k] * B[k][col];
-        out[e] = (float)s;
-    }
-    wsync();
-    for (int e = 0; e < 4; e++) d[e] = out[e];
+    const uint32_t a[4] = {a0, a1, a2, a3};
+    emu_mma(d, a, b0, b1);
 }
-
-/* ldmatrix .xN: matrix i's rows from lanes 8i..8i+7; plain: (row g, cols
- * 2t, 2t+1), .trans: (rows 2t, 2t+1, col g) */
-inline void ldsm(uint32_t *r, const __nv_bfloat16 *p, int n, bool trans)
-{
-    const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
-    WarpSlots &S = slots[w];
-    S.ptr[l] = p;
-    wsync();
-    const int g = l >> 2, t = l & 3;
-    for (int i = 0; i < n; i++) {
-        for (int k = 0; k < 8; k++)
-            if ((uintptr_t)S.ptr[8 * i + k] % 16) misaligned = 1;
-        if (trans) {
-            const auto *r0 = (const __nv_bfloat16 *)S.ptr[8 * i + 2 * t], *r1 = (const __nv_bfloat16 *)S.ptr[8 * i + 2 * t + 1];
-            r[i] = (uint32_t)r0[g].x | ((uint32_t)r1[g].x << 16);
-        } else {
-            const auto *row = (const __nv_bfloat16 *)S.ptr[8 * i + g];
-            r[i] = (uint32_t)row[2 * t].x | ((uint32_t)row[2 * t + 1].x << 16);
-        }
-    }
-    wsync();
-}
-inline void ldsm_x4(uint32_t *r, const __nv_bfloat16 *p) { ldsm(r, p, 4, false); }
-inline void ldsm_x2(uint32_t *r, const __nv_bfloat16 *p) { ldsm(r, p, 2, false); }
-inline void ldsm_x4_t(uint32_t *r, const __nv_bfloat16 *p) { ldsm(r, p, 4, true); }
-inline void ldsm_x2_t(uint32_t *r, const __nv_bfloat16 *p) { ldsm(r, p, 2, true); }
-
+inline void ldsm_x4(uint32_t *r, const __nv_bfloat16 *p) { emu_ldsm(r, p, 4, false); }
+inline void ldsm_x2(uint32_t *r, const __nv_bfloat16 *p) { emu_ldsm(r, p, 2, false); }
+inline void ldsm_x4_t(uint32_t *r, const __nv_bfloat16 *p) { emu_ldsm(r, p, 4, true); }
+inline void ldsm_x2_t(uint32_t *r, const __nv_bfloat16 *p) { emu_ldsm(r, p, 2, true); }
 alignas(16) unsigned char smraw[1 << 18];
 }  // namespace
 
 #include "cuda/ttt_inner_linear_tc.cu"
 #include "../kernels/ttt_linear_ref.h"
 
-/* nblk blocks of nt threads, one after the other, each thread running f() */
 template <class F>
 static void launch(int nblk, int nt, F f)
 {
-    gridDim = {(unsigned)nblk, 1, 1};
-    for (int bx = 0; bx < nblk; bx++) {
-        blockIdx = {(unsigned)bx, 0, 0};
-        std::barrier<> bb(nt);
-        std::vector<std::unique_ptr<std::barrier<>>> wb;
-        for (int w = 0; w < nt / 32; w++) {
-            wb.emplace_back(new std::barrier<>(32));
-            warp_bar[w] = wb.back().get();
-        }
-        blk_bar = &bb;
-        memset(smraw, 0xcd, sizeof smraw);   // garbage: the kernels must not read unstaged memory
-        std::vector<std::thread> th;
-        for (int i = 0; i < nt; i++)
-            th.emplace_back([&, i] { threadIdx = {(unsigned)i, 0, 0}; f(); });
-        for (auto &x : th) x.join();
-    }
+    emu_launch(nblk, 1, 1, nt, f, smraw, sizeof smraw);
 }
 
 /* the inputs in double (the reference's, perturbed) and their float copies (the kernels') */
@@ -299,7 +142,7 @@ static int run(int B, int H, int T, bool rope)
     a.dW0 = g[IW].data(); a.db0 = g[IB].data();
     a.tc = 1;
     a.rope = rope ? ropef.data() : NULL;
-    misaligned = 0;
+    emu_misaligned = 0;
     launch(B * H, 2 * D, [&] { inner_fwd_tc<D>(a); });
     launch(B * H, 4 * D * SPLIT, [&] { inner_bwd_tc<D, SPLIT>(a); });
 
@@ -310,7 +153,7 @@ static int run(int B, int H, int T, bool rope)
     for (size_t i = 0; i < btc; i++) { m = std::max(m, fabs(Z[i] - Zr[i])); r = std::max(r, fabs(Zr[i])); }
     const double ez = m / r;
     (void)L0;
-    bool bad = !(ez < 2e-2) || misaligned;
+    bool bad = !(ez < 2e-2) || emu_misaligned;
     printf("D=%-3d B=%d H=%d T=%-3d rope=%d: Z %.2e", D, B, H, T, rope, ez);
 
     /* backward: per input, two random directions; tau > 0 throughout, so dtau is d/d token_idx */
@@ -337,7 +180,7 @@ static int run(int B, int H, int T, bool rope)
         printf(" %s %.1e", in_name[k], worst);
         bad |= !(worst < 1e-2);
     }
-    if (misaligned) printf(" (ldmatrix row not 16-byte aligned)");
+    if (emu_misaligned) printf(" (ldmatrix row not 16-byte aligned)");
     printf("  %s\n", bad ? "FAIL" : "ok");
     return bad;
 }
