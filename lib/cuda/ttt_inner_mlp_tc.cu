@@ -31,7 +31,9 @@
  * bf16 operands bound the agreement with the fp32 kernel to ~1e-2
  * relative; the fp32 mode keeps using ttt_inner_mlp.cu.
  */
+#ifndef TTT_CUDA_EMU   /* host emulators (tests/unit/emu_*.cpp) bring their own types */
 #include <cuda_bf16.h>
+#endif
 #include <stdint.h>
 
 #include "ttt_cuda_internal.cuh"
@@ -1062,6 +1064,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
     flush_norm_grads<D, CPL>(red, dg_acc, db_acc, dtau_acc, a.dgamma + h * D, a.dbeta + h * D, a.dtau, tid, NT, lane);
 }
 
+#ifndef TTT_CUDA_EMU
 template <int D> cudaError_t launch(const ttt_inner_args *a, cudaStream_t s, int fwd)
 {
     return fwd ? ttt_inner_launch(mlp_fwd_tc<D>, NT, fwd_layout<D>().total, a, s)
@@ -1079,7 +1082,10 @@ cudaError_t dispatch(const ttt_inner_args *a, cudaStream_t s, int fwd)
     return cudaErrorInvalidValue;
 }
 
+#endif
 }  /* namespace */
 
+#ifndef TTT_CUDA_EMU
 cudaError_t ttt_inner_mlp_forward_tc(const ttt_inner_args *a, cudaStream_t s) { return dispatch(a, s, 1); }
 cudaError_t ttt_inner_mlp_backward_tc(const ttt_inner_args *a, cudaStream_t s) { return dispatch(a, s, 0); }
+#endif

@@ -25,7 +25,7 @@
 
 #define LAB_NAME "inner_linear_lab"
 #include "lab_util.cuh"
-#include "ttt_linear_ref.h"
+#include "ttt_inner_ref.h"
 #include "../bf16_bits.h"
 
 static int run(int D, int BH, int T, int timing)

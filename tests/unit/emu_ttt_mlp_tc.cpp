@@ -1,0 +1,54 @@
+/* emu_ttt_mlp_tc.cpp - host emulator of the TTT-MLP tensor-core kernels
+ * (lib/cuda/ttt_inner_mlp_tc.cu, included with -DTTT_CUDA_EMU): one
+ * std::thread per CUDA thread, the warp collectives (mma m16n8k16, ldmatrix
+ * x2/x4 with and without .trans, shfl) from the PTX fragment definitions
+ * (tests/unit/emu_cuda.h; ldmatrix rows must be 16-byte aligned). Runs the
+ * real kernel code, forward and backward (with its bf16 W1/W2 state
+ * checkpoints and the register prefetch), against the float64 primal-form
+ * TTT-MLP reference (tests/kernels/ttt_inner_ref.h): Z element-wise and
+ * every gradient (Q, K, V, lr, token offsets, gamma, beta, W1, b1, W2, b2)
+ * through directional central differences (tests/unit/emu_ttt_check.h);
+ * with and without the fused RoPE, partial last mini-batches, head dims 16,
+ * 32 and 64. A W2 checkpoint read from the wrong offset, or the lr of the
+ * wrong row, tried on a copy, fail (NaN, and 1e-2 to 4e-1). Run by
+ * `make check-emu` (part of `make test`), about 40 seconds, or:
+ *   g++ -O1 -std=c++20 -pthread -Wno-unknown-pragmas -Ilib \
+ *       tests/unit/emu_ttt_mlp_tc.cpp -o /tmp/emu_tm && /tmp/emu_tm */
+#define TTT_CUDA_EMU
+#define __shared__
+#include "emu_cuda.h"
+
+#include "emu_mma_bf16.h"
+
+#include "cuda/ttt_inner_mlp_tc.cu"
+#include "emu_ttt_check.h"
+
+template <int D>
+static int run(int B, int H, int T, bool rope)
+{
+    if (bwd_layout<D>().total > sizeof smraw || fwd_layout<D>().total > sizeof smraw) {
+        printf("D=%d: the kernels' shared memory exceeds the emulator's\n", D);
+        return 1;
+    }
+    ttt_case c = make_case(B, T, H, D, true, rope, 91 + D + T + rope);
+    std::vector<float> states(ttt_inner_mlp_states_size(B, H, D, T), NAN);
+    ttt_inner_args a;
+    case_args(&a, c, states.data());
+    emu_misaligned = 0;
+    emu_launch(B * H, 1, 1, NT, [&] { mlp_fwd_tc<D>(a); }, smraw, sizeof smraw);
+    emu_launch(B * H, 1, 1, NT, [&] { mlp_bwd_tc<D>(a); }, smraw, sizeof smraw);
+    char label[64];
+    snprintf(label, sizeof label, "D=%-3d B=%d H=%d T=%-3d rope=%d", D, B, H, T, rope);
+    return check_case(c, label, 3 + D + T);
+}
+
+int main(void)
+{
+    int bad = 0;
+    bad |= run<16>(2, 1, 45, false);
+    bad |= run<16>(1, 2, 40, true);
+    bad |= run<32>(1, 1, 37, true);
+    bad |= run<64>(1, 1, 20, false);
+    printf("emu_ttt_mlp_tc: %s\n", bad ? "FAILED" : "all cases ok");
+    return bad;
+}
