@@ -83,25 +83,27 @@ int ttt_flops_forward(const ttt_config *c, long T, ttt_flops *f)
     return 0;
 }
 
-int ttt_flops_inner_linear_kernel(int H, int D, long T, ttt_kernel_cost *kc)
+int ttt_flops_inner_linear_kernel(int H, int D, long T, int tc, ttt_kernel_cost *kc)
 {
     if (H < 1 || D < 1 || T < 1)
         return ttt_seterr("kernel cost: H, D and T must be positive (got %d, %d, %ld)", H, D, T);
     const int K = 16;   /* TTT_CUDA_K: the kernel's mini-batch is hard-wired */
     double d = D, h = H, C = h * d, t = (double)T;
     long nmb = (T + K - 1) / K;
-    double P = d * d + d;                            /* one state (W, b) per head */
+    double P = d * d + d;                            /* one state (W, b) per head, as parameters */
+    double S = tc ? 2 * d * d + 4 * d : 4 * P;       /* bytes of a stored state checkpoint */
+    double G = tc ? 2 : 4;                           /* bytes of a dQ, dK, dV element */
     kc->fwd_flops = ttt_flops_inner(TTT_LINEAR, H, D, K, T);
     kc->bwd_flops = h * per_token_mb(16 * d * d, 12 * d, K, T);
-    /* fp32 = 4 bytes. Forward: read Q, K, V (3C) and lr (H), write Z (C);
-     * write the state at every mini-batch start and the final one, (nmb+1) P
-     * per head; read W0, b0, gamma, beta (P + 2d) per head and token_idx (K)
-     * once per (sequence, head) */
-    kc->fwd_bytes = 4 * (4 * C + h) + 4 * h * ((double)(nmb + 1) * P + P + 2 * d + K) / t;
-    /* Backward: read Q, K, V, dZ (4C) and lr (H), write dQ, dK, dV (3C) and
-     * dlr (H); read the nmb start states per head; read gamma, beta,
+    /* Forward: read Q, K, V (3C) and lr (H), write Z (C), fp32; write the
+     * state at every mini-batch start and the final one, (nmb+1) S per
+     * head; read W0, b0, gamma, beta (P + 2d) and token_idx (K) once per
+     * (sequence, head), fp32 */
+    kc->fwd_bytes = 4 * (4 * C + h) + h * ((double)(nmb + 1) * S + 4 * (P + 2 * d + K)) / t;
+    /* Backward: read Q, K, V, dZ (4C) and lr (H), write dlr (H), fp32; write
+     * dQ, dK, dV (3C); read the nmb start states per head; read gamma, beta,
      * token_idx and read-modify-write dW0, db0, dgamma, dbeta (P + 2d) and
-     * dtau (K) once per (sequence, head) */
-    kc->bwd_bytes = 4 * (7 * C + 2 * h) + 4 * h * ((double)nmb * P + 2 * d + K + 2 * (P + 2 * d + K)) / t;
+     * dtau (K), fp32, once per (sequence, head) */
+    kc->bwd_bytes = 4 * (4 * C + 2 * h) + G * 3 * C + h * ((double)nmb * S + 4 * (2 * d + K + 2 * (P + 2 * d + K))) / t;
     return 0;
 }

@@ -42,18 +42,21 @@ int ttt_flops_forward(const ttt_config *c, long T, ttt_flops *f);
  * kind TTT_LINEAR or TTT_MLP; 0 for bad arguments. */
 double ttt_flops_inner(int kind, int H, int D, int K, long T);
 
-/* The fused fp32 TTT-Linear inner kernel (lib/cuda/ttt_inner_linear.cu,
- * K = TTT_CUDA_K = 16) per token of one layer (all H heads) at context T:
- * FLOPs of the forward (the dual form above) and of the backward kernel
- * (which recomputes Z, QW, tril(QK^T) from the stored start state:
- * 16 r d^2 + 12 r^2 d per mini-batch and head), and the fewest bytes each
- * moves through device memory (every input read once, every output written
- * once; the per-(sequence, head) parameter reads and gradient
- * read-modify-writes spread over the T tokens). */
+/* The fused TTT-Linear inner kernel (K = TTT_CUDA_K = 16) per token of one
+ * layer (all H heads) at context T: FLOPs of the forward (the dual form
+ * above) and of the backward kernel (which recomputes Z, QW, tril(QK^T)
+ * from the stored start state: 16 r d^2 + 12 r^2 d per mini-batch and
+ * head), and the fewest bytes each moves through device memory (every input
+ * read once, every output written once; the per-(sequence, head) parameter
+ * reads and gradient read-modify-writes spread over the T tokens). tc = 0:
+ * the fp32 kernel (lib/cuda/ttt_inner_linear.cu), everything fp32; tc = 1:
+ * the tensor-core kernel of bf16 mode (ttt_inner_linear_tc.cu) as the layer
+ * runs it without share_qk: the state checkpoints' W and the gradients dQ,
+ * dK, dV in bf16, the rest fp32. */
 typedef struct {
     double fwd_flops, bwd_flops;
     double fwd_bytes, bwd_bytes;
 } ttt_kernel_cost;
-int ttt_flops_inner_linear_kernel(int H, int D, long T, ttt_kernel_cost *k);   /* 0 or -1 */
+int ttt_flops_inner_linear_kernel(int H, int D, long T, int tc, ttt_kernel_cost *k);   /* 0 or -1 */
 
 #endif

@@ -6,12 +6,15 @@
  *             [--tokens-per-s X --tflops R]
  *       the forward and training FLOPs per token, with their breakdown; with
  *       a measured tokens/s and a matrix rate (TFLOP/s), the MFU
- *   flops_cli --kernel [-H N] [-D N] [-T N] [--fp32-tflops R --gbs BW] [--fwd-ms M --bwd-ms M --tokens N]
+ *   flops_cli --kernel [--tc] [-H N] [-D N] [-T N] [--fp32-tflops R | --tflops R] [--gbs BW]
+ *             [--fwd-ms M --bwd-ms M --tokens N]
  *       the fused TTT-Linear inner kernel per token of one layer: FLOPs and
- *       bytes, forward and backward; with the ceilings, the floor time per
- *       token (max of FLOPs over the fp32 rate, bytes over the bandwidth);
- *       with measured times for N tokens, the measured time per token and its
- *       ratio to the floor
+ *       bytes, forward and backward, of the fp32 kernel or (--tc) the
+ *       tensor-core kernel of bf16 mode (bf16 state checkpoints and dQ, dK,
+ *       dV); with a compute rate (the fp32 rate, or for --tc the bf16 matrix
+ *       rate) and the bandwidth, the floor time per token (max of FLOPs over
+ *       the rate, bytes over the bandwidth); with measured times for N
+ *       tokens, the measured time per token and its ratio to the floor
  *
  * Every result also goes out as one machine-readable line "flops NAME VALUE"
  * (or "kernel NAME VALUE", "mfu NAME VALUE"). ARCH: ttt-linear (default),
@@ -31,7 +34,7 @@ static void usage(void)
 {
     fputs("usage: flops_cli [-c PRESET|FILE.json] [--arch ttt-linear|ttt-mlp|transformer|mamba]\n"
           "                 [--backbone mamba|transformer] [-T N] [--vocab N] [--tokens-per-s X --tflops R]\n"
-          "       flops_cli --kernel [-H N] [-D N] [-T N] [--fp32-tflops R --gbs BW]\n"
+          "       flops_cli --kernel [--tc] [-H N] [-D N] [-T N] [--fp32-tflops R | --tflops R] [--gbs BW]\n"
           "                 [--fwd-ms M --bwd-ms M --tokens N]\n", stderr);
     exit(2);
 }
@@ -89,19 +92,20 @@ static void model_config(ttt_config *c, const char *config, const char *arch, co
 
 int main(int argc, char **argv)
 {
-    enum { O_ARCH = 256, O_BACKBONE, O_VOCAB, O_TPS, O_TFLOPS, O_KERNEL, O_FP32, O_GBS, O_FWD, O_BWD, O_TOK };
+    enum { O_ARCH = 256, O_BACKBONE, O_VOCAB, O_TPS, O_TFLOPS, O_KERNEL, O_TC, O_FP32, O_GBS, O_FWD, O_BWD, O_TOK };
     static const struct option opts[] = {
         { "config", required_argument, 0, 'c' }, { "arch", required_argument, 0, O_ARCH },
         { "backbone", required_argument, 0, O_BACKBONE }, { "vocab", required_argument, 0, O_VOCAB },
         { "tokens-per-s", required_argument, 0, O_TPS }, { "tflops", required_argument, 0, O_TFLOPS },
-        { "kernel", no_argument, 0, O_KERNEL }, { "fp32-tflops", required_argument, 0, O_FP32 },
+        { "kernel", no_argument, 0, O_KERNEL }, { "tc", no_argument, 0, O_TC },
+        { "fp32-tflops", required_argument, 0, O_FP32 },
         { "gbs", required_argument, 0, O_GBS }, { "fwd-ms", required_argument, 0, O_FWD },
         { "bwd-ms", required_argument, 0, O_BWD }, { "tokens", required_argument, 0, O_TOK },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 }
     };
     const char *config = "125m", *arch = "ttt-linear", *backbone = "mamba";
     long T = 2048;
-    int H = 12, D = 64, vocab = 0, kernel = 0;
+    int H = 12, D = 64, vocab = 0, kernel = 0, tc = 0;
     double tps = 0, tflops = 0, fp32 = 0, gbs = 0, fwd_ms = 0, bwd_ms = 0, tokens = 0;
     int o;
     while ((o = getopt_long(argc, argv, "c:T:H:D:h", opts, NULL)) != -1) {
@@ -116,6 +120,7 @@ int main(int argc, char **argv)
         case O_TPS: tps = num(optarg, "--tokens-per-s", 0); break;
         case O_TFLOPS: tflops = num(optarg, "--tflops", 1e-6); break;
         case O_KERNEL: kernel = 1; break;
+        case O_TC: tc = 1; break;
         case O_FP32: fp32 = num(optarg, "--fp32-tflops", 1e-6); break;
         case O_GBS: gbs = num(optarg, "--gbs", 1e-6); break;
         case O_FWD: fwd_ms = num(optarg, "--fwd-ms", 0); break;
@@ -128,11 +133,13 @@ int main(int argc, char **argv)
 
     if (kernel) {
         ttt_kernel_cost k;
-        if (ttt_flops_inner_linear_kernel(H, D, T, &k) < 0) {
+        if (ttt_flops_inner_linear_kernel(H, D, T, tc, &k) < 0) {
             fprintf(stderr, "flops_cli: %s\n", ttt_errmsg());
             return 2;
         }
-        printf("fused TTT-Linear inner kernel, fp32, one layer: H %d D %d T %ld (per token)\n", H, D, T);
+        printf("fused TTT-Linear inner kernel, %s, one layer: H %d D %d T %ld (per token)\n",
+               tc ? "tensor cores (bf16 mode)" : "fp32", H, D, T);
+        if (fp32 <= 0) fp32 = tflops;   /* the compute rate of the floor, however given */
         printf("kernel fwd_flops %.0f\nkernel fwd_bytes %.0f\nkernel bwd_flops %.0f\nkernel bwd_bytes %.0f\n",
                k.fwd_flops, k.fwd_bytes, k.bwd_flops, k.bwd_bytes);
         printf("kernel fwd_intensity %.2f\nkernel bwd_intensity %.2f\n", k.fwd_flops / k.fwd_bytes,

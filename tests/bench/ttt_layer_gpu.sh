@@ -5,9 +5,10 @@
 # kernels), GPU vs CPU layer, then the TTT-Linear layer vs PyTorch flash
 # attention table (tests/bench/yardstick.py) and the TTT-MLP layer. After the kernel
 # lab: the GPU's ceilings measured in the same run (tests/bench/ceilings.cu)
-# and the fused TTT-Linear kernel's FLOPs and bytes per token of one layer
-# (build/bench/flops_cli --kernel) with the floor time per token they imply,
-# next to the lab's measured time (tests/bench/roofline.md says how).
+# and the fused TTT-Linear kernels' FLOPs and bytes per token of one layer
+# (build/bench/flops_cli --kernel, --tc for the tensor-core one) with the
+# floor time per token they imply, next to the lab's measured time
+# (tests/bench/roofline.md says how).
 #
 #   tests/bench/ttt_layer_gpu.sh [REFVECTORS_DIR]     (run from the repository root)
 #
@@ -29,26 +30,32 @@ echo "== TTT-MLP kernel lab (tensor-core kernels against the fp32 ones, then tim
 echo "== ceilings of this GPU (median of 15, checked)"
 ./build/bench/ceilings > build/bench/ceilings.txt || { cat build/bench/ceilings.txt; exit 1; }
 cat build/bench/ceilings.txt
-echo "== fused TTT-Linear inner kernel (fp32, D=64, H=12, T=$lab_t) against its floor"
+echo "== fused TTT-Linear inner kernels (D=64, H=12, T=$lab_t) against their floors"
 ceil() { awk -v k="$1" '$1 == "ceiling" && $2 == k {print $3}' build/bench/ceilings.txt; }
-# the lab's timing line after "D=64 ... T=2048": fwd ms in field 2, bwd ms in
-# field 12; the best of its variants (the tensor-core one: its compute floor at
-# the bf16 rate is far below the memory floor, so the fp32 rate used below
-# gives the same max)
-best=$(awk -v t="T=$lab_t" '/^D=/ { on = /^D=64 / && index($0, t " ") > 0; next }
-    on && $1 == "fwd" { if (f == "" || $2 + 0 < f) f = $2 + 0; if (b == "" || $12 + 0 < b) b = $12 + 0; on = 0 }
-    END { if (f != "") print f, b }' build/kernels/lab.txt)
-set -- $best
-if [ -z "$(ceil fp32_fma_tflops)" ] || [ -z "$(ceil hbm_gbs)" ]; then
-    echo "no ceilings measured: no floor"
-    ./build/bench/flops_cli --kernel -H 12 -D 64 -T $lab_t
-elif [ -n "$1" ]; then
-    ./build/bench/flops_cli --kernel -H 12 -D 64 -T $lab_t --fp32-tflops "$(ceil fp32_fma_tflops)" \
-        --gbs "$(ceil hbm_gbs)" --fwd-ms "$1" --bwd-ms "$2" --tokens $((lab_bh / 12 * lab_t))
-else
-    echo "no D=64 T=$lab_t timing in the lab's output: floors only"
-    ./build/bench/flops_cli --kernel -H 12 -D 64 -T $lab_t --fp32-tflops "$(ceil fp32_fma_tflops)" --gbs "$(ceil hbm_gbs)"
-fi
+# the lab's timing line after "D=64 <variant> ... T=2048": fwd ms in field 2,
+# bwd ms in field 12; the fp32 variants' best against the fp32 kernel's bytes
+# and the fp32 rate, the tensor-core one against its own (bf16 states and
+# gradients) and the bf16 matrix rate
+lab_times() {   # $1: 1 for the tensor-core variant, 0 for the fp32 ones
+    awk -v t="T=$lab_t" -v want="$1" '/^D=/ { on = /^D=64 / && index($0, t " ") > 0 && (index($0, "tensor-core") > 0) == want; next }
+        on && $1 == "fwd" { if (f == "" || $2 + 0 < f) f = $2 + 0; if (b == "" || $12 + 0 < b) b = $12 + 0; on = 0 }
+        END { if (f != "") print f, b }' build/kernels/lab.txt
+}
+floors() {   # $1: "" or --tc, $2: the compute rate's ceiling, $3: times
+    set -- "$1" "$2" $3
+    if [ -z "$(ceil "$2")" ] || [ -z "$(ceil hbm_gbs)" ]; then
+        echo "no ceilings measured: no floor"
+        ./build/bench/flops_cli --kernel $1 -H 12 -D 64 -T $lab_t
+    elif [ -n "$3" ]; then
+        ./build/bench/flops_cli --kernel $1 -H 12 -D 64 -T $lab_t --tflops "$(ceil "$2")" --gbs "$(ceil hbm_gbs)" \
+            --fwd-ms "$3" --bwd-ms "$4" --tokens $((lab_bh / 12 * lab_t))
+    else
+        echo "no D=64 T=$lab_t timing in the lab's output: floors only"
+        ./build/bench/flops_cli --kernel $1 -H 12 -D 64 -T $lab_t --tflops "$(ceil "$2")" --gbs "$(ceil hbm_gbs)"
+    fi
+}
+floors "" fp32_fma_tflops "$(lab_times 0)"
+floors --tc bf16_tflops "$(lab_times 1)"
 echo "== GPU vs CPU layer, B=1 T=1000 C=768"
 ./build/bench/ttt_layer_gpu --check 2048
 echo "== benchmark vs flash attention"

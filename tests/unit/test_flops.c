@@ -138,7 +138,7 @@ static void test_kernel_cost(void)
 {
     ttt_kernel_cost k;
     /* H 1, d 16, T 32: two full mini-batches, states of 16*16+16 = 272 */
-    CHECK(ttt_flops_inner_linear_kernel(1, 16, 32, &k) == 0);
+    CHECK(ttt_flops_inner_linear_kernel(1, 16, 32, 0, &k) == 0);
     CHECK_CLOSE(k.fwd_flops, (6 * 16 * 256 + 6 * 256 * 16) / 16.0, 0, 0);
     CHECK_CLOSE(k.bwd_flops, (16 * 16 * 256 + 12 * 256 * 16) / 16.0, 0, 0);
     /* fwd: 4 x (Q, K, V, Z: 4*16 + lr: 1) a token; 3 states written + W0, b0 (272),
@@ -148,9 +148,14 @@ static void test_kernel_cost(void)
      * token_idx read (48); dW0, db0, dgamma, dbeta, dtau read and written (2 x 320) */
     CHECK_CLOSE(k.bwd_bytes, 4 * 114 + 4 * (2 * 272 + 48 + 2 * 320) / 32.0, 1e-12, 0);
     /* per layer of 12 heads at d 64, T 2048: the per-token terms dominate */
-    CHECK(ttt_flops_inner_linear_kernel(12, 64, 2048, &k) == 0);
+    CHECK(ttt_flops_inner_linear_kernel(12, 64, 2048, 0, &k) == 0);
     CHECK_CLOSE(k.fwd_bytes, 4 * (4 * 768 + 12) + 4 * 12 * 4160 / 16.0, 0, 0.01);
-    CHECK(ttt_flops_inner_linear_kernel(12, 0, 2048, &k) == -1);
+    /* the tensor-core kernel: states with W in bf16 (2*256 + 4*16 = 576 bytes), dQ, dK, dV in bf16 */
+    CHECK(ttt_flops_inner_linear_kernel(1, 16, 32, 1, &k) == 0);
+    CHECK_CLOSE(k.fwd_bytes, 4 * 65 + (3 * 576 + 4 * (272 + 32 + 16)) / 32.0, 1e-12, 0);
+    CHECK_CLOSE(k.bwd_bytes, 4 * 66 + 2 * 48 + (2 * 576 + 4 * (48 + 2 * 320)) / 32.0, 1e-12, 0);
+    CHECK_CLOSE(k.bwd_flops, (16 * 16 * 256 + 12 * 256 * 16) / 16.0, 0, 0);
+    CHECK(ttt_flops_inner_linear_kernel(12, 0, 2048, 0, &k) == -1);
     CHECK(strstr(ttt_errmsg(), "positive") != NULL);
 }
 
