@@ -131,6 +131,25 @@ static double ref_loss(const ttt_case &c, const std::vector<double> *x, double *
     return L;
 }
 
+static int check_case(ttt_case &c, const char *label, unsigned seed);
+
+/* One case: random inputs (mlp: TTT-MLP), the kernels run by fwd(a) and
+ * bwd(a) (each an emu_launch) on them, then check_case */
+template <class Fwd, class Bwd>
+static int run_case(int B, int H, int D, int T, bool mlp, bool rope, Fwd fwd, Bwd bwd)
+{
+    ttt_case c = make_case(B, T, H, D, mlp, rope, 77 + D + T + rope + 14 * mlp);
+    std::vector<float> states(mlp ? ttt_inner_mlp_states_size(B, H, D, T) : ttt_inner_states_size(B, H, D, T), NAN);
+    ttt_inner_args a;
+    case_args(&a, c, states.data());
+    emu_misaligned = 0;
+    fwd(a);
+    bwd(a);
+    char label[64];
+    snprintf(label, sizeof label, "D=%-3d B=%d H=%d T=%-3d rope=%d", D, B, H, T, rope);
+    return check_case(c, label, 5 + D + T);
+}
+
 /* Z and every gradient of the kernels' run against the reference; one line, 1 when a check fails */
 static int check_case(ttt_case &c, const char *label, unsigned seed)
 {

@@ -26,26 +26,16 @@
 #include "cuda/ttt_inner_linear_tc.cu"
 #include "emu_ttt_check.h"
 
-template <class F>
-static void launch(int nblk, int nt, F f)
-{
-    emu_launch(nblk, 1, 1, nt, f, smraw, sizeof smraw);
-}
-
 template <int D>
 static int run(int B, int H, int T, bool rope)
 {
     constexpr int SPLIT = D <= 64 ? 2 : 1;
-    ttt_case c = make_case(B, T, H, D, false, rope, 77 + D + T + rope);
-    std::vector<float> states(ttt_inner_states_size(B, H, D, T), NAN);
-    ttt_inner_args a;
-    case_args(&a, c, states.data());
-    emu_misaligned = 0;
-    launch(B * H, 2 * D, [&] { inner_fwd_tc<D>(a); });
-    launch(B * H, 4 * D * SPLIT, [&] { inner_bwd_tc<D, SPLIT>(a); });
-    char label[64];
-    snprintf(label, sizeof label, "D=%-3d B=%d H=%d T=%-3d rope=%d", D, B, H, T, rope);
-    return check_case(c, label, 5 + D + T);
+    return run_case(
+        B, H, D, T, false, rope,
+        [&](ttt_inner_args &a) { emu_launch(B * H, 1, 1, 2 * D, [&] { inner_fwd_tc<D>(a); }, smraw, sizeof smraw); },
+        [&](ttt_inner_args &a) {
+            emu_launch(B * H, 1, 1, 4 * D * SPLIT, [&] { inner_bwd_tc<D, SPLIT>(a); }, smraw, sizeof smraw);
+        });
 }
 
 int main(void)

@@ -30,16 +30,10 @@ static int run(int B, int H, int T, bool rope)
         printf("D=%d: the kernels' shared memory exceeds the emulator's\n", D);
         return 1;
     }
-    ttt_case c = make_case(B, T, H, D, true, rope, 91 + D + T + rope);
-    std::vector<float> states(ttt_inner_mlp_states_size(B, H, D, T), NAN);
-    ttt_inner_args a;
-    case_args(&a, c, states.data());
-    emu_misaligned = 0;
-    emu_launch(B * H, 1, 1, NT, [&] { mlp_fwd_tc<D>(a); }, smraw, sizeof smraw);
-    emu_launch(B * H, 1, 1, NT, [&] { mlp_bwd_tc<D>(a); }, smraw, sizeof smraw);
-    char label[64];
-    snprintf(label, sizeof label, "D=%-3d B=%d H=%d T=%-3d rope=%d", D, B, H, T, rope);
-    return check_case(c, label, 3 + D + T);
+    return run_case(
+        B, H, D, T, true, rope,
+        [&](ttt_inner_args &a) { emu_launch(B * H, 1, 1, NT, [&] { mlp_fwd_tc<D>(a); }, smraw, sizeof smraw); },
+        [&](ttt_inner_args &a) { emu_launch(B * H, 1, 1, NT, [&] { mlp_bwd_tc<D>(a); }, smraw, sizeof smraw); });
 }
 
 int main(void)
