@@ -178,11 +178,11 @@ check-ref: tests/refcheck tests/refcheck-f32
 check-cli: all build/tests/test_dist build/tests/test_grad_hook
 	OMP_WAIT_POLICY=passive TTT_BIN_DIR=$(CURDIR)/build bats tests/cli
 
-# The CUDA attention, depthwise-conv and TTT tensor-core kernels, run on the CPU by host emulators
+# The CUDA attention, depthwise-conv and TTT inner-loop kernels, run on the CPU by host emulators
 # of their source (threads as lanes, the PTX fragment semantics): CI has no GPU.
 EMU_BIN := $(patsubst tests/unit/%.cpp,build/tests/%,$(wildcard tests/unit/emu_*.cpp))
 build/tests/emu_%: tests/unit/emu_%.cpp $(wildcard lib/cuda/attn* lib/cuda/dwconv.cuh lib/cuda/ttt_cuda_internal.cuh \
-                   lib/cuda/ttt_inner_*_tc.cu lib/cuda/ttt_inner_rows.cuh lib/cuda/mma_bf16.cuh lib/cuda/gelu.cuh \
+                   lib/cuda/ttt_inner_*.cu lib/cuda/ttt_inner_rows.cuh lib/cuda/mma_bf16.cuh lib/cuda/gelu.cuh \
                    tests/kernels/*.h tests/unit/emu_*.h tests/bf16_bits.h)
 	@mkdir -p $(dir $@)
 	$(CXX) -O1 -std=c++20 -pthread -Wno-unknown-pragmas -Ilib $< -o $@

@@ -127,6 +127,12 @@ static inline size_t ttt_inner_mlp_states_size(int B, int H, int D, int T)
     return (size_t)B * H * (ttt_inner_nmb(T) + 1) * (2 * (size_t)D * 4 * D + 4 * D + D);
 }
 
+/* the fp32 TTT-MLP backward's scratch: one running dS per (sequence, head) */
+static inline size_t ttt_inner_mlp_dS_size(int B, int H, int D)
+{
+    return (size_t)B * H * (2 * (size_t)D * 4 * D + 4 * D + D);
+}
+
 #ifndef TTT_CUDA_EMU
 /* Launches an inner-loop kernel, one block per (sequence, head), with sm
  * bytes of dynamic shared memory (the kernel's limit is raised first; that
@@ -140,9 +146,8 @@ static inline cudaError_t ttt_inner_launch(Kernel k, int threads, size_t sm, con
     return cudaGetLastError();
 }
 
-/* TTT-MLP (F = 4D), head dims 16, 32, 64; dS scratch floats for B*H blocks. */
+/* TTT-MLP (F = 4D), head dims 16, 32, 64. */
 int ttt_inner_mlp_supported(int D);
-size_t ttt_inner_mlp_dS_size(int B, int H, int D);
 cudaError_t ttt_inner_mlp_forward(const ttt_inner_args *a, cudaStream_t s);
 cudaError_t ttt_inner_mlp_backward(const ttt_inner_args *a, cudaStream_t s);
 /* The tensor-core forward and backward (what the two above run when a->tc). */

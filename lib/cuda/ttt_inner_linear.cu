@@ -560,6 +560,7 @@ template <int D> static size_t bwd_smem()
     return sizeof(float) * (2 * D * (D + 4) + 2 * D + 15 * KB * (D + 4) + 2 * D * KB + 5 * KB * 17 + 5 * KB + 2 * D);
 }
 
+#ifndef TTT_CUDA_EMU   /* host emulators (tests/unit/emu_*.cpp) run the kernels themselves */
 template <int D, int RPT> static cudaError_t launch_fwd(const ttt_inner_args *a, cudaStream_t s)
 {
     return ttt_inner_launch(inner_fwd<D, RPT>, KB / RPT * D, fwd_smem<D>(), a, s);
@@ -570,8 +571,11 @@ template <int D, int RPT> static cudaError_t launch_bwd(const ttt_inner_args *a,
     return ttt_inner_launch(inner_bwd<D, RPT>, KB / RPT * D, bwd_smem<D>(), a, s);
 }
 
+#endif
+
 int ttt_inner_linear_supported(int D) { return D == 16 || D == 32 || D == 64 || D == 96; }
 
+#ifndef TTT_CUDA_EMU
 /* Rows per thread: 4 (4*D threads) everywhere; 2 (8*D threads) for D <= 64
  * when asked (rpt = 2). The kernel lab times both. */
 static int pick_rpt(const ttt_inner_args *a, int fwd)
@@ -602,3 +606,4 @@ cudaError_t ttt_inner_linear_backward(const ttt_inner_args *a, cudaStream_t s)
     if (a->tc) return ttt_inner_linear_backward_tc(a, s);
     DISPATCH(launch_bwd, 0)
 }
+#endif

@@ -568,6 +568,7 @@ template <int D> size_t bwd_smem()
     return sizeof(float) * (12 * KB * Dm::TD + 9 * KB * Dm::TF + 6 * KB * AL + 2 * KB + 2 * D);
 }
 
+#ifndef TTT_CUDA_EMU   /* host emulators (tests/unit/emu_*.cpp) run the kernels themselves */
 template <int D> cudaError_t launch(const ttt_inner_args *a, cudaStream_t s, int fwd)
 {
     return fwd ? ttt_inner_launch(mlp_fwd<D>, MLP_NT, fwd_smem<D>(), a, s)
@@ -585,10 +586,11 @@ cudaError_t dispatch(const ttt_inner_args *a, cudaStream_t s, int fwd)
     return cudaErrorInvalidValue;
 }
 
+#endif
 }  /* namespace */
 
 int ttt_inner_mlp_supported(int D) { return D == 16 || D == 32 || D == 64; }
-size_t ttt_inner_mlp_dS_size(int B, int H, int D) { return (size_t)B * H * (2 * (size_t)D * 4 * D + 4 * D + D); }
+#ifndef TTT_CUDA_EMU
 cudaError_t ttt_inner_mlp_forward(const ttt_inner_args *a, cudaStream_t s)
 {
     if (a->tc) return ttt_inner_mlp_forward_tc(a, s);
@@ -599,3 +601,4 @@ cudaError_t ttt_inner_mlp_backward(const ttt_inner_args *a, cudaStream_t s)
     if (a->tc) return ttt_inner_mlp_backward_tc(a, s);
     return dispatch(a, s, 0);
 }
+#endif

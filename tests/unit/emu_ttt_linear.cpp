@@ -1,5 +1,6 @@
-/* emu_ttt_linear_tc.cpp - host emulator of the TTT-Linear tensor-core
- * kernels (lib/cuda/ttt_inner_linear_tc.cu, included with -DTTT_CUDA_EMU):
+/* emu_ttt_linear.cpp - host emulator of the TTT-Linear inner-loop kernels,
+ * the tensor-core ones (lib/cuda/ttt_inner_linear_tc.cu) and the fp32 ones
+ * (ttt_inner_linear.cu, both row-group sizes), included with -DTTT_CUDA_EMU:
  * one std::thread per CUDA thread, __syncthreads a block barrier, and the
  * warp collectives (mma m16n8k16, ldmatrix x2/x4 with and without .trans,
  * shfl) exchanged through per-warp slots and barriers, computed from the PTX
@@ -13,29 +14,45 @@
  * transposed operand or a mispaired state column, tried on a copy, gave
  * 2e-2 to 3e-1 (the bound is 1e-2). With and without the
  * fused RoPE, partial last mini-batches, head dims 16, 64 and 96 (both
- * backward block shapes). Run by `make check-emu` (part of `make test`), or:
+ * backward block shapes); the fp32 kernels (RoPE not fused: Q, K come
+ * rotated) within 1e-4. Run by `make check-emu` (part of `make test`), or:
  *   g++ -O1 -std=c++20 -pthread -Wno-unknown-pragmas -Ilib \
- *       tests/unit/emu_ttt_linear_tc.cpp -o /tmp/emu_tl && /tmp/emu_tl
- * (about 20 seconds; exit 0 when every case passes). */
+ *       tests/unit/emu_ttt_linear.cpp -o /tmp/emu_tl && /tmp/emu_tl
+ * (about 30 seconds; exit 0 when every case passes). */
 #define TTT_CUDA_EMU
 #define __shared__
 #include "emu_cuda.h"
 
 #include "emu_mma_bf16.h"
 
+alignas(16) float sm[1 << 16];   /* the fp32 kernels' extern __shared__ sm[] */
+#include "cuda/ttt_inner_linear.cu"
+#undef KB
+#undef EPS
 #include "cuda/ttt_inner_linear_tc.cu"
 #include "emu_ttt_check.h"
 
+/* the tensor-core kernels */
 template <int D>
 static int run(int B, int H, int T, bool rope)
 {
     constexpr int SPLIT = D <= 64 ? 2 : 1;
     return run_case(
-        B, H, D, T, false, rope,
+        B, H, D, T, false, 1, rope,
         [&](ttt_inner_args &a) { emu_launch(B * H, 1, 1, 2 * D, [&] { inner_fwd_tc<D>(a); }, smraw, sizeof smraw); },
         [&](ttt_inner_args &a) {
             emu_launch(B * H, 1, 1, 4 * D * SPLIT, [&] { inner_bwd_tc<D, SPLIT>(a); }, smraw, sizeof smraw);
         });
+}
+
+/* the fp32 kernels, RPT rows per thread */
+template <int D, int RPT>
+static int run_fp32(int B, int H, int T)
+{
+    return run_case(
+        B, H, D, T, false, 0, false,
+        [&](ttt_inner_args &a) { emu_launch(B * H, 1, 1, KB / RPT * D, [&] { inner_fwd<D, RPT>(a); }, sm, sizeof sm); },
+        [&](ttt_inner_args &a) { emu_launch(B * H, 1, 1, KB / RPT * D, [&] { inner_bwd<D, RPT>(a); }, sm, sizeof sm); });
 }
 
 int main(void)
@@ -45,6 +62,9 @@ int main(void)
     bad |= run<16>(1, 2, 40, true);
     bad |= run<64>(1, 1, 37, true);
     bad |= run<96>(1, 1, 20, false);
-    printf("emu_ttt_linear_tc: %s\n", bad ? "FAILED" : "all cases ok");
+    bad |= run_fp32<16, 4>(2, 2, 45);
+    bad |= run_fp32<32, 2>(1, 2, 40);
+    bad |= run_fp32<96, 4>(1, 1, 20);
+    printf("emu_ttt_linear: %s\n", bad ? "FAILED" : "all cases ok");
     return bad;
 }
