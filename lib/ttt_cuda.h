@@ -82,8 +82,10 @@ int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_config *c, fl
  * = 2DF+F+D for TTT-MLP); NULL if absent. In TTT_CUDA_BF16 mode the inner
  * kernels rotate Q and K themselves: there "XQ_rope"/"XK_rope" hold them
  * before the rotation; "post_norm_out" (without the gate) and "o_proj_in"
- * are bf16 there (only the o_proj GEMMs read them). The backward must use
- * the forward's mode. */
+ * are bf16 there (only the o_proj GEMMs read them), and the "states" hold
+ * their weights (W, or W1 and W2) in bf16 at the fp32 offsets (the
+ * tensor-core backward reads them only so). The backward must use the
+ * forward's mode. */
 const float *ttt_cuda_layer_inter(const ttt_layer_config *c, const float *acts, const char *name,
                                   int B, int T);
 

@@ -24,6 +24,32 @@ static void ln_stats(const double *z, int D, double *mu, double *sig)
     *sig = sqrt(v / D + 1e-6);
 }
 
+/* G = LNl2grad(z, tgt) of one row (spec 3): the gradient at z of
+ * 0.5 |gamma LN(z) + beta - tgt|^2 */
+template <class R>
+static void ref_l2grad(const double *z, const double *tgt, const R *gam, const R *bet, int D, double *G)
+{
+    double mu, sig, mg = 0, mgz = 0;
+    std::vector<double> zh(D), gy(D);
+    ln_stats(z, D, &mu, &sig);
+    for (int c = 0; c < D; c++) {
+        zh[c] = (z[c] - mu) / sig;
+        gy[c] = gam[c] * (gam[c] * zh[c] + bet[c] - tgt[c]);
+        mg += gy[c]; mgz += gy[c] * zh[c];
+    }
+    mg /= D; mgz /= D;
+    for (int c = 0; c < D; c++) G[c] = (gy[c] - mg - zh[c] * mgz) / sig;
+}
+
+/* out = q + gamma LN(z) + beta of one row */
+template <class R>
+static void ref_ln_out(double *out, const double *q, const double *z, const R *gam, const R *bet, int D)
+{
+    double mu, sig;
+    ln_stats(z, D, &mu, &sig);
+    for (int c = 0; c < D; c++) out[c] = q[c] + gam[c] * (z[c] - mu) / sig + bet[c];
+}
+
 /* out [T,D] (Z = q + LN(zbar) of head h of sequence b), final W [D,D], b [D];
  * tensors [B,T,H*D] (lr [B,T,H]), parameters [H,...] as ttt_inner_args */
 template <class R>
@@ -32,7 +58,7 @@ static void ref_primal(int T, int H, int D, int b, int h, const R *XQ, const R *
                        double *bf)
 {
     const int C = H * D;
-    std::vector<double> W(D * D), bb(D), G(16 * D), Wi(D * D), bi(D), z(D);
+    std::vector<double> W(D * D), bb(D), G(16 * D), Wi(D * D), bi(D), z(D), tgt(D), q(D);
     for (int x = 0; x < D * D; x++) W[x] = W0[(size_t)h * D * D + x];
     for (int x = 0; x < D; x++) bb[x] = b0[h * D + x];
     auto row = [&](const R *X, int t, int c) { return (double)X[((size_t)b * T + t) * C + h * D + c]; };
@@ -44,19 +70,9 @@ static void ref_primal(int T, int H, int D, int b, int h, const R *XQ, const R *
                 double s = bb[c];
                 for (int k = 0; k < D; k++) s += row(XK, t0 + j, k) * W[k * D + c];
                 z[c] = s;
+                tgt[c] = row(XV, t0 + j, c) - row(XK, t0 + j, c);
             }
-            double mu, sig;
-            ln_stats(z.data(), D, &mu, &sig);
-            std::vector<double> zh(D), gy(D);
-            double mg = 0, mgz = 0;
-            for (int c = 0; c < D; c++) {
-                zh[c] = (z[c] - mu) / sig;
-                double y = gam[h * D + c] * zh[c] + bet[h * D + c];
-                gy[c] = gam[h * D + c] * (y - (row(XV, t0 + j, c) - row(XK, t0 + j, c)));
-                mg += gy[c]; mgz += gy[c] * zh[c];
-            }
-            mg /= D; mgz /= D;
-            for (int c = 0; c < D; c++) G[j * D + c] = (gy[c] - mg - zh[c] * mgz) / sig;
+            ref_l2grad(z.data(), tgt.data(), gam + h * D, bet + h * D, D, &G[j * D]);
         }
         for (int i = 0; i < r; i++) {
             double tau = fmax(1.0 / (i + 1) + tok[i], 0.0);
@@ -73,11 +89,9 @@ static void ref_primal(int T, int H, int D, int b, int h, const R *XQ, const R *
                 double s = bi[c];
                 for (int k = 0; k < D; k++) s += row(XQ, t0 + i, k) * Wi[k * D + c];
                 z[c] = s;
+                q[c] = row(XQ, t0 + i, c);
             }
-            double mu, sig;
-            ln_stats(z.data(), D, &mu, &sig);
-            for (int c = 0; c < D; c++)
-                out[(size_t)(t0 + i) * D + c] = row(XQ, t0 + i, c) + gam[h * D + c] * (z[c] - mu) / sig + bet[h * D + c];
+            ref_ln_out(&out[(size_t)(t0 + i) * D], q.data(), z.data(), gam + h * D, bet + h * D, D);
             if (i == r - 1) { W = Wi; bb = bi; }
         }
     }
@@ -103,7 +117,7 @@ static void ref_primal_mlp(int T, int H, int D, int b, int h, const R *XQ, const
     const int C = H * D, F = 4 * D;
     std::vector<double> W1((size_t)D * F), b1(F), W2((size_t)F * D), b2(D), W1i, b1i, W2i, b2i;
     std::vector<double> X1(16 * (size_t)D), X2(16 * (size_t)F), G1(16 * (size_t)F), G2(16 * (size_t)D);
-    std::vector<double> z1(F), z2(D), zh(D), gy(D);
+    std::vector<double> z1(F), z2(D), tgt(D);
     for (size_t x = 0; x < W1.size(); x++) W1[x] = W10[(size_t)h * D * F + x];
     for (size_t x = 0; x < W2.size(); x++) W2[x] = W20[(size_t)h * F * D + x];
     for (int x = 0; x < F; x++) b1[x] = b10[h * F + x];
@@ -130,16 +144,8 @@ static void ref_primal_mlp(int T, int H, int D, int b, int h, const R *XQ, const
         for (int j = 0; j < r; j++) {
             for (int k = 0; k < D; k++) X1[j * D + k] = row(XK, t0 + j, k);
             mlp(&X1[j * D], W1, b1, W2, b2, &X2[(size_t)j * F]);
-            double mu, sig, mg = 0, mgz = 0;
-            ln_stats(z2.data(), D, &mu, &sig);
-            for (int c = 0; c < D; c++) {
-                zh[c] = (z2[c] - mu) / sig;
-                const double y = gam[h * D + c] * zh[c] + bet[h * D + c];
-                gy[c] = gam[h * D + c] * (y - (row(XV, t0 + j, c) - row(XK, t0 + j, c)));
-                mg += gy[c]; mgz += gy[c] * zh[c];
-            }
-            mg /= D; mgz /= D;
-            for (int c = 0; c < D; c++) G2[j * D + c] = (gy[c] - mg - zh[c] * mgz) / sig;
+            for (int c = 0; c < D; c++) tgt[c] = row(XV, t0 + j, c) - row(XK, t0 + j, c);
+            ref_l2grad(z2.data(), tgt.data(), gam + h * D, bet + h * D, D, &G2[j * D]);
             for (int f = 0; f < F; f++) {
                 double s = 0;
                 for (int c = 0; c < D; c++) s += G2[j * D + c] * W2[(size_t)f * D + c];
@@ -162,10 +168,7 @@ static void ref_primal_mlp(int T, int H, int D, int b, int h, const R *XQ, const
             std::vector<double> q(D), x2(F);
             for (int k = 0; k < D; k++) q[k] = row(XQ, t0 + i, k);
             mlp(q.data(), W1i, b1i, W2i, b2i, x2.data());
-            double mu, sig;
-            ln_stats(z2.data(), D, &mu, &sig);
-            for (int c = 0; c < D; c++)
-                out[(size_t)(t0 + i) * D + c] = q[c] + gam[h * D + c] * (z2[c] - mu) / sig + bet[h * D + c];
+            ref_ln_out(&out[(size_t)(t0 + i) * D], q.data(), z2.data(), gam + h * D, bet + h * D, D);
             if (i == r - 1) { W1 = W1i; b1 = b1i; W2 = W2i; b2 = b2i; }
         }
     }
