@@ -32,17 +32,34 @@ alignas(16) float sm[1 << 16];   /* the fp32 kernels' extern __shared__ sm[] */
 #include "cuda/ttt_inner_linear_tc.cu"
 #include "emu_ttt_check.h"
 
-/* the tensor-core kernels */
+/* the tensor-core kernels; chunk > 0: in time chunks of that many mini-batches
+ * (the last one shorter), the state and dW', db' passed through the carry */
 template <int D>
-static int run(int B, int H, int T, bool rope)
+static int run(int B, int H, int T, bool rope, int chunk = 0)
 {
     constexpr int SPLIT = D <= 64 ? 2 : 1;
+    const int nmb = ttt_inner_nmb(T), step = chunk ? chunk : nmb;
+    std::vector<float> carry((size_t)B * H * (D * D + D), NAN);
+    auto range = [&](ttt_inner_args &a, int m0) {
+        a.mb0 = m0;
+        a.mb1 = chunk ? std::min(m0 + step, nmb) : 0;
+        a.carry = chunk ? carry.data() : NULL;
+    };
     return run_case(
         B, H, D, T, false, 1, rope,
-        [&](ttt_inner_args &a) { emu_launch(B * H, 1, 1, 2 * D, [&] { inner_fwd_tc<D>(a); }, smraw, sizeof smraw); },
         [&](ttt_inner_args &a) {
-            emu_launch(B * H, 1, 1, 4 * D * SPLIT, [&] { inner_bwd_tc<D, SPLIT>(a); }, smraw, sizeof smraw);
-        });
+            for (int m0 = 0; m0 < nmb; m0 += step) {
+                range(a, m0);
+                emu_launch(B * H, 1, 1, 2 * D, [&] { inner_fwd_tc<D>(a); }, smraw, sizeof smraw);
+            }
+        },
+        [&](ttt_inner_args &a) {
+            for (int m0 = (nmb - 1) / step * step; m0 >= 0; m0 -= step) {
+                range(a, m0);
+                emu_launch(B * H, 1, 1, 4 * D * SPLIT, [&] { inner_bwd_tc<D, SPLIT>(a); }, smraw, sizeof smraw);
+            }
+        },
+        chunk);
 }
 
 /* the fp32 kernels, RPT rows per thread */
@@ -62,6 +79,8 @@ int main(void)
     bad |= run<16>(1, 2, 40, true);
     bad |= run<64>(1, 1, 37, true);
     bad |= run<96>(1, 1, 20, false);
+    bad |= run<16>(2, 2, 45, true, 1);   /* time chunks: 1 + 1 + 1 mini-batches */
+    bad |= run<64>(1, 1, 70, false, 2);  /* 2 + 2 + 1 */
     bad |= run_fp32<16, 4>(2, 2, 45);
     bad |= run_fp32<32, 2>(1, 2, 40);
     bad |= run_fp32<96, 4>(1, 1, 20);
