@@ -149,13 +149,17 @@ bench: $(BENCH_BIN)
 # GPU-only programs, built with nvcc alone: the measured ceilings and the
 # inner-kernel labs (every kernel against a float64 or fp32 reference, timed)
 ifneq ($(HAVE_CUDA:no%=),)
-CUDA_BENCH := build/bench/ceilings build/bench/gemm_shapes build/kernels/inner_linear_lab build/kernels/inner_mlp_lab
+CUDA_BENCH := build/bench/ceilings build/bench/gemm_shapes build/kernels/inner_linear_lab build/kernels/inner_mlp_lab \
+              build/kernels/overlap_lab
 build/bench/ceilings build/bench/gemm_shapes: build/bench/%: tests/bench/%.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) -O3 -arch=sm_$(CUDA_ARCH) -std=c++17 $< -lcublas -o $@
 build/kernels/inner_linear_lab: tests/kernels/inner_linear_lab.cu lib/cuda/ttt_inner_linear.cu lib/cuda/ttt_inner_linear_tc.cu $(wildcard lib/cuda/*.cuh tests/kernels/*.cuh tests/kernels/*.h tests/bf16_bits.h)
 	@mkdir -p $(dir $@)
 	$(NVCC) -O3 -arch=sm_$(CUDA_ARCH) -std=c++17 -Ilib $(filter %.cu,$^) -o $@
+build/kernels/overlap_lab: tests/kernels/overlap_lab.cu lib/cuda/ttt_inner_linear.cu lib/cuda/ttt_inner_linear_tc.cu $(wildcard lib/cuda/*.cuh tests/kernels/*.cuh)
+	@mkdir -p $(dir $@)
+	$(NVCC) -O3 -arch=sm_$(CUDA_ARCH) -std=c++17 -Ilib $(filter %.cu,$^) -lcublas -o $@
 build/kernels/inner_mlp_lab: tests/kernels/inner_mlp_lab.cu lib/cuda/ttt_inner_mlp.cu lib/cuda/ttt_inner_mlp_tc.cu $(wildcard lib/cuda/*.cuh tests/kernels/*.cuh tests/bf16_bits.h)
 	@mkdir -p $(dir $@)
 	$(NVCC) -O3 -arch=sm_$(CUDA_ARCH) -std=c++17 -Ilib $(filter %.cu,$^) -o $@
