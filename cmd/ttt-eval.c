@@ -219,6 +219,7 @@ int main(int argc, char **argv)
             if (!(gm = ttt_gpu_model_new(m, 0, dtype == 1 ? TTT_CUDA_BF16 : TTT_CUDA_F32, batch, mr[i].ctx)) ||
                 ttt_gpu_model_upload_params(gm, ttt_model_params(m)) < 0)
                 cli_die("%s: %s", models[i], ttt_errmsg());
+            ttt_gpu_model_set_nograd(gm, 1);   /* no backward follows: no state checkpoints */
             o.forward = gpu_forward;
             o.fud = gm;
         }

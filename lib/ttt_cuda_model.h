@@ -77,6 +77,10 @@ int ttt_gpu_model_forward(ttt_gpu_model *g, const int32_t *ids, const int32_t *t
 const float *ttt_gpu_model_token_losses(const ttt_gpu_model *g);
 /* Backward of the mean loss of the last forward; gradients accumulate. */
 int ttt_gpu_model_backward(ttt_gpu_model *g);
+/* on: forwards for evaluation only (ttt-eval): they keep nothing a backward
+ * needs (the TTT-Linear inner loop writes no state checkpoints), and
+ * backward fails while it is on. */
+void ttt_gpu_model_set_nograd(ttt_gpu_model *g, int on);
 /* L2 norm of the gradient arena (double accumulation, fixed order). */
 int ttt_gpu_model_grad_norm(ttt_gpu_model *g, double *norm);
 /* ttt_adamw_update on the device arenas (same formula, double arithmetic). */
@@ -113,6 +117,7 @@ static inline int ttt_gpu_model_forward(ttt_gpu_model *g, const int32_t *ids, co
 }
 static inline const float *ttt_gpu_model_token_losses(const ttt_gpu_model *g) { (void)g; return NULL; }
 static inline int ttt_gpu_model_backward(ttt_gpu_model *g) { (void)g; return TTT_GPU_NOCUDA_; }
+static inline void ttt_gpu_model_set_nograd(ttt_gpu_model *g, int on) { (void)g; (void)on; }
 static inline int ttt_gpu_model_grad_norm(ttt_gpu_model *g, double *n) { (void)g; (void)n; return TTT_GPU_NOCUDA_; }
 static inline int ttt_gpu_model_adamw(ttt_gpu_model *g, const ttt_adamw_params *hp, double lr, double s, long long t)
 {

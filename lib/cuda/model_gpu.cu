@@ -988,6 +988,8 @@ static int seq_backward(ttt_gpu_model *g, float *dx, const float *dout, const gp
     return rc;
 }
 
+extern "C" void ttt_gpu_model_set_nograd(ttt_gpu_model *g, int on) { ttt_cuda_set_nograd(g->cu, on); }
+
 extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
 {
     const ttt_config *c = &g->cfg;

@@ -106,13 +106,6 @@ struct ttt_inner_args {
                                        rotate dXQ, dXK back); NULL: already rotated */
     int dqk16, dv16;                /* tc only: dXQ and dXK (dqk16), dXV (dv16) stored in bf16 at
                                        the same addresses (store_grad), for the GEMMs that read them */
-    int mb0, mb1;                   /* TTT-Linear tc only: the launch walks mini-batches [mb0, mb1)
-                                       of the sequences (mb1 = 0: to the end), so that the layer can
-                                       run the projections of one time chunk beside the inner loop
-                                       of another; chunks run in order (backward: in reverse) */
-    float *carry;                   /* with chunks: [B*H, D*D+D] fp32, the forward's state (W, b)
-                                       at mb0 in (mb0 > 0) and at mb1 out (mb1 < the end); the
-                                       backward's dW', db' at mb1 in and at mb0 out */
     /* TTT-MLP only */
     int F;                          /* inner width, 4*D */
     const float *W20, *b20;         /* [H,F,D], [H,D] */
@@ -133,15 +126,6 @@ static inline size_t ttt_inner_states_size(int B, int H, int D, int T)
 static inline size_t ttt_inner_mlp_states_size(int B, int H, int D, int T)
 {
     return (size_t)B * H * (ttt_inner_nmb(T) + 1) * (2 * (size_t)D * 4 * D + 4 * D + D);
-}
-
-/* The launch's mini-batch range is inside the sequence, not empty, and has a
- * carry when it is not all of it; chunks only where `chunks` (the TTT-Linear
- * tensor-core kernels), NULL states only where `nostates` (their forward). */
-static inline int ttt_inner_range_ok(const ttt_inner_args *a, int chunks, int nostates)
-{
-    const int nmb = ttt_inner_nmb(a->T), e = a->mb1 ? a->mb1 : nmb, whole = a->mb0 == 0 && e == nmb;
-    return a->mb0 >= 0 && a->mb0 < e && e <= nmb && (whole || (chunks && a->carry)) && (a->states || nostates);
 }
 
 /* the fp32 TTT-MLP backward's scratch: one running dS per (sequence, head) */

@@ -598,13 +598,13 @@ static int pick_rpt(const ttt_inner_args *a, int fwd)
 
 cudaError_t ttt_inner_linear_forward(const ttt_inner_args *a, cudaStream_t s)
 {
-    if (!ttt_inner_range_ok(a, a->tc, a->tc)) return cudaErrorInvalidValue;
+    if (!a->states && !a->tc) return cudaErrorInvalidValue;   /* only the tc forward runs without */
     if (a->tc) return ttt_inner_linear_forward_tc(a, s);
     DISPATCH(launch_fwd, 1)
 }
 cudaError_t ttt_inner_linear_backward(const ttt_inner_args *a, cudaStream_t s)
 {
-    if (!ttt_inner_range_ok(a, a->tc, 0)) return cudaErrorInvalidValue;
+    if (!a->states) return cudaErrorInvalidValue;
     if (a->tc) return ttt_inner_linear_backward_tc(a, s);
     DISPATCH(launch_bwd, 0)
 }

@@ -131,12 +131,8 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
     const int C = a.H * D, T = a.T, nmb = ttt_inner_nmb(T), j0 = 16 * warp;
-    /* no states: a forward no backward follows (inference) skips the checkpoints */
+    /* no states: a forward no backward follows (evaluation) skips the checkpoints */
     float *st = a.states ? a.states + (size_t)bh * (nmb + 1) * (D * D + D) : NULL;
-    /* a chunk of the sequence (ttt_inner_args.mb0, mb1): the start state from the carry */
-    const int nb0 = a.mb0, nb1 = a.mb1 ? a.mb1 : nmb;
-    float *carry = a.carry ? a.carry + (size_t)bh * (D * D + D) : NULL;
-    const float *cin = nb0 > 0 ? carry : NULL;
 
     /* the thread's 4 columns: j0 + 8u + 2t + v, u,v in {0,1}; index 2u+v */
     float gam[4], bet[4], bias[4];
@@ -147,12 +143,12 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
             int j = j0 + 8 * u + 2 * t + v;
             gam[2 * u + v] = a.gamma[h * D + j];
             bet[2 * u + v] = a.beta[h * D + j];
-            bias[2 * u + v] = cin ? cin[D * D + j] : a.b0[h * D + j];
+            bias[2 * u + v] = a.b0[h * D + j];
         }
     /* W^T accumulators: Wt[it][0..1] = W[8it+2t+{0,1}][j0+g], [2..3] = W[..][j0+8+g] */
     float Wt[NI][4];
     {
-        const float *W0 = cin ? cin : a.W0 + (size_t)h * D * D;
+        const float *W0 = a.W0 + (size_t)h * D * D;
 #pragma unroll
         for (int it = 0; it < NI; it++) {
             int i = 8 * it + 2 * t;
@@ -180,10 +176,10 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
         }
         if (tid < KB) plr = tid < r ? a.lr[((size_t)b * T + t0 + tid) * a.H + h] : 0.f;
     };
-    prefetch(nb0);
+    prefetch(0);
     const float tau_g = tau_of(a.token_idx, g), tau_g8 = tau_of(a.token_idx, g + 8);
 
-    for (int n = nb0; n < nb1; n++) {
+    for (int n = 0; n < nmb; n++) {
         const int t0 = n * KB, r = min(KB, T - t0), buf = n & 1;
         float *qf = Qf + buf * KB * FLD, *tf = Tf + buf * KB * FLD, *lr = lrs + buf * KB;
         __nv_bfloat16 *qb = Qb + buf * KB * BLD, *kb = Kb + buf * KB * BLD;
@@ -203,7 +199,7 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
         /* the start state of this mini-batch, for the backward */
         if (st) store_state<D>(st + (size_t)n * (D * D + D), Wt, bias, j0, g, t);
         __syncthreads();
-        if (n + 1 < nb1) prefetch(n + 1);
+        if (n + 1 < nmb) prefetch(n + 1);
 
         /* S = Q K^T, Z = K W + b, Y = Q W + b */
         float S[2][4] = {}, Z[2][4], Y[2][4];
@@ -330,21 +326,8 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
                 }
         }
     }
-    if (nb1 < nmb) {   /* the next chunk's start state, in fp32 (every thread read its part a barrier ago) */
-#pragma unroll
-        for (int it = 0; it < NI; it++) {
-            const int i = 8 * it + 2 * t;
-            carry[i * D + j0 + g] = Wt[it][0];
-            carry[(i + 1) * D + j0 + g] = Wt[it][1];
-            carry[i * D + j0 + 8 + g] = Wt[it][2];
-            carry[(i + 1) * D + j0 + 8 + g] = Wt[it][3];
-        }
-        if (g == 0)
-#pragma unroll
-            for (int x = 0; x < 4; x++) carry[D * D + j0 + 8 * (x >> 1) + 2 * t + (x & 1)] = bias[x];
-    } else if (st) {   /* the final state */
-        store_state<D>(st + (size_t)nmb * (D * D + D), Wt, bias, j0, g, t);
-    }
+    /* the final state */
+    if (st) store_state<D>(st + (size_t)nmb * (D * D + D), Wt, bias, j0, g, t);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -397,22 +380,12 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
     const int aw = warp - (SPLIT - 1) * NH;
     const float *gam = a.gamma + h * D, *bet = a.beta + h * D;
     const float *st = a.states + (size_t)bh * (nmb + 1) * (D * D + D);
-    /* a chunk of the sequence (ttt_inner_args.mb0, mb1): dW', db' of the later chunks from the carry */
-    const int nb0 = a.mb0, nb1 = a.mb1 ? a.mb1 : nmb;
-    float *carry = a.carry ? a.carry + (size_t)bh * (D * D + D) : NULL;
-    const float *cin = nb1 < nmb ? carry : NULL;
 
     float dW[TPW][4];                   /* dW' tiles x = warp + NW q (< NTILE): rows 16(x / NTL), cols 8(x % NTL) */
 #pragma unroll
-    for (int q = 0; q < TPW; q++) {
-        const int x = warp + NW * q, m0 = 16 * (x / NTL), c0 = 8 * (x % NTL);
-#pragma unroll
-        for (int y = 0; y < 4; y++)
-            dW[q][y] = cin && x < NTILE ? cin[(m0 + g + 8 * (y >> 1)) * D + c0 + 2 * t + (y & 1)] : 0.f;
-    }
-    for (int x = tid; x < D * RB; x += NT)
-        dWb[x] = __float2bfloat16_rn(cin && x % RB < D ? cin[(x / RB) * D + x % RB] : 0.f);
-    for (int x = tid; x < D; x += NT) dbs[x] = cin ? cin[D * D + x] : 0.f;
+    for (int q = 0; q < TPW; q++) dW[q][0] = dW[q][1] = dW[q][2] = dW[q][3] = 0.f;
+    for (int x = tid; x < D * RB; x += NT) dWb[x] = __float2bfloat16_rn(0.f);
+    for (int x = tid; x < D; x += NT) dbs[x] = 0.f;
     float g_r[CPL], be_r[CPL], dg_acc[CPL], db_acc[CPL];
 #pragma unroll
     for (int u = 0; u < CPL; u++) {
@@ -446,9 +419,9 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
         for (int u = 0; u < WV; u++)
             if (tid + u * NT < D * D / 8) pw[u] = *(const uint4 *)((const bf16 *)stn + (tid + u * NT) * 8);
     };
-    prefetch(nb1 - 1);
+    prefetch(nmb - 1);
 
-    for (int n = nb1 - 1; n >= nb0; n--) {
+    for (int n = nmb - 1; n >= 0; n--) {
         const int t0 = n * KB, r = min(KB, T - t0);
         __syncthreads();
         /* P0: publish S_n and the tiles (fp32 where the row phases read them, bf16 for the products) */
@@ -474,7 +447,7 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
             taus[tid] = tau_of(a.token_idx, tid);
         }
         __syncthreads();
-        if (n > nb0) prefetch(n - 1);
+        if (n > 0) prefetch(n - 1);
         const float tl = taus[r - 1];
 
         /* P1: Z = K W + b, Y = Q W + b, M = K dW' + db' (columns n0..n0+7); A = Q K^T */
@@ -701,25 +674,16 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
         }
     }
     __syncthreads();
-    /* dW0, db0 (or, before the sequence's first chunk, the carry), dgamma, dbeta,
-     * dtau: one atomic per element per block */
-    float *dWo = nb0 > 0 ? carry : a.dW0 + (size_t)h * D * D;
+    /* dW0, db0, dgamma, dbeta, dtau: one atomic per element per block */
 #pragma unroll
     for (int q = 0; q < TPW; q++) {
         const int x = warp + NW * q, m0 = 16 * (x / NTL), c0 = 8 * (x % NTL);
         if (x >= NTILE) break;
 #pragma unroll
-        for (int y = 0; y < 4; y++) {
-            float *o = &dWo[(m0 + g + 8 * (y >> 1)) * D + c0 + 2 * t + (y & 1)];
-            if (nb0 > 0) *o = dW[q][y];
-            else atomicAdd(o, dW[q][y]);
-        }
+        for (int y = 0; y < 4; y++)
+            atomicAdd(&a.dW0[(size_t)h * D * D + (m0 + g + 8 * (y >> 1)) * D + c0 + 2 * t + (y & 1)], dW[q][y]);
     }
-    for (int x = tid; x < D; x += NT) {
-        if (nb0 > 0) carry[D * D + x] = dbs[x];
-        else atomicAdd(&a.db0[h * D + x], dbs[x]);
-        red[x] = 0.f; red[D + x] = 0.f;
-    }
+    for (int x = tid; x < D; x += NT) { atomicAdd(&a.db0[h * D + x], dbs[x]); red[x] = 0.f; red[D + x] = 0.f; }
     flush_norm_grads<D, CPL>(red, dg_acc, db_acc, dtau_acc, a.dgamma + h * D, a.dbeta + h * D, a.dtau, tid, NT, lane);
 }
 

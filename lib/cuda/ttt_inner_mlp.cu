@@ -593,13 +593,13 @@ int ttt_inner_mlp_supported(int D) { return D == 16 || D == 32 || D == 64; }
 #ifndef TTT_CUDA_EMU
 cudaError_t ttt_inner_mlp_forward(const ttt_inner_args *a, cudaStream_t s)
 {
-    if (!ttt_inner_range_ok(a, 0, 0)) return cudaErrorInvalidValue;
+    if (!a->states) return cudaErrorInvalidValue;
     if (a->tc) return ttt_inner_mlp_forward_tc(a, s);
     return dispatch(a, s, 1);
 }
 cudaError_t ttt_inner_mlp_backward(const ttt_inner_args *a, cudaStream_t s)
 {
-    if (!ttt_inner_range_ok(a, 0, 0)) return cudaErrorInvalidValue;
+    if (!a->states) return cudaErrorInvalidValue;
     if (a->tc) return ttt_inner_mlp_backward_tc(a, s);
     return dispatch(a, s, 0);
 }

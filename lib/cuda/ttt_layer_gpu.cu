@@ -37,6 +37,13 @@ struct ttt_cuda {
     int nshadow;                     /* sorted: GEMM operands in them are not converted */
     ttt_cuda_shadow act[TTT_CUDA_NACT];   /* bf16 copies of the block's input and output
                                              gradient made by the caller (.p NULL: none) */
+    /* the backward's weight gradients of the output side, which the inner loop does
+     * not need, run on `side` (lowest priority, its own cuBLAS handle) while the
+     * inner backward, launched first on s (highest priority), holds its SMs */
+    cudaStream_t side;
+    cublasHandle_t blas_side;
+    cudaEvent_t ev_fork, ev_join;
+    int nograd;                   /* forwards keep nothing for a backward (ttt_cuda_set_nograd) */
 };
 
 #define CK(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) \
@@ -68,27 +75,44 @@ extern "C" ttt_cuda *ttt_cuda_open(int dev)
     ttt_cuda *g = (ttt_cuda *)calloc(1, sizeof *g);
     if (!g) { ttt_seterr("cuda: out of memory"); return NULL; }
     g->dev = dev;
+    int lo = 0, hi = 0;
     cudaError_t e = cudaSetDevice(dev);
-    if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&g->s, cudaStreamNonBlocking);
-    if (e != cudaSuccess) { ttt_seterr("cuda: device %d: %s", dev, cudaGetErrorString(e)); free(g); return NULL; }
-    if (cublasCreate(&g->blas) != CUBLAS_STATUS_SUCCESS) {
+    if (e == cudaSuccess) e = cudaDeviceGetStreamPriorityRange(&lo, &hi);
+    if (e == cudaSuccess) e = cudaStreamCreateWithPriority(&g->s, cudaStreamNonBlocking, hi);
+    if (e == cudaSuccess) e = cudaStreamCreateWithPriority(&g->side, cudaStreamNonBlocking, lo);
+    if (e == cudaSuccess) e = cudaEventCreateWithFlags(&g->ev_fork, cudaEventDisableTiming);
+    if (e == cudaSuccess) e = cudaEventCreateWithFlags(&g->ev_join, cudaEventDisableTiming);
+    if (e != cudaSuccess) {
+        ttt_seterr("cuda: device %d: %s", dev, cudaGetErrorString(e));
+        ttt_cuda_close(g);
+        return NULL;
+    }
+    if (cublasCreate(&g->blas) != CUBLAS_STATUS_SUCCESS || cublasCreate(&g->blas_side) != CUBLAS_STATUS_SUCCESS) {
         ttt_seterr("cublas: cannot create a handle on device %d", dev);
-        cudaStreamDestroy(g->s); free(g); return NULL;
+        ttt_cuda_close(g);
+        return NULL;
     }
     cublasSetStream(g->blas, g->s);
+    cublasSetStream(g->blas_side, g->side);
     cublasSetMathMode(g->blas, CUBLAS_DEFAULT_MATH);   /* no TF32 in fp32 mode */
+    cublasSetMathMode(g->blas_side, CUBLAS_DEFAULT_MATH);
     return g;
 }
 
 extern "C" void ttt_cuda_close(ttt_cuda *g)
 {
     if (!g) return;
-    cudaStreamSynchronize(g->s);
+    if (g->s) cudaStreamSynchronize(g->s);
+    if (g->side) cudaStreamSynchronize(g->side);
     for (int i = 0; i < 3; i++) cudaFree(g->slot[i]);
     cudaFree(g->ws);
     cudaFree(g->rope_tab);
-    cublasDestroy(g->blas);
-    cudaStreamDestroy(g->s);
+    if (g->blas) cublasDestroy(g->blas);
+    if (g->blas_side) cublasDestroy(g->blas_side);
+    if (g->ev_fork) cudaEventDestroy(g->ev_fork);
+    if (g->ev_join) cudaEventDestroy(g->ev_join);
+    if (g->side) cudaStreamDestroy(g->side);
+    if (g->s) cudaStreamDestroy(g->s);
     free(g);
 }
 
@@ -226,6 +250,8 @@ extern "C" void ttt_cuda_set_act16(ttt_cuda *g, int which, const float *x, const
 {
     g->act[which] = ttt_cuda_shadow{ x16 ? x : NULL, n, x16 };
 }
+
+extern "C" void ttt_cuda_set_nograd(ttt_cuda *g, int on) { g->nograd = on != 0; }
 
 extern "C" void ttt_cuda_set_shadow(ttt_cuda *g, const ttt_cuda_shadow *r, int n)
 {
@@ -557,7 +583,9 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
     a.XQ = XQ; a.XK = XK; a.XV = XV; a.lr = lr;
     a.token_idx = p->token_idx; a.gamma = p->ttt_norm_w; a.beta = p->ttt_norm_b;
     a.W0 = p->W1; a.b0 = p->b1;
-    a.Z = acts + L.Zin; a.states = acts + L.states;
+    a.Z = acts + L.Zin;
+    /* evaluation only: the tensor-core TTT-Linear forward writes no checkpoints */
+    a.states = g->nograd && tc && c->kind == TTT_LINEAR ? NULL : acts + L.states;
     a.tc = tc;
     a.rope = tc ? g->rope_tab : NULL;
     {
@@ -611,20 +639,22 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
                                        const float *x, const ttt_cuda_params *p, int B, int T)
 {
     if (ttt_cuda_layer_check(c)) return -1;
+    if (g->nograd) return ttt_seterr("cuda layer: backward asked of a handle set for evaluation only");
     CK(cudaSetDevice(g->dev));
     const int C = c->C, H = c->H, D = c->D, BT = B * T;
     const size_t btc = (size_t)BT * C, bt = (size_t)BT;
     acts_layout L = layout(c, B, T);
     if (rope_table(g, D, c->rope_theta)) return -1;
 
-    /* scratch: dO, dZin, dXQ, dXK, dXV, (dU), dlr, dtau, (TTT-MLP: per-block dS) */
-    size_t need = btc * (c->share_qk ? 6 : 5) + bt * H + 64;
+    /* scratch: dO, dZin, dXQ, dXK, dXV, (dU), (dgpre), dlr, dtau, (TTT-MLP: per-block dS) */
+    size_t need = btc * (5 + c->share_qk + c->use_gate) + bt * H + 64;
     size_t dS_off = need;
     if (c->kind == TTT_MLP) need += ttt_inner_mlp_dS_size(B, H, D);
     if (grow((void **)&g->ws, &g->ws_cap, need * sizeof(float))) return -1;
     float *dO = g->ws, *dZin = dO + btc, *dXQ = dZin + btc, *dXK = dXQ + btc, *dXV = dXK + btc;
     float *dU = c->share_qk ? dXV + btc : NULL;
-    float *dlr = dXV + btc * (c->share_qk ? 2 : 1), *dtau = dlr + bt * H;
+    float *dG = dXV + btc * (1 + c->share_qk);   /* d gpre (use_gate) */
+    float *dlr = dXV + btc * (1 + c->share_qk + c->use_gate), *dtau = dlr + bt * H;
     CK(cudaMemsetAsync(dtau, 0, K16 * sizeof(float), g->s));
 
     const dim3 colgrid((C + 127) / 128, (BT + COL_CHUNK - 1) / COL_CHUNK);
@@ -632,26 +662,19 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     if (operand(g, mode, 0, x, btc, &xin)) return -1;
     const float *Y = acts + L.Y, *O = c->use_gate ? acts + L.O : Y;
 
+    /* What the inner backward needs: dO, through the gate, and dZin. The
+     * rest of the output side (its weight gradients, the gate's dx term) runs
+     * on the side stream once the inner backward is launched. */
     ttt_prof_push(g->s, "ttt.out");
     ttt_prof_push(g->s, "o");
-    /* o_proj */
     if (operand(g, mode, 2, dout, btc, &din)) return -1;
     if (gemm(g, mode, 0, 0, BT, C, C, din, -1, p->o_proj, 1, dO, 0.f)) return -1;
-    if (gemm(g, mode, 1, 0, C, C, BT, din, -1, O, -1, gr->o_proj, 1.f)) return -1;   /* O: already an operand */
-    /* gate: dO -> dY, dgpre (in dZin for now) */
-    if (c->use_gate) {
+    if (c->use_gate) {   /* dO -> dY, dgpre in the GEMMs' precision */
         ttt_prof_next(g->s, "gate");
-        const void *dg = dZin;   /* straight in the GEMMs' precision */
-        if (mode == TTT_CUDA_BF16) k_gate_bwd<<<nblk(btc), 256, 0, g->s>>>(dO, (__nv_bfloat16 *)dZin, acts + L.gpre, Y, btc);
-        else k_gate_bwd<<<nblk(btc), 256, 0, g->s>>>(dO, dZin, acts + L.gpre, Y, btc);
-        if (gemm(g, mode, 1, 0, C, C, BT, dg, -1, xin, -1, gr->g_proj, 1.f)) return -1;
-        /* dx's first term: written, not added (no zeroing pass, one read of dx fewer) */
-        if (gemm(g, mode, 0, 0, BT, C, C, dg, -1, p->g_proj, 1, dx, 0.f)) return -1;
+        if (mode == TTT_CUDA_BF16) k_gate_bwd<<<nblk(btc), 256, 0, g->s>>>(dO, (__nv_bfloat16 *)dG, acts + L.gpre, Y, btc);
+        else k_gate_bwd<<<nblk(btc), 256, 0, g->s>>>(dO, dG, acts + L.gpre, Y, btc);
     }
-    /* post-norm */
     ttt_prof_next(g->s, "post-norm");
-    k_ln_bwd_params<<<colgrid, 128, 0, g->s>>>(gr->post_norm_w, gr->post_norm_b, dO, acts + L.Zin,
-                                               acts + L.mean, acts + L.rstd, BT, C);
     if (C % 4 == 0)
         k_ln_bwd<4><<<(BT + 7) / 8, 256, 0, g->s>>>(dZin, dO, acts + L.Zin, acts + L.mean, acts + L.rstd,
                                                     p->post_norm_w, BT, C);
@@ -677,6 +700,7 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     /* tensor cores: dXV (and dXQ, dXK unless the convolutions read them) straight in bf16 */
     a.dv16 = a.tc;
     a.dqk16 = a.tc && !c->share_qk;
+    CK(cudaEventRecord(g->ev_fork, g->s));
     ttt_prof_push(g->s, "ttt.inner");
     if (c->kind == TTT_MLP) {
         a.F = c->F; a.W20 = p->W2; a.b20 = p->b2; a.dW20 = gr->W2; a.db20 = gr->b2;
@@ -686,6 +710,29 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
         CK(ttt_inner_linear_backward(&a, g->s));
     }
     ttt_prof_pop(g->s);
+    /* the side stream (launched after the inner backward, which must hold its SMs
+     * first: tests/kernels/overlap_lab.cu); the helpers below use g->s and g->blas */
+    {
+        cudaStream_t main_s = g->s;
+        cublasHandle_t main_blas = g->blas;
+        CK(cudaStreamWaitEvent(g->side, g->ev_fork, 0));
+        g->s = g->side;
+        g->blas = g->blas_side;
+        int rc = gemm(g, mode, 1, 0, C, C, BT, din, -1, O, -1, gr->o_proj, 1.f);   /* O: already an operand */
+        if (!rc && c->use_gate) {
+            rc = gemm(g, mode, 1, 0, C, C, BT, dG, -1, xin, -1, gr->g_proj, 1.f);
+            /* dx's first term: written, not added (no zeroing pass, one read of dx fewer) */
+            if (!rc) rc = gemm(g, mode, 0, 0, BT, C, C, dG, -1, p->g_proj, 1, dx, 0.f);
+        }
+        if (!rc)
+            k_ln_bwd_params<<<colgrid, 128, 0, g->s>>>(gr->post_norm_w, gr->post_norm_b, dO, acts + L.Zin,
+                                                       acts + L.mean, acts + L.rstd, BT, C);
+        g->s = main_s;
+        g->blas = main_blas;
+        if (rc) return -1;
+        CK(cudaEventRecord(g->ev_join, g->side));
+        CK(cudaStreamWaitEvent(g->s, g->ev_join, 0));
+    }
     TTT_PROF(g->s, "ttt.in-proj");
     if (!a.rope) {
         k_rope<<<nblk(btc / 2), 256, 0, g->s>>>(dXQ, g->rope_tab, T, C, D, btc / 2, -1.f);

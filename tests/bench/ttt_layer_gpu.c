@@ -7,7 +7,9 @@
  *          float32) on the same random input, B=1 T=1000 (partial last
  *          mini-batch) at the benchmark width, and fails (exit 1) if output,
  *          dx or any parameter gradient differs by more than 1e-3 relative.
- * Timing: whole layer (projections included), forward and forward+backward,
+ * Timing: whole layer (projections included): forward (training: keeps what
+ * the backward needs), evaluation forward (ttt_cuda_set_nograd: the TTT-Linear
+ * tensor-core inner loop writes no state checkpoints) and forward+backward,
  * bf16 mode unless --f32; TTT-MLP (F = 4D) with --mlp (timing only); default
  * B=8 H=12 D=64, T = 2048 8192 32768. In bf16 mode the layer is driven as
  * the GPU model drives it: the weights' bf16 copies made once (the model
@@ -239,6 +241,14 @@ static void bench(ttt_cuda *g, int mode, int B, int H, int D, int T, int iters, 
         if (ttt_cuda_layer_forward(g, mode, &c, out, acts, x, &gp, B, T)) DIE("forward");
     if (ttt_cuda_sync(g)) DIE("forward");
     double tf = (now() - t0) / iters;
+    /* the evaluation forward (ttt-eval's): no state checkpoints for a backward */
+    ttt_cuda_set_nograd(g, 1);
+    t0 = now();
+    for (int i = 0; i < iters; i++)
+        if (ttt_cuda_layer_forward(g, mode, &c, out, acts, x, &gp, B, T)) DIE("forward");
+    if (ttt_cuda_sync(g)) DIE("forward");
+    double te = (now() - t0) / iters;
+    ttt_cuda_set_nograd(g, 0);
     t0 = now();
     for (int i = 0; i < iters; i++)
         if (ttt_cuda_layer_forward(g, mode, &c, out, acts, x, &gp, B, T) ||
@@ -247,12 +257,13 @@ static void bench(ttt_cuda *g, int mode, int B, int H, int D, int T, int iters, 
     double tfb = (now() - t0) / iters;
     double tok = (double)B * T;
     if (csv)
-        printf("%s,%s,%d,%d,%d,%d,%.4f,%.4f,%.1f,%.1f\n", mlp ? "ttt-mlp" : "ttt", dtype_name(mode), B, T, H, D,
-               tf * 1e3, tfb * 1e3, tok / tf, tok / tfb);
+        printf("%s,%s,%d,%d,%d,%d,%.4f,%.4f,%.1f,%.1f,%.4f,%.1f\n", mlp ? "ttt-mlp" : "ttt", dtype_name(mode), B, T,
+               H, D, tf * 1e3, tfb * 1e3, tok / tf, tok / tfb, te * 1e3, tok / te);
     else
-        printf("%s layer %s B=%d T=%-6d H=%d D=%d  fwd %8.3f ms %7.2fM tok/s   fwd+bwd %8.3f ms %7.2fM tok/s\n",
-               mlp ? "TTT-MLP" : "TTT-Linear", dtype_name(mode), B, T, H, D, tf * 1e3, tok / tf / 1e6,
-               tfb * 1e3, tok / tfb / 1e6);
+        printf("%s layer %s B=%d T=%-6d H=%d D=%d  fwd %8.3f ms %7.2fM tok/s   eval fwd %8.3f ms %7.2fM tok/s   "
+               "fwd+bwd %8.3f ms %7.2fM tok/s\n",
+               mlp ? "TTT-MLP" : "TTT-Linear", dtype_name(mode), B, T, H, D, tf * 1e3, tok / tf / 1e6, te * 1e3,
+               tok / te / 1e6, tfb * 1e3, tok / tfb / 1e6);
     fflush(stdout);
     if (copies) {
         ttt_cuda_set_shadow(g, NULL, 0);

@@ -6,7 +6,11 @@
  * targeting all SMs and one targeting the SMs the inner loop leaves free),
  * and both launched together on two streams (the inner loop's at the
  * highest priority), in both orders. Prints ms per case (median of 7) and
- * the overlapped time against the serial sum.
+ * the overlapped time against the serial sum. (Measured: the GEMMs hide
+ * under the inner loop only when it is launched first, and only while it is
+ * one launch: in time chunks, whose GEMM parts wait for the chunk before,
+ * cuBLAS's persistent GEMM blocks take the SMs each finished chunk frees;
+ * the chunked pipeline, commit ef8f22e, is in tests/bench/model_gpu.md.)
  *
  *   make build/kernels/overlap_lab && build/kernels/overlap_lab [T]   (default 8192) */
 #include <cublas_v2.h>
@@ -112,82 +116,5 @@ int main(int argc, char **argv)
             printf("both, %s first, GEMMs %-16s %8.3f ms  (serial %.3f, saved %.3f)\n", m == 2 ? "inner" : "GEMMs",
                    name[k], t, ti + tgf, ti + tgf - t);
         }
-
-    /* the layer's pipeline shape: the inner loop in nc time chunks (state
-     * through the carry) on s0, the GEMMs in nc parts on s1; (a) no
-     * dependencies between the streams, the host launching inner chunk i then
-     * GEMM part i; (b) GEMM part i+1 before inner chunk i+1 (an event), as
-     * the projections must; (c) as (b) with the GEMM part issued one chunk ahead */
-    float *carry = dzero((size_t)B * H * (D * D + D));
-    const int nmb = ttt_inner_nmb(T);
-    cudaEvent_t ev[64];
-    for (int i = 0; i < 64; i++) CKE(cudaEventCreateWithFlags(&ev[i], cudaEventDisableTiming));
-    auto part = [&](int i, int nc) {
-        const float one = 1.f, zero = 0.f;
-        const int rows = (int)(BT / nc);
-        for (int k = 0; k < 4; k++)
-            CB(cublasGemmEx(hf, CUBLAS_OP_T, CUBLAS_OP_N, C, rows, C, &one, w16 + (size_t)k * C * C, CUDA_R_16BF, C,
-                            x16 + (size_t)i * rows * C, CUDA_R_16BF, C, &zero, out + k * btc + (size_t)i * rows * C,
-                            CUDA_R_32F, C, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    };
-    auto chunk = [&](int i, int nc) {
-        a.mb0 = (int)((long)i * nmb / nc);
-        a.mb1 = (int)((long)(i + 1) * nmb / nc);
-        a.carry = carry;
-        CKE(ttt_inner_linear_forward(&a, s0));
-        a.mb0 = a.mb1 = 0;
-    };
-    auto piped = [&](int nc, int how) {
-        std::vector<float> t;
-        for (int rep = 0; rep < 8; rep++) {
-            CKE(cudaEventRecord(e0, s0));
-            CKE(cudaStreamWaitEvent(s1, e0, 0));
-            if (how == 0) {
-                for (int i = 0; i < nc; i++) { chunk(i, nc); part(i, nc); }
-            } else if (how == 1) {
-                part(0, nc);
-                for (int i = 0; i < nc; i++) {
-                    CKE(cudaEventRecord(ev[i], s1));
-                    CKE(cudaStreamWaitEvent(s0, ev[i], 0));
-                    chunk(i, nc);
-                    if (i + 1 < nc) part(i + 1, nc);
-                }
-            } else {
-                part(0, nc);
-                CKE(cudaEventRecord(ev[0], s1));
-                if (nc > 1) part(1, nc);
-                for (int i = 0; i < nc; i++) {
-                    if (i + 1 < nc) CKE(cudaEventRecord(ev[i + 1], s1));
-                    CKE(cudaStreamWaitEvent(s0, ev[i], 0));
-                    chunk(i, nc);
-                    if (i + 2 < nc) part(i + 2, nc);
-                }
-            }
-            CKE(cudaEventRecord(j, s1));
-            CKE(cudaStreamWaitEvent(s0, j, 0));
-            CKE(cudaEventRecord(e1, s0));
-            CKE(cudaEventSynchronize(e1));
-            float ms;
-            CKE(cudaEventElapsedTime(&ms, e0, e1));
-            if (rep) t.push_back(ms);
-        }
-        std::sort(t.begin(), t.end());
-        return t[t.size() / 2];
-    };
-    for (int nc : {1, 2, 4, 8}) {
-        std::vector<float> ti_;
-        for (int rep = 0; rep < 8; rep++) {
-            CKE(cudaEventRecord(e0, s0));
-            for (int i = 0; i < nc; i++) chunk(i, nc);
-            CKE(cudaEventRecord(e1, s0));
-            CKE(cudaEventSynchronize(e1));
-            float ms;
-            CKE(cudaEventElapsedTime(&ms, e0, e1));
-            if (rep) ti_.push_back(ms);
-        }
-        std::sort(ti_.begin(), ti_.end());
-        printf("%d chunks: inner alone %.3f  (a) free %.3f  (b) dependent %.3f  (c) dependent, ahead %.3f ms\n", nc,
-               ti_[ti_.size() / 2], piped(nc, 0), piped(nc, 1), piped(nc, 2));
-    }
     return 0;
 }

@@ -139,7 +139,7 @@ static int check_case(ttt_case &c, const char *label, unsigned seed, double tol)
  * bwd(a), each an emu_launch, then check_case: bounds 2e-2 (Z) and 1e-2
  * (gradients) for bf16 operands, 1e-4 for fp32 */
 template <class Fwd, class Bwd>
-static int run_case(int B, int H, int D, int T, bool mlp, int tc, bool rope, Fwd fwd, Bwd bwd, int chunk = 0)
+static int run_case(int B, int H, int D, int T, bool mlp, int tc, bool rope, Fwd fwd, Bwd bwd)
 {
     ttt_case c = make_case(B, T, H, D, mlp, rope && tc, 77 + D + T + rope + 14 * mlp);
     std::vector<float> states(mlp ? ttt_inner_mlp_states_size(B, H, D, T) : ttt_inner_states_size(B, H, D, T), NAN);
@@ -150,8 +150,7 @@ static int run_case(int B, int H, int D, int T, bool mlp, int tc, bool rope, Fwd
     fwd(a);
     bwd(a);
     char label[64];
-    snprintf(label, sizeof label, "%s D=%-3d B=%d H=%d T=%-3d rope=%d%s", tc ? "tc  " : "fp32", D, B, H, T,
-             rope && tc, chunk ? " chunked" : "");
+    snprintf(label, sizeof label, "%s D=%-3d B=%d H=%d T=%-3d rope=%d", tc ? "tc  " : "fp32", D, B, H, T, rope && tc);
     return check_case(c, label, 5 + D + T, tc ? 1e-2 : 1e-4);
 }
 

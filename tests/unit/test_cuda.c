@@ -4,7 +4,8 @@
  * intermediate, final TTT state and gradient the case holds must agree to
  * 1e-4 relative (max |gpu - ref| / max |ref|); the bf16 mode (tensor-core
  * inner loop for TTT-Linear) must stay within 3e-2 on the output and 5e-2 on
- * dx and every parameter gradient. Skips cleanly (exit 0) when built without CUDA or when
+ * dx and every parameter gradient, and its evaluation forward must give the
+ * training forward's output exactly and refuse a backward. Skips cleanly (exit 0) when built without CUDA or when
  * no GPU is present, as on CI. */
 #include "check.h"
 
@@ -233,6 +234,20 @@ static int run_case(ttt_cuda *g, const char *dir)
         CHECK(e < 3e-2);
         CHECK(ed < 5e-2);
         CHECK(eg < 5e-2);
+        /* the evaluation forward (no state checkpoints): the same output; no backward after it */
+        ttt_cuda_set_nograd(g, 1);
+        if (ttt_cuda_layer_forward(g, TTT_CUDA_BF16, &c, out, acts, x, &p, B, T) || ttt_cuda_sync(g)) {
+            fprintf(stderr, "test_cuda: %s: bf16 evaluation forward: %s\n", dir, ttt_errmsg());
+            rcode = -1;
+        } else {
+            double *he = download(out, btc), m = 0;
+            for (size_t i = 0; i < btc; i++) m = fmax(m, fabs(he[i] - h[i]));
+            printf("  %s: evaluation forward vs training forward: max difference %.2e\n", dir, m);
+            CHECK(m == 0);
+            free(he);
+        }
+        CHECK(ttt_cuda_layer_backward(g, TTT_CUDA_BF16, &c, dx, &gp, dout, acts, x, &p, B, T) == -1);
+        ttt_cuda_set_nograd(g, 0);
         free(h); free(hd);
     }
     printf("  %s: %d tensors compared, %d failed, worst %.2e (%s)\n", dir, tl.checked, tl.failed, tl.worst,
