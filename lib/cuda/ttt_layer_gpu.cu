@@ -38,8 +38,8 @@ struct ttt_cuda {
     ttt_cuda_shadow act[TTT_CUDA_NACT];   /* bf16 copies of the block's input and output
                                              gradient made by the caller (.p NULL: none) */
     /* the backward's weight gradients of the output side, which the inner loop does
-     * not need, run on `side` (lowest priority, its own cuBLAS handle) while the
-     * inner backward, launched first on s (highest priority), holds its SMs */
+     * not need, run on `side` (its own cuBLAS handle) while the inner backward,
+     * launched first on s, holds its SMs */
     cudaStream_t side;
     cublasHandle_t blas_side;
     cudaEvent_t ev_fork, ev_join;
@@ -75,11 +75,11 @@ extern "C" ttt_cuda *ttt_cuda_open(int dev)
     ttt_cuda *g = (ttt_cuda *)calloc(1, sizeof *g);
     if (!g) { ttt_seterr("cuda: out of memory"); return NULL; }
     g->dev = dev;
-    int lo = 0, hi = 0;
+    /* both at the default priority: the main stream at the highest measured slower
+     * (TTT-MLP forward+backward at 8k: 2.77M tokens/s, against 2.92M) */
     cudaError_t e = cudaSetDevice(dev);
-    if (e == cudaSuccess) e = cudaDeviceGetStreamPriorityRange(&lo, &hi);
-    if (e == cudaSuccess) e = cudaStreamCreateWithPriority(&g->s, cudaStreamNonBlocking, hi);
-    if (e == cudaSuccess) e = cudaStreamCreateWithPriority(&g->side, cudaStreamNonBlocking, lo);
+    if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&g->s, cudaStreamNonBlocking);
+    if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&g->side, cudaStreamNonBlocking);
     if (e == cudaSuccess) e = cudaEventCreateWithFlags(&g->ev_fork, cudaEventDisableTiming);
     if (e == cudaSuccess) e = cudaEventCreateWithFlags(&g->ev_join, cudaEventDisableTiming);
     if (e != cudaSuccess) {
@@ -634,6 +634,29 @@ static int proj_bwd(ttt_cuda *g, int mode, int BT, int C, const void *dy, int re
     return gemm(g, mode, 0, 0, BT, C, C, d, -1, W, 1, dx, 1.f);
 }
 
+/* The output side's weight gradients (o_proj, the gate's g_proj, the post-norm's)
+ * and the gate's term of dx (its first: written), on g->s; none of them is an
+ * input of the inner backward */
+static int out_grads(ttt_cuda *g, int mode, const ttt_layer_config *c, float *dx, const ttt_cuda_params *gr,
+                     const float *acts, const acts_layout &L, const void *xin, const void *din, const float *dO,
+                     const float *dG, const ttt_cuda_params *p, int B, int T)
+{
+    const int C = c->C, BT = B * T;
+    const float *O = c->use_gate ? acts + L.O : acts + L.Y;
+    TTT_PROF(g->s, "ttt.out-grads");
+    if (gemm(g, mode, 1, 0, C, C, BT, din, -1, O, -1, gr->o_proj, 1.f)) return -1;   /* O: already an operand */
+    if (c->use_gate) {
+        if (gemm(g, mode, 1, 0, C, C, BT, dG, -1, xin, -1, gr->g_proj, 1.f)) return -1;
+        /* dx's first term: written, not added (no zeroing pass, one read of dx fewer) */
+        if (gemm(g, mode, 0, 0, BT, C, C, dG, -1, p->g_proj, 1, dx, 0.f)) return -1;
+    }
+    const dim3 colgrid((C + 127) / 128, (BT + COL_CHUNK - 1) / COL_CHUNK);
+    k_ln_bwd_params<<<colgrid, 128, 0, g->s>>>(gr->post_norm_w, gr->post_norm_b, dO, acts + L.Zin, acts + L.mean,
+                                               acts + L.rstd, BT, C);
+    CK(cudaGetLastError());
+    return 0;
+}
+
 extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_config *c, float *dx,
                                        const ttt_cuda_params *gr, const float *dout, const float *acts,
                                        const float *x, const ttt_cuda_params *p, int B, int T)
@@ -660,11 +683,10 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     const dim3 colgrid((C + 127) / 128, (BT + COL_CHUNK - 1) / COL_CHUNK);
     const void *xin, *din;
     if (operand(g, mode, 0, x, btc, &xin)) return -1;
-    const float *Y = acts + L.Y, *O = c->use_gate ? acts + L.O : Y;
+    const float *Y = acts + L.Y;
 
-    /* What the inner backward needs: dO, through the gate, and dZin. The
-     * rest of the output side (its weight gradients, the gate's dx term) runs
-     * on the side stream once the inner backward is launched. */
+    /* What the inner backward needs: dO, through the gate, and dZin; the rest
+     * of the output side is out_grads */
     ttt_prof_push(g->s, "ttt.out");
     ttt_prof_push(g->s, "o");
     if (operand(g, mode, 2, dout, btc, &din)) return -1;
@@ -700,6 +722,10 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     /* tensor cores: dXV (and dXQ, dXK unless the convolutions read them) straight in bf16 */
     a.dv16 = a.tc;
     a.dqk16 = a.tc && !c->share_qk;
+    /* the output side's weight gradients run beside the inner backward, on the
+     * side stream, launched after it (tests/kernels/overlap_lab.cu: the inner
+     * loop must hold its SMs first); measured: TTT-Linear forward+backward 10.15M
+     * -> 10.69M tokens/s at 2k, 11.58M -> 11.93M at 8k; TTT-MLP unchanged */
     CK(cudaEventRecord(g->ev_fork, g->s));
     ttt_prof_push(g->s, "ttt.inner");
     if (c->kind == TTT_MLP) {
@@ -710,23 +736,13 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
         CK(ttt_inner_linear_backward(&a, g->s));
     }
     ttt_prof_pop(g->s);
-    /* the side stream (launched after the inner backward, which must hold its SMs
-     * first: tests/kernels/overlap_lab.cu); the helpers below use g->s and g->blas */
     {
+        CK(cudaStreamWaitEvent(g->side, g->ev_fork, 0));
         cudaStream_t main_s = g->s;
         cublasHandle_t main_blas = g->blas;
-        CK(cudaStreamWaitEvent(g->side, g->ev_fork, 0));
-        g->s = g->side;
+        g->s = g->side;   /* for the helpers, which use g->s and g->blas */
         g->blas = g->blas_side;
-        int rc = gemm(g, mode, 1, 0, C, C, BT, din, -1, O, -1, gr->o_proj, 1.f);   /* O: already an operand */
-        if (!rc && c->use_gate) {
-            rc = gemm(g, mode, 1, 0, C, C, BT, dG, -1, xin, -1, gr->g_proj, 1.f);
-            /* dx's first term: written, not added (no zeroing pass, one read of dx fewer) */
-            if (!rc) rc = gemm(g, mode, 0, 0, BT, C, C, dG, -1, p->g_proj, 1, dx, 0.f);
-        }
-        if (!rc)
-            k_ln_bwd_params<<<colgrid, 128, 0, g->s>>>(gr->post_norm_w, gr->post_norm_b, dO, acts + L.Zin,
-                                                       acts + L.mean, acts + L.rstd, BT, C);
+        int rc = out_grads(g, mode, c, dx, gr, acts, L, xin, din, dO, dG, p, B, T);
         g->s = main_s;
         g->blas = main_blas;
         if (rc) return -1;
