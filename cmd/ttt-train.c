@@ -418,6 +418,7 @@ static double validate(ttt_model *m, ttt_dataset *val, uint64_t nwin, int mb, in
     double sum = 0;
     uint64_t r = (uint64_t)ttt_dist_rank(), N = (uint64_t)ttt_dist_size();
     uint64_t end = nwin * (r + 1) / N;
+    if (gpu) ttt_gpu_model_set_nograd(gpu, 1);   /* no backward follows: no state checkpoints */
     for (uint64_t w = nwin * r / N; w < end;) {
         int b = 0;
         for (; b < mb && w < end; b++, w++)
@@ -427,6 +428,7 @@ static double validate(ttt_model *m, ttt_dataset *val, uint64_t nwin, int mb, in
         if (forward(m, ids, tg, b, T, &loss) < 0) cli_die_lib();
         sum += loss * b;
     }
+    if (gpu) ttt_gpu_model_set_nograd(gpu, 0);
     if (ttt_dist_allreduce_sum(&sum, 1) < 0) cli_die_lib();
     return sum / (double)nwin;
 }

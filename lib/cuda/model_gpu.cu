@@ -83,6 +83,7 @@ struct ttt_gpu_model {
     float *h_losses;                 /* pinned host copy of losses */
     int32_t *h_tg;                   /* host copy of the targets of the last forward */
     int B, T, fwd_ok, has_targets, bwd_done;
+    int nograd;                /* ttt_gpu_model_set_nograd */
     long count;
 };
 
@@ -988,11 +989,16 @@ static int seq_backward(ttt_gpu_model *g, float *dx, const float *dout, const gp
     return rc;
 }
 
-extern "C" void ttt_gpu_model_set_nograd(ttt_gpu_model *g, int on) { ttt_cuda_set_nograd(g->cu, on); }
+extern "C" void ttt_gpu_model_set_nograd(ttt_gpu_model *g, int on)
+{
+    g->nograd = on != 0;
+    ttt_cuda_set_nograd(g->cu, on);
+}
 
 extern "C" int ttt_gpu_model_backward(ttt_gpu_model *g)
 {
     const ttt_config *c = &g->cfg;
+    if (g->nograd) return ttt_seterr("backward: the GPU model is set for evaluation only");
     if (!g->fwd_ok || !g->has_targets) return ttt_seterr("backward: no forward with targets to differentiate");
     if (g->bwd_done) return ttt_seterr("backward: the last forward was already differentiated; run a forward first");
     g->bwd_done = 1;

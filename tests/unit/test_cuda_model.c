@@ -12,7 +12,9 @@
  *   - 6 AdamW steps with clipping on each: losses within 1e-3 relative;
  *   - ttt_gpu_model_check: every architecture accepted, unsupported
  *     shapes refused (attention head dim 256, Mamba conv kernel 17);
- *   - refusals: a batch over the sizes given, an id outside the vocabulary.
+ *   - refusals: a batch over the sizes given, an id outside the vocabulary;
+ *   - an evaluation forward (ttt_gpu_model_set_nograd) gives the same loss
+ *     and refuses a backward.
  * The TTT models run again in bf16 mode (bf16 GEMM inputs from the bf16
  * parameter copy, bf16 dlogits and SwiGLU operands) against the same CPU
  * model, within bf16 tolerances: loss 1e-2, per-token losses and gradient
@@ -115,6 +117,14 @@ static void run_backbone(int block, int mamba, int T, int mlp, int bf16)
     CHECK(ttt_gpu_model_forward(g, ids, tg, B, T, &lg) == 0);
     CHECK(ttt_gpu_model_backward(g) == 0);
     CHECK(ttt_gpu_model_backward(g) == -1);   /* once per forward */
+    {   /* an evaluation forward (no state checkpoints): the same loss, and no backward */
+        double le;
+        ttt_gpu_model_set_nograd(g, 1);
+        CHECK(ttt_gpu_model_forward(g, ids, tg, B, T, &le) == 0);
+        CHECK(le == lg);
+        CHECK(ttt_gpu_model_backward(g) == -1);
+        ttt_gpu_model_set_nograd(g, 0);
+    }
     printf("%s: loss cpu %.9f gpu %.9f\n", bb, lc, lg);
     CHECK_CLOSE(lg, lc, 0, TOL);
     const real *tl = ttt_model_token_losses(m);
