@@ -2,8 +2,9 @@
 # ttt_layer_gpu.sh - the GPU checks and benchmark in one go, for a machine with
 # an NVIDIA GPU (sm_90 by default): reference cases through the GPU layer,
 # the inner-loop kernel labs (TTT-Linear, TTT-MLP: fp32 and tensor-core
-# kernels), GPU vs CPU layer, then the TTT-Linear layer vs PyTorch flash
-# attention table (tests/bench/yardstick.py) and the TTT-MLP layer. After the kernel
+# kernels; the GEMMs beside the inner loop), GPU vs CPU layer, then the
+# TTT-Linear layer vs PyTorch flash attention table
+# (tests/bench/yardstick.py) and the TTT-MLP layer. After the kernel
 # lab: the GPU's ceilings measured in the same run (tests/bench/ceilings.cu)
 # and the fused TTT-Linear kernels' FLOPs and bytes per token of one layer
 # (build/bench/flops_cli --kernel, --tc for the tensor-core one) with the
@@ -17,7 +18,7 @@ set -e
 refs=${1:-../shared/refvectors}
 arch=${CUDA_ARCH:-90}
 make -j"$(nproc)" CUDA_ARCH=$arch build/tests/test_cuda build/bench/ttt_layer_gpu build/bench/flops_cli \
-    build/kernels/inner_linear_lab build/kernels/inner_mlp_lab build/bench/ceilings
+    build/kernels/inner_linear_lab build/kernels/inner_mlp_lab build/kernels/overlap_lab build/bench/ceilings
 echo "== reference cases (fp32, 1e-4)"
 TTT_REFVECTORS=$refs ./build/tests/test_cuda
 echo "== inner-loop kernel lab"
@@ -27,6 +28,8 @@ lab_bh=96 lab_t=2048
 cat build/kernels/lab.txt
 echo "== TTT-MLP kernel lab (tensor-core kernels against the fp32 ones, then timed)"
 ./build/kernels/inner_mlp_lab
+echo "== the projections' GEMMs beside the inner loop (overlap_lab, T = 8192)"
+./build/kernels/overlap_lab 8192
 echo "== ceilings of this GPU (median of 15, checked)"
 ./build/bench/ceilings > build/bench/ceilings.txt || { cat build/bench/ceilings.txt; exit 1; }
 cat build/bench/ceilings.txt
