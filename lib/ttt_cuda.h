@@ -70,7 +70,10 @@ size_t ttt_cuda_layer_acts_size(const ttt_layer_config *c, int B, int T);
 int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_config *c, float *out,
                            float *acts, const float *x, const ttt_cuda_params *p, int B, int T);
 
-/* dx (=) and parameter gradients (+=) from dout; acts/x as the forward left them. */
+/* dx (=) and parameter gradients (+=) from dout; acts/x as the forward left them.
+ * Part of it (the output side's weight gradients) runs on a second stream of
+ * the handle, beside the inner loop; the handle's stream waits for it before
+ * the call's last work, so later work on that stream sees every result. */
 int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_config *c, float *dx,
                             const ttt_cuda_params *grad, const float *dout, const float *acts,
                             const float *x, const ttt_cuda_params *p, int B, int T);
