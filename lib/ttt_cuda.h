@@ -112,9 +112,9 @@ void ttt_cuda_set_shadow(ttt_cuda *g, const ttt_cuda_shadow *r, int n);
  * write both copies as they make x). */
 enum { TTT_CUDA_ACT_IN, TTT_CUDA_ACT_DOUT, TTT_CUDA_NACT };
 void ttt_cuda_set_act16(ttt_cuda *g, int which, const float *x, const void *x16, size_t n);
-/* on: the forwards that follow are for evaluation only; the TTT-Linear
- * inner loop on tensor cores then writes no state checkpoints, and a
- * backward fails until it is turned off again. */
+/* on: the forwards that follow are for evaluation only; the inner loops on
+ * tensor cores (bf16 mode) then write no state checkpoints, and a backward
+ * fails until it is turned off again. */
 void ttt_cuda_set_nograd(ttt_cuda *g, int on);
 
 #ifdef __cplusplus

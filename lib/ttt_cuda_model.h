@@ -78,7 +78,7 @@ const float *ttt_gpu_model_token_losses(const ttt_gpu_model *g);
 /* Backward of the mean loss of the last forward; gradients accumulate. */
 int ttt_gpu_model_backward(ttt_gpu_model *g);
 /* on: forwards for evaluation only (ttt-eval): they keep nothing a backward
- * needs (the TTT-Linear inner loop writes no state checkpoints), and
+ * needs (the inner loops on tensor cores write no state checkpoints), and
  * backward fails while it is on. */
 void ttt_gpu_model_set_nograd(ttt_gpu_model *g, int on);
 /* L2 norm of the gradient arena (double accumulation, fixed order). */

@@ -86,7 +86,7 @@ struct ttt_inner_args {
     const float *W0, *b0;           /* [H,D,F], [H,F] (W1, b1; F = D for TTT-Linear) */
     float *Z;                       /* [B,T,C] out: q + LN(zbar) */
     float *states;                  /* [B*H, nmb+1, P]: the state at each mini-batch start + final
-                                       (TTT-Linear tc forward: NULL when no backward follows);
+                                       (tc forwards: NULL when no backward follows);
                                        P = D*D+D (W,b) or 2DF+F+D (W1,b1,W2,b2) for TTT-MLP;
                                        TTT-Linear on tensor cores: W as bf16 [D][D] in the
                                        first D*D/2 floats (its backward reads W only as bf16

@@ -318,7 +318,8 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
     const int bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
     const int C = a.H * D, T = a.T, nmb = ttt_inner_nmb(T);
     const int c0 = warp * 8 * NQ;            /* the warp's F-wide columns */
-    float *st = a.states + (size_t)bh * (nmb + 1) * P;
+    /* no states: a forward no backward follows (evaluation) skips the checkpoints */
+    float *st = a.states ? a.states + (size_t)bh * (nmb + 1) * P : NULL;
 
     /* the state: W1 tiles (d, f), W2 tiles (f, d) */
     float W1[NS][4], W2[NS][4];
@@ -367,7 +368,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
         const float tl = tau_of(a.token_idx, r - 1);
 
         /* P0: S_n to the states (store_state); the tiles from the prefetched rows */
-        store_state<D>(st + (size_t)n * P, W1, W2, b1s, b2s, warp, lane, tid);
+        if (st) store_state<D>(st + (size_t)n * P, W1, W2, b1s, b2s, warp, lane, tid);
         if (4 * tid < KB * D) {
             const int i = 4 * tid / D, c = 4 * tid % D;
             const float4 q = rope4<D>(a.rope, i, c, pf.q), k = rope4<D>(a.rope, i, c, pf.k), v = pf.v;
@@ -526,7 +527,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
     }
 
     /* the final state */
-    store_state<D>(st + (size_t)nmb * P, W1, W2, b1s, b2s, warp, lane, tid);
+    if (st) store_state<D>(st + (size_t)nmb * P, W1, W2, b1s, b2s, warp, lane, tid);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -584,8 +584,8 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
     a.token_idx = p->token_idx; a.gamma = p->ttt_norm_w; a.beta = p->ttt_norm_b;
     a.W0 = p->W1; a.b0 = p->b1;
     a.Z = acts + L.Zin;
-    /* evaluation only: the tensor-core TTT-Linear forward writes no checkpoints */
-    a.states = g->nograd && tc && c->kind == TTT_LINEAR ? NULL : acts + L.states;
+    /* evaluation only: the tensor-core forwards write no checkpoints */
+    a.states = g->nograd && tc ? NULL : acts + L.states;
     a.tc = tc;
     a.rope = tc ? g->rope_tab : NULL;
     {

@@ -8,7 +8,7 @@
  *          mini-batch) at the benchmark width, and fails (exit 1) if output,
  *          dx or any parameter gradient differs by more than 1e-3 relative.
  * Timing: whole layer (projections included): forward (training: keeps what
- * the backward needs), evaluation forward (ttt_cuda_set_nograd: the TTT-Linear
+ * the backward needs), evaluation forward (ttt_cuda_set_nograd: the
  * tensor-core inner loop writes no state checkpoints) and forward+backward,
  * bf16 mode unless --f32; TTT-MLP (F = 4D) with --mlp (timing only); default
  * B=8 H=12 D=64, T = 2048 8192 32768. In bf16 mode the layer is driven as

@@ -10,7 +10,8 @@
  * every gradient (Q, K, V, lr, token offsets, gamma, beta, W1, b1, W2, b2)
  * through directional central differences (tests/unit/emu_ttt_check.h);
  * with and without the fused RoPE, partial last mini-batches, head dims 16,
- * 32 and 64; the fp32 kernels (Q, K come rotated) within 1e-4. A W2
+ * 32 and 64, the tensor-core forward also without state checkpoints (the
+ * same Z bit for bit); the fp32 kernels (Q, K come rotated) within 1e-4. A W2
  * checkpoint read from the wrong offset, or the lr of the wrong row, tried
  * on a copy, fail (NaN, and 1e-2 to 4e-1). Run by `make check-emu` (part
  * of `make test`), about a minute, or:
@@ -31,6 +32,8 @@ alignas(16) float sm[1 << 16];   /* the fp32 kernels' extern __shared__ sm[] */
 #include "cuda/ttt_inner_mlp_tc.cu"
 #include "emu_ttt_check.h"
 
+static int nostate_bad;   /* set when a forward without states differs */
+
 template <int D>
 static int run(int B, int H, int T, bool rope)
 {
@@ -40,7 +43,19 @@ static int run(int B, int H, int T, bool rope)
     }
     return run_case(
         B, H, D, T, true, 1, rope,
-        [&](ttt_inner_args &a) { emu_launch(B * H, 1, 1, NT, [&] { mlp_fwd_tc<D>(a); }, smraw, sizeof smraw); },
+        [&](ttt_inner_args &a) {
+            /* the evaluation forward (no states) first: the same Z, bit for bit */
+            float *st = a.states;
+            a.states = NULL;
+            emu_launch(B * H, 1, 1, NT, [&] { mlp_fwd_tc<D>(a); }, smraw, sizeof smraw);
+            std::vector<float> Z(a.Z, a.Z + (size_t)B * T * H * D);
+            a.states = st;
+            emu_launch(B * H, 1, 1, NT, [&] { mlp_fwd_tc<D>(a); }, smraw, sizeof smraw);
+            if (memcmp(Z.data(), a.Z, Z.size() * sizeof(float))) {
+                printf("tc D=%d: the forward without states gives another Z\n", D);
+                nostate_bad = 1;
+            }
+        },
         [&](ttt_inner_args &a) { emu_launch(B * H, 1, 1, NT, [&] { mlp_bwd_tc<D>(a); }, smraw, sizeof smraw); });
 }
 
@@ -63,6 +78,7 @@ int main(void)
     bad |= run<64>(1, 1, 20, false);
     bad |= run_fp32<16>(2, 1, 45);
     bad |= run_fp32<32>(1, 1, 37);
+    bad |= nostate_bad;
     printf("emu_ttt_mlp: %s\n", bad ? "FAILED" : "all cases ok");
     return bad;
 }
