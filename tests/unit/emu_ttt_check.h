@@ -134,6 +134,25 @@ static double ref_loss(const ttt_case &c, const std::vector<double> *x, double *
 
 static int check_case(ttt_case &c, const char *label, unsigned seed, double tol);
 
+/* A tensor-core forward fwd() run as an evaluation forward (no states)
+ * first, then with its states: Z must come out the same, bit for bit
+ * (nostate_bad set, the case named, when not) */
+static int nostate_bad;
+template <class Fwd>
+static void fwd_without_then_with_states(ttt_inner_args &a, const char *kernel, Fwd fwd)
+{
+    float *st = a.states;
+    a.states = NULL;
+    fwd();
+    const std::vector<float> Z(a.Z, a.Z + (size_t)a.B * a.T * a.H * a.D);
+    a.states = st;
+    fwd();
+    if (memcmp(Z.data(), a.Z, Z.size() * sizeof(float))) {
+        printf("%s D=%d: the forward without states gives another Z\n", kernel, a.D);
+        nostate_bad = 1;
+    }
+}
+
 /* One case: random inputs (mlp: TTT-MLP), the kernels (tc: the tensor-core
  * ones, whose RoPE is fused; the fp32 ones without RoPE) run by fwd(a) and
  * bwd(a), each an emu_launch, then check_case: bounds 2e-2 (Z) and 1e-2

@@ -15,8 +15,9 @@
  * 2e-2 to 3e-1 (the bound is 1e-2). With and without the
  * fused RoPE, partial last mini-batches, head dims 16, 64 and 96 (both
  * backward block shapes), the tensor-core forward also without state
- * checkpoints (the same Z bit for bit); the fp32 kernels (RoPE not fused: Q, K come
- * rotated) within 1e-4. Run by `make check-emu` (part of `make test`), or:
+ * checkpoints (the same Z bit for bit); the fp32 kernels (RoPE not fused:
+ * Q, K come rotated) within 1e-4. Run by `make check-emu` (part of `make
+ * test`), or:
  *   g++ -O1 -std=c++20 -pthread -Wno-unknown-pragmas -Ilib \
  *       tests/unit/emu_ttt_linear.cpp -o /tmp/emu_tl && /tmp/emu_tl
  * (about 30 seconds; exit 0 when every case passes). */
@@ -33,8 +34,6 @@ alignas(16) float sm[1 << 16];   /* the fp32 kernels' extern __shared__ sm[] */
 #include "cuda/ttt_inner_linear_tc.cu"
 #include "emu_ttt_check.h"
 
-static int nostate_bad;   /* set when a forward without states differs */
-
 /* the tensor-core kernels */
 template <int D>
 static int run(int B, int H, int T, bool rope)
@@ -43,17 +42,9 @@ static int run(int B, int H, int T, bool rope)
     return run_case(
         B, H, D, T, false, 1, rope,
         [&](ttt_inner_args &a) {
-            /* the evaluation forward (no states) first: the same Z, bit for bit */
-            float *st = a.states;
-            a.states = NULL;
-            emu_launch(B * H, 1, 1, 2 * D, [&] { inner_fwd_tc<D>(a); }, smraw, sizeof smraw);
-            std::vector<float> Z(a.Z, a.Z + (size_t)B * T * H * D);
-            a.states = st;
-            emu_launch(B * H, 1, 1, 2 * D, [&] { inner_fwd_tc<D>(a); }, smraw, sizeof smraw);
-            if (memcmp(Z.data(), a.Z, Z.size() * sizeof(float))) {
-                printf("tc D=%d: the forward without states gives another Z\n", D);
-                nostate_bad = 1;
-            }
+            fwd_without_then_with_states(a, "inner_fwd_tc", [&] {
+                emu_launch(B * H, 1, 1, 2 * D, [&] { inner_fwd_tc<D>(a); }, smraw, sizeof smraw);
+            });
         },
         [&](ttt_inner_args &a) {
             emu_launch(B * H, 1, 1, 4 * D * SPLIT, [&] { inner_bwd_tc<D, SPLIT>(a); }, smraw, sizeof smraw);

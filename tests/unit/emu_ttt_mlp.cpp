@@ -32,8 +32,6 @@ alignas(16) float sm[1 << 16];   /* the fp32 kernels' extern __shared__ sm[] */
 #include "cuda/ttt_inner_mlp_tc.cu"
 #include "emu_ttt_check.h"
 
-static int nostate_bad;   /* set when a forward without states differs */
-
 template <int D>
 static int run(int B, int H, int T, bool rope)
 {
@@ -44,17 +42,9 @@ static int run(int B, int H, int T, bool rope)
     return run_case(
         B, H, D, T, true, 1, rope,
         [&](ttt_inner_args &a) {
-            /* the evaluation forward (no states) first: the same Z, bit for bit */
-            float *st = a.states;
-            a.states = NULL;
-            emu_launch(B * H, 1, 1, NT, [&] { mlp_fwd_tc<D>(a); }, smraw, sizeof smraw);
-            std::vector<float> Z(a.Z, a.Z + (size_t)B * T * H * D);
-            a.states = st;
-            emu_launch(B * H, 1, 1, NT, [&] { mlp_fwd_tc<D>(a); }, smraw, sizeof smraw);
-            if (memcmp(Z.data(), a.Z, Z.size() * sizeof(float))) {
-                printf("tc D=%d: the forward without states gives another Z\n", D);
-                nostate_bad = 1;
-            }
+            fwd_without_then_with_states(a, "mlp_fwd_tc", [&] {
+                emu_launch(B * H, 1, 1, NT, [&] { mlp_fwd_tc<D>(a); }, smraw, sizeof smraw);
+            });
         },
         [&](ttt_inner_args &a) { emu_launch(B * H, 1, 1, NT, [&] { mlp_bwd_tc<D>(a); }, smraw, sizeof smraw); });
 }

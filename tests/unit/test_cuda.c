@@ -5,8 +5,8 @@
  * 1e-4 relative (max |gpu - ref| / max |ref|); the bf16 mode (tensor-core
  * inner loop for TTT-Linear) must stay within 3e-2 on the output and 5e-2 on
  * dx and every parameter gradient, and its evaluation forward must give the
- * training forward's output exactly and refuse a backward. Skips cleanly (exit 0) when built without CUDA or when
- * no GPU is present, as on CI. */
+ * training forward's output exactly and refuse a backward. Skips cleanly
+ * (exit 0) when built without CUDA or when no GPU is present, as on CI. */
 #include "check.h"
 
 #include <stdio.h>
