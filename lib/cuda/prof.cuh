@@ -7,7 +7,9 @@
  *
  * Regions nest; a region's time includes its children's. "untracked" is
  * the GPU timeline between the first and last event not covered by a
- * top-level region: host latency, synchronisations, copies. */
+ * top-level region: host latency, synchronisations, copies. A region on a
+ * second stream (the TTT layer backward's ttt.out-grads) overlaps the main
+ * stream's, so the regions can add up to more than the timeline. */
 #ifndef TTT_CUDA_PROF_CUH
 #define TTT_CUDA_PROF_CUH
 
