@@ -186,7 +186,7 @@ check-cli: all build/tests/test_dist build/tests/test_grad_hook
 # of their source (threads as lanes, the PTX fragment semantics): CI has no GPU.
 EMU_BIN := $(patsubst tests/unit/%.cpp,build/tests/%,$(wildcard tests/unit/emu_*.cpp))
 build/tests/emu_%: tests/unit/emu_%.cpp $(wildcard lib/cuda/attn* lib/cuda/dwconv.cuh lib/cuda/ttt_cuda_internal.cuh \
-                   lib/cuda/ttt_inner_*.cu lib/cuda/ttt_inner_rows.cuh lib/cuda/mma_bf16.cuh lib/cuda/gelu.cuh \
+                   lib/cuda/ttt_inner_*.cu lib/cuda/ttt_inner_rows.cuh lib/cuda/ttt_lr.cuh lib/cuda/mma_bf16.cuh lib/cuda/gelu.cuh \
                    tests/kernels/*.h tests/unit/emu_*.h tests/bf16_bits.h)
 	@mkdir -p $(dir $@)
 	$(CXX) -O1 -std=c++20 -pthread -Wno-unknown-pragmas -Ilib $< -o $@

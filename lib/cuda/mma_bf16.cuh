@@ -157,14 +157,21 @@ __device__ __forceinline__ float2 rope_pair(const float *tab, int i, int c, floa
     return make_float2(v.x * cs.x - v.y * sn, v.x * sn + v.y * cs.x);
 }
 
-/* RoPE of the two channel pairs c, c+2 of a float4 at mini-batch row i (channels c..c+3). */
+/* The rotations of the two channel pairs c, c+2 at mini-batch row i (c a
+ * multiple of 4): cos, sin of each, one 16-byte load; the identity without a
+ * table. Fixed for a thread that always loads the same (i, c) of its tiles,
+ * so loaded once, before the loop: no table read on a mini-batch's path. */
 template <int D>
-__device__ __forceinline__ float4 rope4(const float *tab, int i, int c, float4 v)
+__device__ __forceinline__ float4 rope4_coef(const float *tab, int i, int c)
 {
-    if (!tab) return v;
-    const float2 a = rope_pair<D>(tab, i, c, make_float2(v.x, v.y), 1.f);
-    const float2 b = rope_pair<D>(tab, i, c + 2, make_float2(v.z, v.w), 1.f);
-    return make_float4(a.x, a.y, b.x, b.y);
+    return tab ? *(const float4 *)&tab[(i * (D / 2) + c / 2) * 2] : make_float4(1.f, 0.f, 1.f, 0.f);
+}
+
+/* RoPE of the channels c..c+3 of a float4 by rope4_coef's rotations. */
+__device__ __forceinline__ float4 rope4(float4 cs, float4 v)
+{
+    return make_float4(v.x * cs.x - v.y * cs.y, v.x * cs.y + v.y * cs.x, v.z * cs.z - v.w * cs.w,
+                       v.z * cs.w + v.w * cs.z);
 }
 
 }  /* namespace */

@@ -88,9 +88,10 @@ struct ttt_inner_args {
     float *states;                  /* [B*H, nmb+1, P]: the state at each mini-batch start + final
                                        (tc forwards: NULL when no backward follows);
                                        P = D*D+D (W,b) or 2DF+F+D (W1,b1,W2,b2) for TTT-MLP;
-                                       TTT-Linear on tensor cores: W as bf16 [D][D] in the
-                                       first D*D/2 floats (its backward reads W only as bf16
-                                       operands), b fp32 at D*D */
+                                       TTT-Linear on tensor cores: W as D*D bf16 in the
+                                       first D*D/2 floats, in the forward's register order
+                                       (ttt_tc_state_w_index; its backward reads W only as
+                                       bf16 operands), b fp32 at D*D */
     /* backward */
     const float *dZ;                /* [B,T,C] upstream gradient of Z */
     float *dXQ, *dXK, *dXV;         /* [B,T,C] (=) */
@@ -121,6 +122,19 @@ __host__ __device__ static inline int ttt_inner_nmb(int T) { return (T + TTT_CUD
 static inline size_t ttt_inner_states_size(int B, int H, int D, int T)
 {
     return (size_t)B * H * (ttt_inner_nmb(T) + 1) * ((size_t)D * D + D);
+}
+
+/* Where W[i][j] sits among the D*D bf16 of a tensor-core TTT-Linear
+ * checkpoint: in the order the forward holds W (ttt_inner_linear_tc.cu),
+ * 16-byte pieces a lane, so that it stores a checkpoint with a few full
+ * stores: piece (warp, p, lane) = ((j / 16) * D/16 + p) * 32 + 4 (j % 8) +
+ * (i % 8) / 2 holds rows 16p + 2t + {0, 1} (+ 8) of the columns j, j + 8
+ * (g = j % 8): bf16 (8 it + 2t + k, j0 + g + 8 h) at 2 (2 (it % 2) + h) + k. */
+__host__ __device__ static inline size_t ttt_tc_state_w_index(int D, int i, int j)
+{
+    const int w = j / 16, h = (j % 16) / 8, g = j % 8, it = i / 8, t = (i % 8) / 2, k = i % 2;
+    const size_t piece = ((size_t)w * (D / 16) + it / 2) * 32 + 4 * g + t;
+    return piece * 8 + 2 * (2 * (it % 2) + h) + k;
 }
 
 static inline size_t ttt_inner_mlp_states_size(int B, int H, int D, int T)

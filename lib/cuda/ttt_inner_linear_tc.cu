@@ -18,7 +18,7 @@
  * per mini-batch: sum and sum of squares travel together, plus one to
  * publish the tile; the tiles are double-buffered so one barrier publishes
  * the next tile). The start state of every mini-batch (and the final state)
- * goes to a.states as W [D][D] in bf16 and b [D] in fp32 (store_state), which
+ * goes to a.states as W in bf16 and b [D] in fp32 (store_state), which
  * the tensor-core backward below recomputes from.
  *
  * bf16 operands bound the agreement with the fp32 kernel to ~1e-2 relative;
@@ -84,30 +84,44 @@ __device__ __forceinline__ void row_center(float (*X)[4], float *red, int warp, 
     }
 }
 
-/* A state checkpoint (W [D][D] row-major bf16, then b [D] fp32 at float
- * offset D*D) from the warp's W^T accumulator tiles (columns j0..j0+15) and
- * its 4 bias columns. The thread holds W[i][j0+g] and W[i][j0+8+g]; one
- * shuffle with the neighbouring column (lane ^ 4) gives even g the pair
- * (j0+g, j0+g+1) and odd g the pair (j0+7+g, j0+8+g): 32-bit stores, every
- * row's 16 columns in one 32-byte sector. Rounded as the backward would
- * round the fp32 state, so its products see the same operands. */
+/* A state checkpoint (W as D*D bf16 from float offset 0, b [D] fp32 at
+ * float offset D*D) from the warp's W^T accumulator tiles (columns j0..j0+15)
+ * and its 4 bias columns. W goes in the order the tiles hold it
+ * (ttt_tc_state_w_index): each lane's Wt[2p], Wt[2p+1] packed into one
+ * 16-byte store, a warp's 32 lanes 512 contiguous bytes. Row-major W took a
+ * shuffle and a 4-byte store per pair: 27 us of a 0.21 ms inner forward at
+ * 2k. Rounded as the backward would round the fp32 state, so its products see
+ * the same operands. */
 template <int D>
-__device__ __forceinline__ void store_state(float *sn, const float (*Wt)[4], const float *bias, int j0, int g, int t)
+__device__ __forceinline__ void store_state(float *sn, const float (*Wt)[4], const float *bias, int warp, int lane,
+                                            int j0, int g, int t)
 {
-    bf16 *wb = (bf16 *)sn;
-    const bool odd = g & 1;
+    constexpr int NP = D / 16;
+    uint4 *w4 = (uint4 *)sn + warp * NP * 32 + lane;
 #pragma unroll
-    for (int it = 0; it < D / 8; it++)
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            const float a = Wt[it][r], c = Wt[it][2 + r];
-            const float o = __shfl_xor_sync(0xffffffffu, odd ? a : c, 4);
-            const int i = 8 * it + 2 * t + r;
-            *(uint32_t *)&wb[i * D + j0 + (odd ? 7 + g : g)] = odd ? pack2(o, c) : pack2(a, o);
-        }
+    for (int p = 0; p < NP; p++)
+        w4[p * 32] = make_uint4(pack2(Wt[2 * p][0], Wt[2 * p][1]), pack2(Wt[2 * p][2], Wt[2 * p][3]),
+                                pack2(Wt[2 * p + 1][0], Wt[2 * p + 1][1]), pack2(Wt[2 * p + 1][2], Wt[2 * p + 1][3]));
     if (g == 0) {
 #pragma unroll
         for (int x = 0; x < 4; x++) sn[D * D + j0 + 8 * (x >> 1) + 2 * t + (x & 1)] = bias[x];
+    }
+}
+
+/* Piece x (16 bytes, v) of a checkpoint's W (store_state's order) into
+ * row-major bf16 w [D][ld]: 8 two-byte stores. */
+template <int D>
+__device__ __forceinline__ void load_state_w(bf16 *w, int ld, int x, uint4 v)
+{
+    constexpr int NP = D / 16;
+    const int lane = x % 32, p = (x / 32) % NP, j = 16 * (x / 32 / NP) + (lane >> 2), i = 16 * p + 2 * (lane & 3);
+    const uint32_t c[4] = {v.x, v.y, v.z, v.w};
+    uint16_t *w16 = (uint16_t *)w;
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        const int ii = i + 8 * (q >> 1), jj = j + 8 * (q & 1);
+        w16[ii * ld + jj] = (uint16_t)(c[q] & 0xffffu);
+        w16[(ii + 1) * ld + jj] = (uint16_t)(c[q] >> 16);
     }
 }
 
@@ -177,6 +191,12 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
         if (tid < KB) plr = tid < r ? a.lr[((size_t)b * T + t0 + tid) * a.H + h] : 0.f;
     };
     prefetch(0);
+    float4 rc[V4];   /* the rotations of the thread's tile elements, the same every mini-batch */
+#pragma unroll
+    for (int u = 0; u < V4; u++) {
+        const int x = (tid + u * NT) * 4;
+        rc[u] = rope4_coef<D>(a.rope, x / D, x % D);
+    }
     const float tau_g = tau_of(a.token_idx, g), tau_g8 = tau_of(a.token_idx, g + 8);
 
     for (int n = 0; n < nmb; n++) {
@@ -187,8 +207,8 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
 #pragma unroll
         for (int u = 0; u < V4; u++) {
             int x = (tid + u * NT) * 4, i = x / D, c = x % D;
-            pq[u] = rope4<D>(a.rope, i, c, pq[u]);
-            pk[u] = rope4<D>(a.rope, i, c, pk[u]);
+            pq[u] = rope4(rc[u], pq[u]);
+            pk[u] = rope4(rc[u], pk[u]);
             *(float4 *)&qf[i * FLD + c] = pq[u];
             *(float4 *)&tf[i * FLD + c] = make_float4(pv[u].x - pk[u].x, pv[u].y - pk[u].y, pv[u].z - pk[u].z,
                                                       pv[u].w - pk[u].w);
@@ -197,7 +217,7 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
         }
         if (tid < KB) lr[tid] = plr;
         /* the start state of this mini-batch, for the backward */
-        if (st) store_state<D>(st + (size_t)n * (D * D + D), Wt, bias, j0, g, t);
+        if (st) store_state<D>(st + (size_t)n * (D * D + D), Wt, bias, warp, lane, j0, g, t);
         __syncthreads();
         if (n + 1 < nmb) prefetch(n + 1);
 
@@ -327,7 +347,7 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
         }
     }
     /* the final state */
-    if (st) store_state<D>(st + (size_t)nmb * (D * D + D), Wt, bias, j0, g, t);
+    if (st) store_state<D>(st + (size_t)nmb * (D * D + D), Wt, bias, warp, lane, j0, g, t);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -420,6 +440,7 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
             if (tid + u * NT < D * D / 8) pw[u] = *(const uint4 *)((const bf16 *)stn + (tid + u * NT) * 8);
     };
     prefetch(nmb - 1);
+    const float4 rc = rope4_coef<D>(tl_thread ? a.rope : NULL, tid * 4 / D, tid * 4 % D);   /* tl_thread's rows */
 
     for (int n = nmb - 1; n >= 0; n--) {
         const int t0 = n * KB, r = min(KB, T - t0);
@@ -427,8 +448,8 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
         /* P0: publish S_n and the tiles (fp32 where the row phases read them, bf16 for the products) */
         if (tl_thread) {
             const int x = tid * 4, i = x / D, c = x % D;
-            pq = rope4<D>(a.rope, i, c, pq);
-            pk = rope4<D>(a.rope, i, c, pk);
+            pq = rope4(rc, pq);
+            pk = rope4(rc, pk);
             *(float4 *)&Ks[i * TLD + c] = pk;
             *(float4 *)&Vs[i * TLD + c] = pv;
             *(float4 *)&dOs[i * TLD + c] = pd;
@@ -438,8 +459,7 @@ __global__ void __launch_bounds__(D * 4 * SPLIT) inner_bwd_tc(ttt_inner_args a)
 #pragma unroll
         for (int u = 0; u < WV; u++) {
             if (tid + u * NT >= D * D / 8) break;
-            const int y = (tid + u * NT) * 8;
-            *(uint4 *)&Wb[(y / D) * RB + y % D] = pw[u];
+            load_state_w<D>(Wb, RB, tid + u * NT, pw[u]);
         }
         if (tid < D) bs[tid] = pb;
         if (tid < KB) {

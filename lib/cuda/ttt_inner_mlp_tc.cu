@@ -157,26 +157,27 @@ __device__ __forceinline__ void tile4_load(tile4 *p, const ttt_inner_args &a, in
     p->lrt = tid < r ? a.lr[((size_t)b * a.T + t0 + tid) * a.H + h] : 0.f;
 }
 
-/* A state checkpoint from the warps' accumulator tiles: W1 [D][F] and W2
- * [F][D] in bf16 (at float offsets 0 and D*F+F; the tensor-core backward
- * reads them only as bf16 operands, so rounding here is what it would do),
- * b1 [F] and b2 [D] in fp32 at D*F and 2DF+F. */
+/* A state checkpoint: W1 [D][F] and W2 [F][D] in bf16 (at float offsets 0
+ * and D*F+F; the tensor-core backward reads them only as bf16 operands),
+ * copied from their bf16 copies in shared memory (W1b [D][LF], W2b [F][LD]:
+ * the accumulator tiles rounded, as the products read them) in 16-byte
+ * pieces, whole rows a warp: four times fewer stores than from the
+ * accumulator tiles, each a full sector (the checkpoints were a third of
+ * the forward's time when stored from the tiles); b1 [F] and b2 [D] in fp32
+ * at D*F and 2DF+F. */
 template <int D>
-__device__ __forceinline__ void store_state(float *sn, const float (*W1)[4], const float (*W2)[4], const float *b1s,
-                                            const float *b2s, int warp, int lane, int tid)
+__device__ __forceinline__ void store_state(float *sn, const bf16 *W1b, const bf16 *W2b, const float *b1s,
+                                            const float *b2s, int tid)
 {
-    constexpr int F = 4 * D, NS = tcd<D>::NS;   /* NT threads */
-    const int g = lane >> 2, t = lane & 3;
+    constexpr int F = 4 * D, LD = tcd<D>::LD, LF = tcd<D>::LF;   /* NT threads */
     bf16 *w1 = (bf16 *)sn, *w2 = (bf16 *)(sn + D * F + F);
-#pragma unroll
-    for (int q = 0; q < NS; q++) {
-        int m0, n0;
-        w1_tile<D>(warp, q, &m0, &n0);
-        *(uint32_t *)&w1[(m0 + g) * F + n0 + 2 * t] = pack2(W1[q][0], W1[q][1]);
-        *(uint32_t *)&w1[(m0 + g + 8) * F + n0 + 2 * t] = pack2(W1[q][2], W1[q][3]);
-        w2_tile<D>(warp, q, &m0, &n0);
-        *(uint32_t *)&w2[(m0 + g) * D + n0 + 2 * t] = pack2(W2[q][0], W2[q][1]);
-        *(uint32_t *)&w2[(m0 + g + 8) * D + n0 + 2 * t] = pack2(W2[q][2], W2[q][3]);
+    for (int x = tid; x < D * F / 8; x += NT) {
+        const int r = x / (F / 8), c = 8 * (x % (F / 8));
+        *(uint4 *)&w1[r * F + c] = *(const uint4 *)&W1b[r * LF + c];
+    }
+    for (int x = tid; x < F * D / 8; x += NT) {
+        const int r = x / (D / 8), c = 8 * (x % (D / 8));
+        *(uint4 *)&w2[r * D + c] = *(const uint4 *)&W2b[r * LD + c];
     }
     for (int x = tid; x < F; x += NT) sn[D * F + x] = b1s[x];
     for (int x = tid; x < D; x += NT) sn[2 * D * F + F + x] = b2s[x];
@@ -363,15 +364,17 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
 
     tile4 pf;
     tile4_load<D>(&pf, a, b, h, 0, tid, false);
+    /* the rotations of the thread's tile elements (4 tid < 16 D), the same every mini-batch */
+    const float4 rc = rope4_coef<D>(4 * tid < KB * D ? a.rope : NULL, 4 * tid / D, 4 * tid % D);
     for (int n = 0; n < nmb; n++) {
         const int t0 = n * KB, r = min(KB, T - t0);
         const float tl = tau_of(a.token_idx, r - 1);
 
         /* P0: S_n to the states (store_state); the tiles from the prefetched rows */
-        if (st) store_state<D>(st + (size_t)n * P, W1, W2, b1s, b2s, warp, lane, tid);
+        if (st) store_state<D>(st + (size_t)n * P, W1b, W2b, b1s, b2s, tid);
         if (4 * tid < KB * D) {
             const int i = 4 * tid / D, c = 4 * tid % D;
-            const float4 q = rope4<D>(a.rope, i, c, pf.q), k = rope4<D>(a.rope, i, c, pf.k), v = pf.v;
+            const float4 q = rope4(rc, pf.q), k = rope4(rc, pf.k), v = pf.v;
             const float e = tl * pf.lr;
             *(float4 *)&Qs[i * FD + c] = q;
             *(float4 *)&Ts[i * FD + c] = make_float4(v.x - k.x, v.y - k.y, v.z - k.z, v.w - k.w);
@@ -526,8 +529,8 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
         __syncthreads();
     }
 
-    /* the final state */
-    if (st) store_state<D>(st + (size_t)nmb * P, W1, W2, b1s, b2s, warp, lane, tid);
+    /* the final state (the bf16 copies refreshed, a barrier ago) */
+    if (st) store_state<D>(st + (size_t)nmb * P, W1b, W2b, b1s, b2s, tid);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -607,6 +610,8 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
 
     tile4 pf;
     tile4_load<D>(&pf, a, b, h, nmb - 1, tid, true);
+    /* the rotations of the thread's tile elements (4 tid < 16 D), the same every mini-batch */
+    const float4 rc = rope4_coef<D>(4 * tid < KB * D ? a.rope : NULL, 4 * tid / D, 4 * tid % D);
     for (int n = nmb - 1; n >= 0; n--) {
         const int t0 = n * KB, r = min(KB, T - t0);
         const float *sn = st + (size_t)n * P;
@@ -631,7 +636,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         for (int x = tid; x < D; x += NT) b2s[x] = sn[2 * D * F + F + x];
         if (4 * tid < KB * D) {   /* the tiles from the prefetched rows */
             const int i = 4 * tid / D, c = 4 * tid % D;
-            const float4 q = rope4<D>(a.rope, i, c, pf.q), k = rope4<D>(a.rope, i, c, pf.k), v = pf.v;
+            const float4 q = rope4(rc, pf.q), k = rope4(rc, pf.k), v = pf.v;
             *(float4 *)&Ts[i * FD + c] = make_float4(v.x - k.x, v.y - k.y, v.z - k.z, v.w - k.w);
             *(float4 *)&dOs[i * FD + c] = pf.d;
             *(uint2 *)&Qb[i * LD + c] = make_uint2(pack2(q.x, q.y), pack2(q.z, q.w));

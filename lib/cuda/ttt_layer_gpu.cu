@@ -19,6 +19,7 @@ extern "C" {
 #include "ttt_cuda_internal.cuh"
 #include "dwconv.cuh"
 #include "prof.cuh"
+#include "ttt_lr.cuh"
 
 #define K16 TTT_CUDA_K
 
@@ -267,24 +268,6 @@ __device__ __forceinline__ float warp_sum(float v)
     return v;
 }
 
-/* lr = base_lr * sigmoid(a + bias[h]) / D, in place on a [rows, H] */
-__global__ void k_lr_gate(float *a, const float *bias, int H, size_t n, float scale)
-{
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
-    for (; i < n; i += st) {
-        unsigned h;
-        idx_divmod(i, H, &h);
-        a[i] = scale / (1.f + expf(-(a[i] + bias[h])));
-    }
-}
-
-/* da = dlr * lr * (1 - sigmoid), sigmoid = lr / scale; in place on dlr */
-__global__ void k_lr_gate_bwd(float *dlr, const float *lr, size_t n, float inv_scale)
-{
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
-    for (; i < n; i += st) dlr[i] = dlr[i] * lr[i] * (1.f - lr[i] * inv_scale);
-}
-
 /* RoPE (interleaved pairs, position t mod 16), sign -1 rotates back (backward). */
 __global__ void k_rope(float *x, const float *tab, int T, int C, int D, size_t npairs, float sign)
 {
@@ -302,17 +285,6 @@ __global__ void k_rope(float *x, const float *tab, int T, int C, int D, size_t n
 }
 
 #define COL_CHUNK 256
-/* out[c] += sum over rows of x[r,c] */
-__global__ void k_colsum(float *out, const float *x, int rows, int C)
-{
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
-    int r0 = blockIdx.y * COL_CHUNK, r1 = min(rows, r0 + COL_CHUNK);
-    float a = 0.f;
-    for (int r = r0; r < r1; r++) a += x[(size_t)r * C + c];
-    atomicAdd(&out[c], a);
-}
-
 /* row LayerNorm over C (eps 1e-6): y = w*zhat + b; one warp per row, V
  * floats a lane at a time (4 when C % 4 == 0); y in bf16 where only bf16
  * GEMMs read it */
@@ -465,6 +437,7 @@ extern "C" int ttt_cuda_layer_check(const ttt_layer_config *c)
     if (c->kind != TTT_LINEAR && c->kind != TTT_MLP) return ttt_seterr("cuda layer: unknown TTT layer kind %d", c->kind);
     if (c->K != K16) return ttt_seterr("cuda layer: mini-batch size %d (the kernels need 16)", c->K);
     if (c->H * c->D != c->C) return ttt_seterr("cuda layer: heads*head_dim %d*%d != channels %d", c->H, c->D, c->C);
+    if (c->H > 256) return ttt_seterr("cuda layer: %d heads (supported: up to 256)", c->H);
     if (c->kind == TTT_MLP) {
         if (c->F != 4 * c->D) return ttt_seterr("cuda layer: TTT-MLP inner width %d (the kernels need 4*head dim = %d)", c->F, 4 * c->D);
         if (!ttt_inner_mlp_supported(c->D)) return ttt_seterr("cuda layer: TTT-MLP head dim %d (supported: 16, 32, 64)", c->D);
@@ -534,6 +507,30 @@ static int ln_fwd(ttt_cuda *g, int vec, int y16, float *y, float *mean, float *r
     return 0;
 }
 
+/* The inner learning rate lr [BT][H] from x (xin: its operand): in bf16 mode
+ * one mma kernel (ttt_lr.cuh) where the shapes and alignment allow, else a
+ * GEMM and the gate */
+static int lr_forward(ttt_cuda *g, int mode, const ttt_layer_config *c, float *lr, const void *xin,
+                      const ttt_cuda_params *p, int BT)
+{
+    const int C = c->C, H = c->H;
+    const float scale = (float)(c->base_lr / c->D);
+    if (mode == TTT_CUDA_BF16 && C % 128 == 0 && H <= 32) {
+        const void *w;
+        if (operand(g, mode, 1, p->lr_w, (size_t)H * C, &w)) return -1;
+        if ((((uintptr_t)w | (uintptr_t)xin) & 15) == 0) {
+            const bf16 *x16 = (const bf16 *)xin, *w16 = (const bf16 *)w;
+            const unsigned nb = (BT + 15) / 16;
+            if (H <= 16) k_lr_proj_tc<2><<<nb, 128, 0, g->s>>>(lr, x16, w16, p->lr_b, BT, C, H, scale);
+            else k_lr_proj_tc<4><<<nb, 128, 0, g->s>>>(lr, x16, w16, p->lr_b, BT, C, H, scale);
+            return 0;
+        }
+    }
+    if (gemm(g, mode, 0, 1, BT, H, C, xin, -1, p->lr_w, 1, lr, 0.f)) return -1;
+    k_lr_gate<<<nblk((size_t)BT * H), 256, 0, g->s>>>(lr, p->lr_b, H, (size_t)BT * H, scale);
+    return 0;
+}
+
 extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_config *c, float *out,
                                       float *acts, const float *x, const ttt_cuda_params *p, int B, int T)
 {
@@ -541,7 +538,7 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
     if (B < 1 || T < 1) return ttt_seterr("cuda layer: empty batch (B=%d T=%d)", B, T);
     CK(cudaSetDevice(g->dev));
     const int C = c->C, H = c->H, D = c->D, BT = B * T;
-    const size_t btc = (size_t)BT * C, bt = (size_t)BT;
+    const size_t btc = (size_t)BT * C;
     acts_layout L = layout(c, B, T);
     float *XQ = acts + L.XQ, *XK = acts + L.XK, *XV = acts + L.XV, *lr = acts + L.lr;
     if (rope_table(g, D, c->rope_theta)) return -1;
@@ -565,8 +562,7 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
     if (gemm(g, mode, 0, 1, BT, C, C, xin, -1, p->v_proj, 1, XV, 0.f)) return -1;
     /* lr gate: in bf16 mode from the bf16 x already made (half the bytes of this skinny GEMM) */
     ttt_prof_next(g->s, "lr");
-    if (gemm(g, mode, 0, 1, BT, H, C, xin, -1, p->lr_w, 1, lr, 0.f)) return -1;
-    k_lr_gate<<<nblk(bt * H), 256, 0, g->s>>>(lr, p->lr_b, H, bt * H, (float)(c->base_lr / D));
+    if (lr_forward(g, mode, c, lr, xin, p, BT)) return -1;
     ttt_prof_pop(g->s);
     /* bf16 mode: the inner loop on tensor cores, whose kernels rotate Q, K as they load them */
     const int tc = mode == TTT_CUDA_BF16;
@@ -669,15 +665,16 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
     acts_layout L = layout(c, B, T);
     if (rope_table(g, D, c->rope_theta)) return -1;
 
-    /* scratch: dO, dZin, dXQ, dXK, dXV, (dU), (dgpre), dlr, dtau, (TTT-MLP: per-block dS) */
-    size_t need = btc * (5 + c->share_qk + c->use_gate) + bt * H + 64;
+    /* scratch: dO, dZin, dXQ, dXK, dXV, (dU), (dgpre), dlr, dtau, lr_b's partial
+     * sums, (TTT-MLP: per-block dS) */
+    size_t need = btc * (5 + c->share_qk + c->use_gate) + bt * H + 64 + (bt + LR_ROWS - 1) / LR_ROWS * H;
     size_t dS_off = need;
     if (c->kind == TTT_MLP) need += ttt_inner_mlp_dS_size(B, H, D);
     if (grow((void **)&g->ws, &g->ws_cap, need * sizeof(float))) return -1;
     float *dO = g->ws, *dZin = dO + btc, *dXQ = dZin + btc, *dXK = dXQ + btc, *dXV = dXK + btc;
     float *dU = c->share_qk ? dXV + btc : NULL;
     float *dG = dXV + btc * (1 + c->share_qk);   /* d gpre (use_gate) */
-    float *dlr = dXV + btc * (1 + c->share_qk + c->use_gate), *dtau = dlr + bt * H;
+    float *dlr = dXV + btc * (1 + c->share_qk + c->use_gate), *dtau = dlr + bt * H, *dlr_part = dtau + 64;
     CK(cudaMemsetAsync(dtau, 0, K16 * sizeof(float), g->s));
 
     const dim3 colgrid((C + 127) / 128, (BT + COL_CHUNK - 1) / COL_CHUNK);
@@ -758,8 +755,11 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
 
     /* lr gate */
     ttt_prof_push(g->s, "lr");
-    k_lr_gate_bwd<<<nblk(bt * H), 256, 0, g->s>>>(dlr, acts + L.lr, bt * H, (float)(D / c->base_lr));
-    k_colsum<<<dim3(1, (BT + COL_CHUNK - 1) / COL_CHUNK), 128, 0, g->s>>>(gr->lr_b, dlr, BT, H);
+    {
+        const int nb = (BT + LR_ROWS - 1) / LR_ROWS;
+        k_lr_colsum<true><<<nb, 256, 0, g->s>>>(dlr_part, dlr, acts + L.lr, BT, H, LR_ROWS, (float)(D / c->base_lr), 0);
+        k_lr_colsum<false><<<1, 256, 0, g->s>>>(gr->lr_b, dlr_part, NULL, nb, H, nb, 0.f, 1);
+    }
     {
         const void *dl;
         if (operand(g, mode, 2, dlr, bt * H, &dl)) return -1;

@@ -100,10 +100,10 @@ static int run(int D, int BH, int T, int timing)
             worst = fmax(worst, m / r);
             const float *sf = st.data() + ((size_t)pairs[pi] * (nmb + 1) + nmb) * (D * D + D);
             m = 0; r = 1e-30;
-            /* the tensor-core forward keeps W in bf16 (ttt_inner_args.states) */
+            /* the tensor-core forward keeps W in bf16, in its register order (ttt_inner_args.states) */
             for (int x = 0; x < D * D; x++) {
                 double w = sf[x];
-                if (a.tc) w = bf16_value(((const uint16_t *)sf)[x]);
+                if (a.tc) w = bf16_value(((const uint16_t *)sf)[ttt_tc_state_w_index(D, x / D, x % D)]);
                 m = fmax(m, fabs(w - Wf[x]));
                 r = fmax(r, fabs(Wf[x]));
             }
