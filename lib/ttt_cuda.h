@@ -84,8 +84,9 @@ int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_config *c, fl
  * ([B,H,nmb+1,P], P = D*D+D for TTT-Linear, W1 [D,F] b1 [F] W2 [F,D] b2 [D]
  * = 2DF+F+D for TTT-MLP); NULL if absent. In TTT_CUDA_BF16 mode the inner
  * kernels rotate Q and K themselves: there "XQ_rope"/"XK_rope" hold them
- * before the rotation; "post_norm_out" (without the gate) and "o_proj_in"
- * are bf16 there (only the o_proj GEMMs read them), and the "states" hold
+ * before the rotation; "ttt_out_pre_post_norm" (only the post-norm reads
+ * it), "post_norm_out" (without the gate) and "o_proj_in" are bf16 there
+ * (only the o_proj GEMMs read them), and the "states" hold
  * their weights (W, or W1 and W2) in bf16 at the fp32 offsets (the
  * tensor-core backward reads them only so). The backward must use the
  * forward's mode. */

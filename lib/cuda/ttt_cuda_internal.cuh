@@ -46,6 +46,18 @@ template <int V> static __device__ __forceinline__ void ldv(float (&v)[V], const
         for (int k = 0; k < V; k++) v[k] = p[k];
     }
 }
+/* V consecutive bf16 at p, as floats (8-byte access for V = 4: p 8-byte aligned) */
+template <int V> static __device__ __forceinline__ void ldv(float (&v)[V], const __nv_bfloat16 *p)
+{
+    if constexpr (V == 4) {
+        const uint2 q = *(const uint2 *)p;
+        const float2 lo = __bfloat1622float2(*(const __nv_bfloat162 *)&q.x);
+        const float2 hi = __bfloat1622float2(*(const __nv_bfloat162 *)&q.y);
+        v[0] = lo.x; v[1] = lo.y; v[2] = hi.x; v[3] = hi.y;
+    } else {
+        for (int k = 0; k < V; k++) v[k] = __bfloat162float(p[k]);
+    }
+}
 template <int V> static __device__ __forceinline__ void stv(float *p, const float (&v)[V])
 {
     if constexpr (V == 4) *(float4 *)p = make_float4(v[0], v[1], v[2], v[3]);
@@ -61,9 +73,9 @@ template <int V> static __device__ __forceinline__ void stv(__nv_bfloat16 *p, co
     }
 }
 
-/* The inner kernels' input gradients: element i (pair i, i+1: i even) of
- * an fp32 tensor, or of the bf16 tensor at the same address when bf16 (the
- * layer then reads it only as a GEMM operand). */
+/* The inner kernels' outputs (input gradients, Z): element i (pair i, i+1:
+ * i even) of an fp32 tensor, or of the bf16 tensor at the same address when
+ * bf16 (the layer then reads it only as a GEMM operand or a norm's input). */
 static __device__ __forceinline__ void store_grad(float *p, int bf16, size_t i, float v)
 {
     if (bf16) ((__nv_bfloat16 *)p)[i] = __float2bfloat16(v);
@@ -84,7 +96,7 @@ struct ttt_inner_args {
     const float *token_idx;         /* [K] learnable offsets; tau_i = max(1/(i+1)+off_i, 0) */
     const float *gamma, *beta;      /* ttt_norm [H,D] */
     const float *W0, *b0;           /* [H,D,F], [H,F] (W1, b1; F = D for TTT-Linear) */
-    float *Z;                       /* [B,T,C] out: q + LN(zbar) */
+    float *Z;                       /* [B,T,C] out: q + LN(zbar) (z16: bf16 at the same address) */
     float *states;                  /* [B*H, nmb+1, P]: the state at each mini-batch start + final
                                        (tc forwards: NULL when no backward follows);
                                        P = D*D+D (W,b) or 2DF+F+D (W1,b1,W2,b2) for TTT-MLP;
@@ -107,6 +119,7 @@ struct ttt_inner_args {
                                        rotate dXQ, dXK back); NULL: already rotated */
     int dqk16, dv16;                /* tc only: dXQ and dXK (dqk16), dXV (dv16) stored in bf16 at
                                        the same addresses (store_grad), for the GEMMs that read them */
+    int z16;                        /* tc only: Z stored in bf16 (the post-norm reads it) */
     /* TTT-MLP only */
     int F;                          /* inner width, 4*D */
     const float *W20, *b20;         /* [H,F,D], [H,D] */

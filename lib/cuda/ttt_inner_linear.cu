@@ -598,7 +598,7 @@ static int pick_rpt(const ttt_inner_args *a, int fwd)
 
 cudaError_t ttt_inner_linear_forward(const ttt_inner_args *a, cudaStream_t s)
 {
-    if (!a->states && !a->tc) return cudaErrorInvalidValue;   /* only the tc forward runs without */
+    if ((!a->states || a->z16) && !a->tc) return cudaErrorInvalidValue;   /* tc only: no states, bf16 Z */
     if (a->tc) return ttt_inner_linear_forward_tc(a, s);
     DISPATCH(launch_fwd, 1)
 }

@@ -125,7 +125,8 @@ __device__ __forceinline__ void load_state_w(bf16 *w, int ld, int x, uint4 v)
     }
 }
 
-template <int D>
+/* Z16: Z in bf16 (a.z16) */
+template <int D, bool Z16>
 __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
 {
     constexpr int NW = D / 16, NT = 32 * NW, NI = D / 8, NK = D / 16;
@@ -333,17 +334,32 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
             float rs0, rs1;
             row_center<NW, D>(Y, red, warp, g, t, &rs0, &rs1);
 #pragma unroll
-            for (int u = 0; u < 2; u++)
+            for (int hr = 0; hr < 2; hr++) {
+                const int row = g + 8 * hr;
+                const float rs = hr ? rs1 : rs0;
+                float2 o[2];
 #pragma unroll
-                for (int hr = 0; hr < 2; hr++) {
-                    const int row = g + 8 * hr, col = j0 + 8 * u + 2 * t;
-                    if (row >= r) continue;
-                    const float rs = hr ? rs1 : rs0;
-                    float2 o;
-                    o.x = qf[row * FLD + col] + gam[2 * u] * Y[u][2 * hr] * rs + bet[2 * u];
-                    o.y = qf[row * FLD + col + 1] + gam[2 * u + 1] * Y[u][2 * hr + 1] * rs + bet[2 * u + 1];
-                    *(float2 *)&a.Z[((size_t)b * T + t0 + row) * C + h * D + col] = o;
+                for (int u = 0; u < 2; u++) {
+                    const int col = j0 + 8 * u + 2 * t;
+                    o[u].x = qf[row * FLD + col] + gam[2 * u] * Y[u][2 * hr] * rs + bet[2 * u];
+                    o[u].y = qf[row * FLD + col + 1] + gam[2 * u + 1] * Y[u][2 * hr + 1] * rs + bet[2 * u + 1];
                 }
+                const size_t z0 = ((size_t)b * T + t0 + row) * C + h * D;
+                if (Z16) {
+                    /* 4 bf16 a thread (lanes t, t^1 trade a pair): a quad writes its row's 16
+                     * columns, 32 bytes, in one store; two 4-byte stores a thread cost 8 us of
+                     * 192 at 2k */
+                    const bool odd = t & 1;
+                    const float2 snd = odd ? o[0] : o[1];
+                    const float rx = __shfl_xor_sync(0xffffffffu, snd.x, 1), ry = __shfl_xor_sync(0xffffffffu, snd.y, 1);
+                    const uint2 v = odd ? make_uint2(pack2(rx, ry), pack2(o[1].x, o[1].y))
+                                        : make_uint2(pack2(o[0].x, o[0].y), pack2(rx, ry));
+                    if (row < r) *(uint2 *)((bf16 *)a.Z + z0 + j0 + (odd ? 8 + 2 * (t - 1) : 2 * t)) = v;
+                } else if (row < r) {
+#pragma unroll
+                    for (int u = 0; u < 2; u++) *(float2 *)&a.Z[z0 + j0 + 8 * u + 2 * t] = o[u];
+                }
+            }
         }
     }
     /* the final state */
@@ -722,7 +738,7 @@ template <int D> constexpr size_t tc_smem()
 #ifndef TTT_CUDA_EMU
 template <int D> cudaError_t launch(const ttt_inner_args *a, cudaStream_t s)
 {
-    return ttt_inner_launch(inner_fwd_tc<D>, 2 * D, tc_smem<D>(), a, s);
+    return ttt_inner_launch(a->z16 ? inner_fwd_tc<D, true> : inner_fwd_tc<D, false>, 2 * D, tc_smem<D>(), a, s);
 }
 
 /* Two warps per 8 columns where the registers allow it (D <= 64: 8D threads). */

@@ -593,7 +593,7 @@ int ttt_inner_mlp_supported(int D) { return D == 16 || D == 32 || D == 64; }
 #ifndef TTT_CUDA_EMU
 cudaError_t ttt_inner_mlp_forward(const ttt_inner_args *a, cudaStream_t s)
 {
-    if (!a->states && !a->tc) return cudaErrorInvalidValue;   /* only the tc forward runs without */
+    if ((!a->states || a->z16) && !a->tc) return cudaErrorInvalidValue;   /* tc only: no states, bf16 Z */
     if (a->tc) return ttt_inner_mlp_forward_tc(a, s);
     return dispatch(a, s, 1);
 }

@@ -514,7 +514,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
 #pragma unroll
             for (int u = 0; u < CPL; u++) {
                 int c = lane + 32 * u;
-                if (c < D) a.Z[gi + c] = Qs[i * FD + c] + g_r[u] * ((zv[u] - mu) / sig) + be_r[u];
+                if (c < D) store_grad(a.Z, a.z16, gi + c, Qs[i * FD + c] + g_r[u] * ((zv[u] - mu) / sig) + be_r[u]);
             }
         }
 #pragma unroll

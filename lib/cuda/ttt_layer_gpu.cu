@@ -286,10 +286,10 @@ __global__ void k_rope(float *x, const float *tab, int T, int C, int D, size_t n
 
 #define COL_CHUNK 256
 /* row LayerNorm over C (eps 1e-6): y = w*zhat + b; one warp per row, V
- * floats a lane at a time (4 when C % 4 == 0); y in bf16 where only bf16
- * GEMMs read it */
-template <int V, typename TY>
-__global__ void k_ln_fwd(TY *y, float *mean, float *rstd, const float *x, const float *w, const float *b, int rows, int C)
+ * values a lane at a time (4 when C % 4 == 0); y in bf16 where only bf16
+ * GEMMs read it, x in bf16 where the tensor-core inner loop wrote it */
+template <int V, typename TY, typename TX>
+__global__ void k_ln_fwd(TY *y, float *mean, float *rstd, const TX *x, const float *w, const float *b, int rows, int C)
 {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
     if (row >= rows) return;
@@ -323,8 +323,8 @@ __global__ void k_ln_fwd(TY *y, float *mean, float *rstd, const float *x, const 
  * a time (4 when C % 4 == 0). (Summing dw, db here too, in shared memory
  * as k_rms_bwd_x does, measured slower than k_ln_bwd_params beside it:
  * two shared atomics per value.) */
-template <int V>
-__global__ void k_ln_bwd(float *dx, const float *dy, const float *x, const float *mean, const float *rstd,
+template <int V, typename TX>
+__global__ void k_ln_bwd(float *dx, const float *dy, const TX *x, const float *mean, const float *rstd,
                          const float *w, int rows, int C)
 {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
@@ -354,7 +354,8 @@ __global__ void k_ln_bwd(float *dx, const float *dy, const float *x, const float
 }
 
 /* dw[c] += sum dy*zhat, db[c] += sum dy */
-__global__ void k_ln_bwd_params(float *dw, float *db, const float *dy, const float *x, const float *mean,
+template <typename TX>
+__global__ void k_ln_bwd_params(float *dw, float *db, const float *dy, const TX *x, const float *mean,
                                 const float *rstd, int rows, int C)
 {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
@@ -363,7 +364,7 @@ __global__ void k_ln_bwd_params(float *dw, float *db, const float *dy, const flo
     float aw = 0.f, ab = 0.f;
     for (int r = r0; r < r1; r++) {
         float d = dy[(size_t)r * C + c];
-        aw += d * (x[(size_t)r * C + c] - mean[r]) * rstd[r];
+        aw += d * (load_op(x + (size_t)r * C + c) - mean[r]) * rstd[r];
         ab += d;
     }
     atomicAdd(&dw[c], aw);
@@ -493,9 +494,9 @@ static int rope_table(ttt_cuda *g, int D, double theta)
 
 /* ---------------------------------------------------------------- forward */
 
-/* k_ln_fwd with 16-byte accesses when vec (C % 4 == 0), y in bf16 when y16 */
-static int ln_fwd(ttt_cuda *g, int vec, int y16, float *y, float *mean, float *rstd, const float *x, const float *w,
-                  const float *b, int rows, int C)
+template <typename TX>
+static void ln_fwd_launch(ttt_cuda *g, int vec, int y16, float *y, float *mean, float *rstd, const TX *x,
+                          const float *w, const float *b, int rows, int C)
 {
     const int nb = (rows + 7) / 8;
     __nv_bfloat16 *yb = (__nv_bfloat16 *)y;
@@ -503,8 +504,26 @@ static int ln_fwd(ttt_cuda *g, int vec, int y16, float *y, float *mean, float *r
     else if (vec) k_ln_fwd<4><<<nb, 256, 0, g->s>>>(y, mean, rstd, x, w, b, rows, C);
     else if (y16) k_ln_fwd<1><<<nb, 256, 0, g->s>>>(yb, mean, rstd, x, w, b, rows, C);
     else k_ln_fwd<1><<<nb, 256, 0, g->s>>>(y, mean, rstd, x, w, b, rows, C);
+}
+
+/* k_ln_fwd with 16-byte accesses when vec (C % 4 == 0), y in bf16 when y16,
+ * x in bf16 when x16 */
+static int ln_fwd(ttt_cuda *g, int vec, int y16, int x16, float *y, float *mean, float *rstd, const float *x,
+                  const float *w, const float *b, int rows, int C)
+{
+    if (x16) ln_fwd_launch(g, vec, y16, y, mean, rstd, (const __nv_bfloat16 *)x, w, b, rows, C);
+    else ln_fwd_launch(g, vec, y16, y, mean, rstd, x, w, b, rows, C);
     CK(cudaGetLastError());
     return 0;
+}
+
+/* k_ln_bwd, 16-byte accesses when vec (C % 4 == 0) */
+template <typename TX>
+static void ln_bwd(ttt_cuda *g, int vec, float *dx, const float *dy, const TX *x, const float *mean, const float *rstd,
+                   const float *w, int rows, int C)
+{
+    if (vec) k_ln_bwd<4><<<(rows + 7) / 8, 256, 0, g->s>>>(dx, dy, x, mean, rstd, w, rows, C);
+    else k_ln_bwd<1><<<(rows + 7) / 8, 256, 0, g->s>>>(dx, dy, x, mean, rstd, w, rows, C);
 }
 
 /* The inner learning rate lr [BT][H] from x (xin: its operand): in bf16 mode
@@ -580,6 +599,7 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
     a.token_idx = p->token_idx; a.gamma = p->ttt_norm_w; a.beta = p->ttt_norm_b;
     a.W0 = p->W1; a.b0 = p->b1;
     a.Z = acts + L.Zin;
+    a.z16 = tc;   /* only the post-norm reads Z */
     /* evaluation only: the tensor-core forwards write no checkpoints */
     a.states = g->nograd && tc ? NULL : acts + L.states;
     a.tc = tc;
@@ -599,7 +619,7 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
     float *Y = acts + L.Y;
     const int b16 = mode == TTT_CUDA_BF16;
     ttt_prof_push(g->s, "post-norm");
-    if (ln_fwd(g, C % 4 == 0, b16 && !c->use_gate, Y, acts + L.mean, acts + L.rstd, acts + L.Zin, p->post_norm_w,
+    if (ln_fwd(g, C % 4 == 0, b16 && !c->use_gate, b16, Y, acts + L.mean, acts + L.rstd, acts + L.Zin, p->post_norm_w,
                p->post_norm_b, BT, C))
         return -1;
     const float *O = Y;
@@ -647,8 +667,13 @@ static int out_grads(ttt_cuda *g, int mode, const ttt_layer_config *c, float *dx
         if (gemm(g, mode, 0, 0, BT, C, C, dG, -1, p->g_proj, 1, dx, 0.f)) return -1;
     }
     const dim3 colgrid((C + 127) / 128, (BT + COL_CHUNK - 1) / COL_CHUNK);
-    k_ln_bwd_params<<<colgrid, 128, 0, g->s>>>(gr->post_norm_w, gr->post_norm_b, dO, acts + L.Zin, acts + L.mean,
-                                               acts + L.rstd, BT, C);
+    if (mode == TTT_CUDA_BF16)   /* Zin in bf16 (a.z16) */
+        k_ln_bwd_params<<<colgrid, 128, 0, g->s>>>(gr->post_norm_w, gr->post_norm_b, dO,
+                                                   (const __nv_bfloat16 *)(acts + L.Zin), acts + L.mean, acts + L.rstd,
+                                                   BT, C);
+    else
+        k_ln_bwd_params<<<colgrid, 128, 0, g->s>>>(gr->post_norm_w, gr->post_norm_b, dO, acts + L.Zin, acts + L.mean,
+                                                   acts + L.rstd, BT, C);
     CK(cudaGetLastError());
     return 0;
 }
@@ -694,12 +719,11 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
         else k_gate_bwd<<<nblk(btc), 256, 0, g->s>>>(dO, dG, acts + L.gpre, Y, btc);
     }
     ttt_prof_next(g->s, "post-norm");
-    if (C % 4 == 0)
-        k_ln_bwd<4><<<(BT + 7) / 8, 256, 0, g->s>>>(dZin, dO, acts + L.Zin, acts + L.mean, acts + L.rstd,
-                                                    p->post_norm_w, BT, C);
+    if (mode == TTT_CUDA_BF16)
+        ln_bwd(g, C % 4 == 0, dZin, dO, (const __nv_bfloat16 *)(acts + L.Zin), acts + L.mean, acts + L.rstd,
+               p->post_norm_w, BT, C);
     else
-        k_ln_bwd<1><<<(BT + 7) / 8, 256, 0, g->s>>>(dZin, dO, acts + L.Zin, acts + L.mean, acts + L.rstd,
-                                                    p->post_norm_w, BT, C);
+        ln_bwd(g, C % 4 == 0, dZin, dO, acts + L.Zin, acts + L.mean, acts + L.rstd, p->post_norm_w, BT, C);
     CK(cudaGetLastError());
     ttt_prof_pop(g->s);
     ttt_prof_pop(g->s);

@@ -60,6 +60,7 @@ static inline __nv_bfloat16 __float2bfloat16_rn(float f) { return {bf16_bits(f)}
 static inline __nv_bfloat16 __float2bfloat16(float f) { return {bf16_bits(f)}; }
 static inline float __bfloat162float(__nv_bfloat16 b) { return bf16_value(b.x); }
 static inline __nv_bfloat162 __floats2bfloat162_rn(float lo, float hi) { return {{bf16_bits(lo)}, {bf16_bits(hi)}}; }
+static inline float2 __bfloat1622float2(__nv_bfloat162 v) { return {bf16_value(v.x.x), bf16_value(v.y.x)}; }
 
 static std::mutex emu_atomic_mu;
 static inline float atomicAdd(float *p, float v)

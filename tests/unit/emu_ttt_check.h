@@ -135,22 +135,35 @@ static double ref_loss(const ttt_case &c, const std::vector<double> *x, double *
 static int check_case(ttt_case &c, const char *label, unsigned seed, double tol);
 
 /* A tensor-core forward fwd() run as an evaluation forward (no states)
- * first, then with its states: Z must come out the same, bit for bit
- * (nostate_bad set, and run_case's case failed, when not) */
+ * first, then with Z in bf16 (z16, as the layer runs it), then as checked:
+ * with its states, Z in fp32. Z must come out the same, bit for bit, and the
+ * bf16 Z must be it rounded (nostate_bad set, and run_case's case failed,
+ * when not). */
 static int nostate_bad;
 template <class Fwd>
 static void fwd_without_then_with_states(ttt_inner_args &a, const char *kernel, Fwd fwd)
 {
+    const size_t n = (size_t)a.B * a.T * a.H * a.D;
     float *st = a.states;
     a.states = NULL;
     fwd();
-    const std::vector<float> Z(a.Z, a.Z + (size_t)a.B * a.T * a.H * a.D);
+    const std::vector<float> Z(a.Z, a.Z + n);
+    a.z16 = 1;
+    fwd();
+    const std::vector<uint16_t> Z16((const uint16_t *)a.Z, (const uint16_t *)a.Z + n);
+    a.z16 = 0;
     a.states = st;
     fwd();
-    if (memcmp(Z.data(), a.Z, Z.size() * sizeof(float))) {
+    if (memcmp(Z.data(), a.Z, n * sizeof(float))) {
         printf("%s D=%d: the forward without states gives another Z\n", kernel, a.D);
         nostate_bad = 1;
     }
+    for (size_t i = 0; i < n; i++)
+        if (Z16[i] != bf16_bits(a.Z[i])) {
+            printf("%s D=%d: Z in bf16 (z16) is not Z rounded (element %zu)\n", kernel, a.D, i);
+            nostate_bad = 1;
+            break;
+        }
 }
 
 /* One case: random inputs (mlp: TTT-MLP), the kernels (tc: the tensor-core

@@ -15,7 +15,8 @@
  * 2e-2 to 3e-1 (the bound is 1e-2). With and without the
  * fused RoPE, partial last mini-batches, head dims 16, 64 and 96 (both
  * backward block shapes), the tensor-core forward also without state
- * checkpoints (the same Z bit for bit); the fp32 kernels (RoPE not fused:
+ * checkpoints (the same Z bit for bit) and with Z in bf16 (Z rounded, bit
+ * for bit); the fp32 kernels (RoPE not fused:
  * Q, K come rotated) within 1e-4. Run by `make check-emu` (part of `make
  * test`), or:
  *   g++ -O1 -std=c++20 -pthread -Wno-unknown-pragmas -Ilib \
@@ -43,7 +44,8 @@ static int run(int B, int H, int T, bool rope)
         B, H, D, T, false, 1, rope,
         [&](ttt_inner_args &a) {
             fwd_without_then_with_states(a, "inner_fwd_tc", [&] {
-                emu_launch(B * H, 1, 1, 2 * D, [&] { inner_fwd_tc<D>(a); }, smraw, sizeof smraw);
+                emu_launch(B * H, 1, 1, 2 * D, [&] { a.z16 ? inner_fwd_tc<D, true>(a) : inner_fwd_tc<D, false>(a); }, smraw,
+                           sizeof smraw);
             });
         },
         [&](ttt_inner_args &a) {

@@ -11,7 +11,8 @@
  * through directional central differences (tests/unit/emu_ttt_check.h);
  * with and without the fused RoPE, partial last mini-batches, head dims 16,
  * 32 and 64, the tensor-core forward also without state checkpoints (the
- * same Z bit for bit); the fp32 kernels (Q, K come rotated) within 1e-4. A W2
+ * same Z bit for bit) and with Z in bf16 (Z rounded, bit for bit); the fp32
+ * kernels (Q, K come rotated) within 1e-4. A W2
  * checkpoint read from the wrong offset, or the lr of the wrong row, tried
  * on a copy, fail (NaN, and 1e-2 to 4e-1). Run by `make check-emu` (part
  * of `make test`), about a minute, or:
