@@ -84,28 +84,43 @@ __device__ __forceinline__ void row_center(float (*X)[4], float *red, int warp, 
     }
 }
 
-/* A state checkpoint (W as D*D bf16 from float offset 0, b [D] fp32 at
- * float offset D*D) from the warp's W^T accumulator tiles (columns j0..j0+15)
- * and its 4 bias columns. W goes in the order the tiles hold it
- * (ttt_tc_state_w_index): each lane's Wt[2p], Wt[2p+1] packed into one
- * 16-byte store, a warp's 32 lanes 512 contiguous bytes. Row-major W took a
- * shuffle and a 4-byte store per pair: 27 us of a 0.21 ms inner forward at
- * 2k. Rounded as the backward would round the fp32 state, so its products see
- * the same operands. */
+/* A state checkpoint: W as D*D bf16 from float offset 0, b [D] fp32 at
+ * float offset D*D. W goes in the order the forward's W^T accumulator tiles
+ * hold it (ttt_tc_state_w_index): piece p of a lane is the bf16 pairs
+ * (Wt[2p][0..1], Wt[2p][2..3], Wt[2p+1][0..1], Wt[2p+1][2..3]), which are
+ * exactly the B operands the product K W packs at its k-step p, so the
+ * forward stores them from there: one 16-byte store a k-step, a warp's 32
+ * lanes 512 contiguous bytes. (Row-major W, a shuffle and a 4-byte store
+ * per pair before the tile's barrier, took 27 us of a 0.21 ms inner forward
+ * at 2k.) Rounded as the backward would round the fp32 state, so its
+ * products see the same operands. */
 template <int D>
-__device__ __forceinline__ void store_state(float *sn, const float (*Wt)[4], const float *bias, int warp, int lane,
-                                            int j0, int g, int t)
+__device__ __forceinline__ void state_piece(float *sn, int warp, int lane, int p, uint32_t w00, uint32_t w10,
+                                            uint32_t w01, uint32_t w11)
 {
-    constexpr int NP = D / 16;
-    uint4 *w4 = (uint4 *)sn + warp * NP * 32 + lane;
-#pragma unroll
-    for (int p = 0; p < NP; p++)
-        w4[p * 32] = make_uint4(pack2(Wt[2 * p][0], Wt[2 * p][1]), pack2(Wt[2 * p][2], Wt[2 * p][3]),
-                                pack2(Wt[2 * p + 1][0], Wt[2 * p + 1][1]), pack2(Wt[2 * p + 1][2], Wt[2 * p + 1][3]));
+    ((uint4 *)sn)[(warp * (D / 16) + p) * 32 + lane] = make_uint4(w00, w10, w01, w11);
+}
+
+/* The warp's 4 bias columns of a checkpoint (quad g = 0 holds them). */
+template <int D>
+__device__ __forceinline__ void state_bias(float *sn, const float *bias, int j0, int g, int t)
+{
     if (g == 0) {
 #pragma unroll
         for (int x = 0; x < 4; x++) sn[D * D + j0 + 8 * (x >> 1) + 2 * t + (x & 1)] = bias[x];
     }
+}
+
+/* The final state, outside the product loop. */
+template <int D>
+__device__ __forceinline__ void store_state(float *sn, const float (*Wt)[4], const float *bias, int warp, int lane,
+                                            int j0, int g, int t)
+{
+#pragma unroll
+    for (int p = 0; p < D / 16; p++)
+        state_piece<D>(sn, warp, lane, p, pack2(Wt[2 * p][0], Wt[2 * p][1]), pack2(Wt[2 * p][2], Wt[2 * p][3]),
+                       pack2(Wt[2 * p + 1][0], Wt[2 * p + 1][1]), pack2(Wt[2 * p + 1][2], Wt[2 * p + 1][3]));
+    state_bias<D>(sn, bias, j0, g, t);
 }
 
 /* Piece x (16 bytes, v) of a checkpoint's W (store_state's order) into
@@ -125,8 +140,9 @@ __device__ __forceinline__ void load_state_w(bf16 *w, int ld, int x, uint4 v)
     }
 }
 
-/* Z16: Z in bf16 (a.z16) */
-template <int D, bool Z16>
+/* Z16: Z in bf16 (a.z16); ST: state checkpoints (a.states), compile-time so
+ * that their stores join the product loop's code */
+template <int D, bool Z16, bool ST>
 __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
 {
     constexpr int NW = D / 16, NT = 32 * NW, NI = D / 8, NK = D / 16;
@@ -147,7 +163,7 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
     const int bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
     const int C = a.H * D, T = a.T, nmb = ttt_inner_nmb(T), j0 = 16 * warp;
     /* no states: a forward no backward follows (evaluation) skips the checkpoints */
-    float *st = a.states ? a.states + (size_t)bh * (nmb + 1) * (D * D + D) : NULL;
+    float *st = ST ? a.states + (size_t)bh * (nmb + 1) * (D * D + D) : NULL;
 
     /* the thread's 4 columns: j0 + 8u + 2t + v, u,v in {0,1}; index 2u+v */
     float gam[4], bet[4], bias[4];
@@ -217,8 +233,9 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
             *(uint2 *)&kb[i * BLD + c] = make_uint2(pack2(pk[u].x, pk[u].y), pack2(pk[u].z, pk[u].w));
         }
         if (tid < KB) lr[tid] = plr;
-        /* the start state of this mini-batch, for the backward */
-        if (st) store_state<D>(st + (size_t)n * (D * D + D), Wt, bias, warp, lane, j0, g, t);
+        /* the start state of this mini-batch, for the backward (W in the product loop) */
+        float *sn = ST ? st + (size_t)n * (D * D + D) : NULL;
+        if (ST) state_bias<D>(sn, bias, j0, g, t);
         __syncthreads();
         if (n + 1 < nmb) prefetch(n + 1);
 
@@ -246,6 +263,7 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
             mma(Z[1], c0, c1, c2, c3, w10, w11);
             mma(Y[0], q0, q1, q2, q3, w00, w01);
             mma(Y[1], q0, q1, q2, q3, w10, w11);
+            if (ST) state_piece<D>(sn, warp, lane, ks, w00, w10, w01, w11);
         }
 
         /* G = LNl2grad(Z, v - k); the thread's values: rows g (x = 0,1), g+8 (x = 2,3) */
@@ -363,7 +381,7 @@ __global__ void __launch_bounds__(D * 2) inner_fwd_tc(ttt_inner_args a)
         }
     }
     /* the final state */
-    if (st) store_state<D>(st + (size_t)nmb * (D * D + D), Wt, bias, warp, lane, j0, g, t);
+    if (ST) store_state<D>(st + (size_t)nmb * (D * D + D), Wt, bias, warp, lane, j0, g, t);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -738,7 +756,9 @@ template <int D> constexpr size_t tc_smem()
 #ifndef TTT_CUDA_EMU
 template <int D> cudaError_t launch(const ttt_inner_args *a, cudaStream_t s)
 {
-    return ttt_inner_launch(a->z16 ? inner_fwd_tc<D, true> : inner_fwd_tc<D, false>, 2 * D, tc_smem<D>(), a, s);
+    auto k = a->z16 ? (a->states ? inner_fwd_tc<D, true, true> : inner_fwd_tc<D, true, false>)
+                    : (a->states ? inner_fwd_tc<D, false, true> : inner_fwd_tc<D, false, false>);
+    return ttt_inner_launch(k, 2 * D, tc_smem<D>(), a, s);
 }
 
 /* Two warps per 8 columns where the registers allow it (D <= 64: 8D threads). */

@@ -44,8 +44,10 @@ static int run(int B, int H, int T, bool rope)
         B, H, D, T, false, 1, rope,
         [&](ttt_inner_args &a) {
             fwd_without_then_with_states(a, "inner_fwd_tc", [&] {
-                emu_launch(B * H, 1, 1, 2 * D, [&] { a.z16 ? inner_fwd_tc<D, true>(a) : inner_fwd_tc<D, false>(a); }, smraw,
-                           sizeof smraw);
+                emu_launch(B * H, 1, 1, 2 * D, [&] {
+                    if (a.z16) a.states ? inner_fwd_tc<D, true, true>(a) : inner_fwd_tc<D, true, false>(a);
+                    else a.states ? inner_fwd_tc<D, false, true>(a) : inner_fwd_tc<D, false, false>(a);
+                }, smraw, sizeof smraw);
             });
         },
         [&](ttt_inner_args &a) {
