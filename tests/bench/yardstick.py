@@ -6,7 +6,9 @@ whole attention layer (QKV projection + SDPA + o_proj, bf16) at the TTT
 benchmark shapes, runs the CUDA TTT benchmark (build/bench/ttt_layer_gpu
 --csv) in the same session, and prints one table of tokens/s with ratios.
 
-    python3 tests/bench/yardstick.py [--ttt PATH] [-B 8] [-H 12] [-D 64] [T ...]
+    python3 tests/bench/yardstick.py [--ttt PATH] [-B 8] [-H 12] [-D 64] [-i 5] [T ...]
+
+-i: iterations of every timed op, ours and torch's (each after a warm-up).
 
 Needs a CUDA GPU and torch (the device machine has both).
 """
@@ -85,7 +87,7 @@ def main():
 
     ttt = {}
     if a.ttt:
-        cmd = [a.ttt, "--csv", "-B", str(a.B), "-H", str(a.H), "-D", str(a.D), "-i", "3"] + [str(t) for t in a.T]
+        cmd = [a.ttt, "--csv", "-B", str(a.B), "-H", str(a.H), "-D", str(a.D), "-i", str(a.iters)] + [str(t) for t in a.T]
         r = subprocess.run(cmd, capture_output=True, text=True)
         sys.stderr.write(r.stderr)
         if r.returncode:
