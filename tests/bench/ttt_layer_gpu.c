@@ -6,14 +6,18 @@
  * --check  runs the GPU layer (fp32) and the CPU layer (lib/layers/ttt_layer.c,
  *          float32) on the same random input, B=1 T=1000 (partial last
  *          mini-batch) at the benchmark width, and fails (exit 1) if output,
- *          dx or any parameter gradient differs by more than 1e-3 relative.
+ *          dx or any parameter gradient differs by more than 1e-3 relative;
+ *          then the GPU layer in bf16 mode, the weights' copies registered as
+ *          below, against the same CPU results (lr 1e-2, output 3e-2, dx
+ *          and gradients 5e-2, the token offsets' gradient 2e-1).
  * Timing: whole layer (projections included): forward (training: keeps what
  * the backward needs), evaluation forward (ttt_cuda_set_nograd: the
  * tensor-core inner loop writes no state checkpoints) and forward+backward,
  * bf16 mode unless --f32; TTT-MLP (F = 4D) with --mlp (timing only); default
  * B=8 H=12 D=64, T = 2048 8192 32768. In bf16 mode the layer is driven as
  * the GPU model drives it: the weights' bf16 copies made once (the model
- * makes them once per optimizer step), and bf16 copies of x and dout beside
+ * makes them once per optimizer step, in one allocation in the parameters'
+ * order: shadow_copies does the same), and bf16 copies of x and dout beside
  * them (the model's norms write those as they make x and dout), so the
  * GEMMs convert nothing; --convert gives it fp32 only (it then rounds every
  * operand itself, before each GEMM; printed as "bf16-cv").
@@ -22,6 +26,7 @@
 
 #ifdef TTT_HAVE_CUDA
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -108,6 +113,30 @@ static int by_address(const void *a, const void *b)
     return p < q ? -1 : p > q;
 }
 
+/* The weights' bf16 copies as the GPU model keeps them (lib/cuda/model_gpu.cu,
+ * bf16_copy): one allocation, in the parameters' order, each copy 128-byte
+ * aligned (so q_proj, k_proj, v_proj's are equally spaced, which lets the
+ * layer run their GEMMs as one batched GEMM); registered with the layer.
+ * Returns the allocation (ttt_cuda_set_shadow(g, NULL, 0) before freeing it). */
+static void *shadow_copies(ttt_cuda *g, float *const *dv, const pdesc *pd, ttt_cuda_shadow *sh)
+{
+    size_t off[NPAR], n16 = 0;
+    for (int i = 0; i < NPAR; i++) {
+        n16 = (n16 + 63) & ~(size_t)63;
+        off[i] = n16;
+        n16 += pd[i].n;
+    }
+    uint16_t *arena = (uint16_t *)ttt_cuda_alloc((n16 + 1) / 2);
+    if (!arena) { fprintf(stderr, "ttt_layer_gpu: %s\n", ttt_errmsg()); exit(1); }
+    for (int i = 0; i < NPAR; i++) {
+        sh[i] = (ttt_cuda_shadow){dv[i], pd[i].n, arena + off[i]};
+        if (ttt_cuda_to_bf16(g, arena + off[i], dv[i], pd[i].n)) { fprintf(stderr, "ttt_layer_gpu: %s\n", ttt_errmsg()); exit(1); }
+    }
+    qsort(sh, NPAR, sizeof *sh, by_address);
+    ttt_cuda_set_shadow(g, sh, NPAR);
+    return arena;
+}
+
 static float *dev_copy(const float *h, size_t n)
 {
     float *d = ttt_cuda_alloc(n);
@@ -190,9 +219,13 @@ static int check_vs_cpu(ttt_cuda *g, int H, int D)
      * test_cuda's tolerances (the reference cases are narrower than this width) */
     int bad16 = 0;
     for (int i = 0; i < NPAR; i++) ttt_cuda_zero(dg[i], pd[i].n);
+    ttt_cuda_shadow sh[NPAR];
+    void *w16 = shadow_copies(g, dv, pd, sh);   /* as the benchmark runs it: q, k, v batched */
     if (ttt_cuda_layer_forward(g, TTT_CUDA_BF16, &c, dout_, acts, dx_, &gp, B, T) ||
         ttt_cuda_layer_backward(g, TTT_CUDA_BF16, &c, ddx, &gg, ddout, acts, dx_, &gp, B, T) || ttt_cuda_sync(g))
         DIE("check bf16");
+    ttt_cuda_set_shadow(g, NULL, 0);
+    ttt_cuda_free(w16);
     ttt_cuda_download(gout, dout_, btc);
     ttt_cuda_download(gdx, ddx, btc);
     {
@@ -263,12 +296,10 @@ static void bench(ttt_cuda *g, int mode, int B, int H, int D, int T, int iters, 
     if (!out || !dx || !acts) DIE("alloc");
     /* bf16 mode: the copies the model would keep (the weights, x, dout) */
     ttt_cuda_shadow sh[NPAR];
-    void *x16 = NULL, *dout16 = NULL;
+    void *x16 = NULL, *dout16 = NULL, *w16 = NULL;
     const int copies = mode == TTT_CUDA_BF16 && !convert;
     if (copies) {
-        for (int i = 0; i < NPAR; i++) sh[i] = (ttt_cuda_shadow){dv[i], pd[i].n, dev_bf16(g, dv[i], pd[i].n)};
-        qsort(sh, NPAR, sizeof *sh, by_address);
-        ttt_cuda_set_shadow(g, sh, NPAR);
+        w16 = shadow_copies(g, dv, pd, sh);
         x16 = dev_bf16(g, x, btc);
         dout16 = dev_bf16(g, dout, btc);
         ttt_cuda_set_act16(g, TTT_CUDA_ACT_IN, x, x16, btc);
@@ -311,8 +342,7 @@ static void bench(ttt_cuda *g, int mode, int B, int H, int D, int T, int iters, 
         ttt_cuda_set_shadow(g, NULL, 0);
         ttt_cuda_set_act16(g, TTT_CUDA_ACT_IN, NULL, NULL, 0);
         ttt_cuda_set_act16(g, TTT_CUDA_ACT_DOUT, NULL, NULL, 0);
-        for (int i = 0; i < NPAR; i++) ttt_cuda_free((void *)sh[i].p16);
-        ttt_cuda_free(x16); ttt_cuda_free(dout16);
+        ttt_cuda_free(w16); ttt_cuda_free(x16); ttt_cuda_free(dout16);
     }
     for (int i = 0; i < NPAR; i++) { ttt_cuda_free(dv[i]); ttt_cuda_free(dg[i]); }
     ttt_cuda_free(x); ttt_cuda_free(dout); ttt_cuda_free(out); ttt_cuda_free(dx); ttt_cuda_free(acts);
