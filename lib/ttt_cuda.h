@@ -88,7 +88,8 @@ int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_config *c, fl
  * it), "post_norm_out" (without the gate) and "o_proj_in" are bf16 there
  * (only the o_proj GEMMs read them), and the "states" hold
  * their weights (W, or W1 and W2) in bf16 at the fp32 offsets (the
- * tensor-core backward reads them only so). The backward must use the
+ * tensor-core backward reads them only so; TTT-Linear's W in the order its
+ * forward holds it, ttt_tc_state_w_index in lib/cuda/ttt_cuda_internal.cuh). The backward must use the
  * forward's mode. */
 const float *ttt_cuda_layer_inter(const ttt_layer_config *c, const float *acts, const char *name,
                                   int B, int T);
