@@ -3,7 +3,8 @@
  *   k_lr_proj_tc   bf16 mode: projection and gate in one kernel, on mma.
  *                  cuBLAS ran this H-wide GEMM (H = 12) at a quarter of the
  *                  bandwidth it needs: 18 us of a 2k-token layer forward.
- *   k_lr_gate      fp32 mode: the gate on the GEMM's output, in place.
+ *   k_lr_gate      otherwise (fp32 mode, or shapes k_lr_proj_tc does not
+ *                  take): the gate on a GEMM's output, in place.
  *   k_lr_colsum    the gate's backward in place, with the bias gradient's
  *                  column sums per block of rows, then those added up in
  *                  block order (deterministic; the atomic column sum it
