@@ -411,6 +411,10 @@ struct acts_layout {
     size_t XQ, XK, XV, Zin, Y, lr, mean, rstd, U, gpre, O, states, total;
 };
 
+/* The inner loop's output Zin is bf16 in bf16 mode (its tensor-core kernels
+ * write it so, a.z16: only the post-norm reads it), fp32 otherwise. */
+static int zin16(int mode) { return mode == TTT_CUDA_BF16; }
+
 static acts_layout layout(const ttt_layer_config *c, int B, int T)
 {
     acts_layout L;
@@ -554,18 +558,16 @@ static int lr_forward(ttt_cuda *g, int mode, const ttt_layer_config *c, float *l
 {
     const int C = c->C, H = c->H;
     const float scale = (float)(c->base_lr / c->D);
-    if (mode == TTT_CUDA_BF16 && C % 128 == 0 && H <= 32) {
-        const void *w;
-        if (operand(g, mode, 1, p->lr_w, (size_t)H * C, &w)) return -1;
-        if ((((uintptr_t)w | (uintptr_t)xin) & 15) == 0) {
-            const bf16 *x16 = (const bf16 *)xin, *w16 = (const bf16 *)w;
-            const unsigned nb = (BT + 15) / 16;
-            if (H <= 16) k_lr_proj_tc<2><<<nb, 128, 0, g->s>>>(lr, x16, w16, p->lr_b, BT, C, H, scale);
-            else k_lr_proj_tc<4><<<nb, 128, 0, g->s>>>(lr, x16, w16, p->lr_b, BT, C, H, scale);
-            return 0;
-        }
+    const void *w;
+    if (operand(g, mode, 1, p->lr_w, (size_t)H * C, &w)) return -1;
+    if (mode == TTT_CUDA_BF16 && C % 128 == 0 && H <= 32 && (((uintptr_t)w | (uintptr_t)xin) & 15) == 0) {
+        const bf16 *x16 = (const bf16 *)xin, *w16 = (const bf16 *)w;
+        const unsigned nb = (BT + 15) / 16;
+        if (H <= 16) k_lr_proj_tc<2><<<nb, 128, 0, g->s>>>(lr, x16, w16, p->lr_b, BT, C, H, scale);
+        else k_lr_proj_tc<4><<<nb, 128, 0, g->s>>>(lr, x16, w16, p->lr_b, BT, C, H, scale);
+        return 0;
     }
-    if (gemm(g, mode, 0, 1, BT, H, C, xin, -1, p->lr_w, 1, lr, 0.f)) return -1;
+    if (gemm(g, mode, 0, 1, BT, H, C, xin, -1, w, -1, lr, 0.f)) return -1;
     k_lr_gate<<<nblk((size_t)BT * H), 256, 0, g->s>>>(lr, p->lr_b, H, (size_t)BT * H, scale);
     return 0;
 }
@@ -624,7 +626,7 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
     a.token_idx = p->token_idx; a.gamma = p->ttt_norm_w; a.beta = p->ttt_norm_b;
     a.W0 = p->W1; a.b0 = p->b1;
     a.Z = acts + L.Zin;
-    a.z16 = tc;   /* only the post-norm reads Z */
+    a.z16 = zin16(mode);
     /* evaluation only: the tensor-core forwards write no checkpoints */
     a.states = g->nograd && tc ? NULL : acts + L.states;
     a.tc = tc;
@@ -644,8 +646,8 @@ extern "C" int ttt_cuda_layer_forward(ttt_cuda *g, int mode, const ttt_layer_con
     float *Y = acts + L.Y;
     const int b16 = mode == TTT_CUDA_BF16;
     ttt_prof_push(g->s, "post-norm");
-    if (ln_fwd(g, C % 4 == 0, b16 && !c->use_gate, b16, Y, acts + L.mean, acts + L.rstd, acts + L.Zin, p->post_norm_w,
-               p->post_norm_b, BT, C))
+    if (ln_fwd(g, C % 4 == 0, b16 && !c->use_gate, zin16(mode), Y, acts + L.mean, acts + L.rstd, acts + L.Zin,
+               p->post_norm_w, p->post_norm_b, BT, C))
         return -1;
     const float *O = Y;
     if (c->use_gate) {
@@ -692,7 +694,7 @@ static int out_grads(ttt_cuda *g, int mode, const ttt_layer_config *c, float *dx
         if (gemm(g, mode, 0, 0, BT, C, C, dG, -1, p->g_proj, 1, dx, 0.f)) return -1;
     }
     const dim3 colgrid((C + 127) / 128, (BT + COL_CHUNK - 1) / COL_CHUNK);
-    if (mode == TTT_CUDA_BF16)   /* Zin in bf16 (a.z16) */
+    if (zin16(mode))
         k_ln_bwd_params<<<colgrid, 128, 0, g->s>>>(gr->post_norm_w, gr->post_norm_b, dO,
                                                    (const __nv_bfloat16 *)(acts + L.Zin), acts + L.mean, acts + L.rstd,
                                                    BT, C);
@@ -744,7 +746,7 @@ extern "C" int ttt_cuda_layer_backward(ttt_cuda *g, int mode, const ttt_layer_co
         else k_gate_bwd<<<nblk(btc), 256, 0, g->s>>>(dO, dG, acts + L.gpre, Y, btc);
     }
     ttt_prof_next(g->s, "post-norm");
-    if (mode == TTT_CUDA_BF16)
+    if (zin16(mode))
         ln_bwd(g, C % 4 == 0, dZin, dO, (const __nv_bfloat16 *)(acts + L.Zin), acts + L.mean, acts + L.rstd,
                p->post_norm_w, BT, C);
     else
