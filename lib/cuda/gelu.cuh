@@ -35,6 +35,40 @@ __device__ __forceinline__ float gelu_tr_grad2(float x)
     return 0.5f * om * s - x * t * dt * s + GC2 * x2 * om + 0.5f * dt;
 }
 
+/* The tensor-core (bf16) kernels' GELU pieces, all from one tanh of
+ * GC0 x (1 + GC1 x^2) (the exact and truncated constants agree in float:
+ * 3 GC0 GC1 = GC2, so gelu' and the truncated gelu' are one expression).
+ * On the GPU that tanh is the hardware's tanh.approx.f32 (relative error
+ * about 2^-11, below the bf16 rounding of every operand it feeds): the
+ * library tanhf took half of those kernels' instructions. The host
+ * emulators take tanhf. */
+#ifdef TTT_CUDA_EMU
+static inline float tanh_approx(float x) { return tanhf(x); }
+#else
+__device__ __forceinline__ float tanh_approx(float x)
+{
+    float y;
+    asm("tanh.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+#endif
+struct gelu_fast {
+    float x, t;
+    __device__ __forceinline__ explicit gelu_fast(float z) : x(z), t(tanh_approx(GC0 * z * fmaf(GC1, z * z, 1.f))) {}
+    __device__ __forceinline__ float value() const { return 0.5f * x * (1.f + t); }
+    /* gelu' (H) */
+    __device__ __forceinline__ float grad() const
+    {
+        return fmaf(0.5f * x * (1.f - t * t), fmaf(GC2, x * x, GC0), 0.5f * (1.f + t));
+    }
+    /* H' = d gelu' / dx */
+    __device__ __forceinline__ float grad2() const
+    {
+        const float x2 = x * x, om = 1.f - t * t, s = fmaf(GC2, x2, GC0), dt = om * s;
+        return 0.5f * om * s - x * t * dt * s + GC2 * x2 * om + 0.5f * dt;
+    }
+};
+
 }  /* namespace */
 
 #endif

@@ -46,6 +46,7 @@
 #define NT 256           /* threads per block */
 #define NW 8             /* warps per block */
 #define LS (KB + 8)      /* row stride of the bf16 [16][16] tiles */
+static_assert(KB % NW == 0, "every warp the same number of token rows");
 
 namespace {
 
@@ -70,6 +71,12 @@ __device__ __forceinline__ void neg_eta_tile(bf16 *nM, float *S, const bf16 *P, 
     }
 }
 
+/* gelu of a pair, packed as bf16 */
+__device__ __forceinline__ uint32_t gelu_pack2(float z0, float z1)
+{
+    return pack2(gelu_fast(z0).value(), gelu_fast(z1).value());
+}
+
 /* G = LNl2grad(z, tgt) of one row (tgt = v - k), as ln_l2grad_rows of ttt_inner_mlp.cu. */
 template <int D, int CPL>
 __device__ __forceinline__ void l2grad_row(const float *zrow, const float *trow, const float *g_r, const float *be_r,
@@ -78,10 +85,11 @@ __device__ __forceinline__ void l2grad_row(const float *zrow, const float *trow,
     float zv[CPL], mu, sig, zh[CPL], gy[CPL], s3 = 0.f, s4 = 0.f;
     row_load<D, CPL>(zv, zrow, lane);
     row_stats<D, CPL>(zv, lane, &mu, &sig);
+    const float rs = 1.f / sig;
 #pragma unroll
     for (int u = 0; u < CPL; u++) {
         int c = lane + 32 * u;
-        zh[u] = c < D ? (zv[u] - mu) / sig : 0.f;
+        zh[u] = c < D ? (zv[u] - mu) * rs : 0.f;
         float tgt = c < D ? trow[c] : 0.f;
         gy[u] = c < D ? g_r[u] * (g_r[u] * zh[u] + be_r[u] - tgt) : 0.f;
         s3 += gy[u];
@@ -89,7 +97,7 @@ __device__ __forceinline__ void l2grad_row(const float *zrow, const float *trow,
     }
     const float mg = warp_sum(s3) / D, mgz = warp_sum(s4) / D;
 #pragma unroll
-    for (int u = 0; u < CPL; u++) G[u] = (gy[u] - mg - zh[u] * mgz) / sig;
+    for (int u = 0; u < CPL; u++) G[u] = (gy[u] - mg - zh[u] * mgz) * rs;
 }
 
 /* ---- sizes and shared memory layouts ---- */
@@ -157,6 +165,27 @@ __device__ __forceinline__ void tile4_load(tile4 *p, const ttt_inner_args &a, in
     p->lrt = tid < r ? a.lr[((size_t)b * a.T + t0 + tid) * a.H + h] : 0.f;
 }
 
+/* Copy a bf16 [ROWS][COLS] matrix from row stride LS_ to row stride LD_
+ * in 16-byte pieces, NT threads: thread tid takes the same 8 columns in
+ * rows tid / (COLS / 8) + j NT / (COLS / 8), so every offset after the
+ * first is a compile-time constant; all loads are issued before the first
+ * store (the compiler cannot tell the two pointers apart). */
+template <int ROWS, int COLS, int LD_, int LS_>
+__device__ __forceinline__ void copy_bf16(bf16 *dst, const bf16 *src, int tid)
+{
+    constexpr int CPR = COLS / 8, RS = NT / CPR, PASSES = (ROWS + RS - 1) / RS;
+    static_assert(COLS % 8 == 0 && NT % CPR == 0, "whole rows a pass");
+    const int r0 = tid / CPR, c = 8 * (tid % CPR);
+    const bool all = ROWS % RS == 0;
+    uint4 v[PASSES];
+#pragma unroll
+    for (int j = 0; j < PASSES; j++)
+        if (all || r0 + j * RS < ROWS) v[j] = *(const uint4 *)&src[(r0 + j * RS) * LS_ + c];
+#pragma unroll
+    for (int j = 0; j < PASSES; j++)
+        if (all || r0 + j * RS < ROWS) *(uint4 *)&dst[(r0 + j * RS) * LD_ + c] = v[j];
+}
+
 /* A state checkpoint: W1 [D][F] and W2 [F][D] in bf16 (at float offsets 0
  * and D*F+F; the tensor-core backward reads them only as bf16 operands),
  * copied from their bf16 copies in shared memory (W1b [D][LF], W2b [F][LD]:
@@ -170,15 +199,8 @@ __device__ __forceinline__ void store_state(float *sn, const bf16 *W1b, const bf
                                             const float *b2s, int tid)
 {
     constexpr int F = 4 * D, LD = tcd<D>::LD, LF = tcd<D>::LF;   /* NT threads */
-    bf16 *w1 = (bf16 *)sn, *w2 = (bf16 *)(sn + D * F + F);
-    for (int x = tid; x < D * F / 8; x += NT) {
-        const int r = x / (F / 8), c = 8 * (x % (F / 8));
-        *(uint4 *)&w1[r * F + c] = *(const uint4 *)&W1b[r * LF + c];
-    }
-    for (int x = tid; x < F * D / 8; x += NT) {
-        const int r = x / (D / 8), c = 8 * (x % (D / 8));
-        *(uint4 *)&w2[r * D + c] = *(const uint4 *)&W2b[r * LD + c];
-    }
+    copy_bf16<D, F, F, LF>((bf16 *)sn, W1b, tid);
+    copy_bf16<F, D, D, LD>((bf16 *)(sn + D * F + F), W2b, tid);
     for (int x = tid; x < F; x += NT) sn[D * F + x] = b1s[x];
     for (int x = tid; x < D; x += NT) sn[2 * D * F + F + x] = b2s[x];
 }
@@ -396,9 +418,9 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
 #pragma unroll
                 for (int hr = 0; hr < 2; hr++) {
                     const int row = g + 8 * hr, col = c0 + 8 * q + 2 * t;
-                    const float z0 = acc[q][2 * hr] + b1s[col], z1 = acc[q][2 * hr + 1] + b1s[col + 1];
-                    *(uint32_t *)&X2b[row * LF + col] = pack2(gelu_f(z0), gelu_f(z1));
-                    *(float2 *)&Hs[row * FF + col] = make_float2(gelu_tr_grad(z0), gelu_tr_grad(z1));
+                    const gelu_fast z0(acc[q][2 * hr] + b1s[col]), z1(acc[q][2 * hr + 1] + b1s[col + 1]);
+                    *(uint32_t *)&X2b[row * LF + col] = pack2(z0.value(), z1.value());
+                    *(float2 *)&Hs[row * FF + col] = make_float2(z0.grad(), z1.grad());
                 }
         }
         if (warp < 2) neg_eta_tile<D>(nM1b, NULL, Qb, Kb, LD, taus, lrs, warp, lane);
@@ -417,7 +439,9 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
         __syncthreads();
 
         /* F3: G2 (fp32 in place of Z2), G2 and -e G2 in bf16 */
-        for (int i = warp; i < KB; i += NW) {
+#pragma unroll
+        for (int j = 0; j < KB / NW; j++) {   /* the warp's rows, interleaved */
+            const int i = warp + NW * j;
             float G[CPL];
             l2grad_row<D, CPL>(Z2s + i * FD, Ts + i * FD, g_r, be_r, lane, G);
             const float e = tl * lrs[i];
@@ -468,7 +492,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
                 for (int hr = 0; hr < 2; hr++) {
                     const int row = g + 8 * hr, col = c0 + 8 * q + 2 * t;
                     *(uint32_t *)&Xb2b[row * LF + col] =
-                        pack2(gelu_f(acc[q][2 * hr] + b1s[col]), gelu_f(acc[q][2 * hr + 1] + b1s[col + 1]));
+                        gelu_pack2(acc[q][2 * hr] + b1s[col], acc[q][2 * hr + 1] + b1s[col + 1]);
                 }
         }
 #pragma unroll
@@ -506,15 +530,19 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
         __syncthreads();
 
         /* F8: out = q + LN(Zb2); the new W2 in bf16 (last reader F7); b1, b2 */
-        for (int i = warp; i < r; i += NW) {
+#pragma unroll
+        for (int j = 0; j < KB / NW; j++) {   /* the warp's rows, interleaved */
+            const int i = warp + NW * j;
+            if (i >= r) break;
             float zv[CPL], mu, sig;
             row_load<D, CPL>(zv, Z2s + i * FD, lane);
             row_stats<D, CPL>(zv, lane, &mu, &sig);
+            const float rs = 1.f / sig;
             const size_t gi = ((size_t)b * T + t0 + i) * C + h * D;
 #pragma unroll
             for (int u = 0; u < CPL; u++) {
                 int c = lane + 32 * u;
-                if (c < D) store_grad(a.Z, a.z16, gi + c, Qs[i * FD + c] + g_r[u] * ((zv[u] - mu) / sig) + be_r[u]);
+                if (c < D) store_grad(a.Z, a.z16, gi + c, Qs[i * FD + c] + g_r[u] * ((zv[u] - mu) * rs) + be_r[u]);
             }
         }
 #pragma unroll
@@ -628,10 +656,8 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
             *(uint32_t *)&dW2b[(m0 + g) * LD + n0 + 2 * t] = pack2(dW2[q][0], dW2[q][1]);
             *(uint32_t *)&dW2b[(m0 + g + 8) * LD + n0 + 2 * t] = pack2(dW2[q][2], dW2[q][3]);
         }
-        for (int x = 8 * tid; x < D * F; x += 8 * NT) {   /* the bf16 W1, W2 of store_state, 8 at a time */
-            *(uint4 *)&W1b[(x / F) * LF + x % F] = *(const uint4 *)((const bf16 *)sn + x);
-            *(uint4 *)&W2b[(x / D) * LD + x % D] = *(const uint4 *)((const bf16 *)(sn + D * F + F) + x);
-        }
+        copy_bf16<D, F, LF, F>(W1b, (const bf16 *)sn, tid);   /* the bf16 W1, W2 of store_state */
+        copy_bf16<F, D, LD, D>(W2b, (const bf16 *)(sn + D * F + F), tid);
         for (int x = tid; x < F; x += NT) b1s[x] = sn[D * F + x];
         for (int x = tid; x < D; x += NT) b2s[x] = sn[2 * D * F + F + x];
         if (4 * tid < KB * D) {   /* the tiles from the prefetched rows */
@@ -661,7 +687,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
                 for (int hr = 0; hr < 2; hr++) {
                     const int row = g + 8 * hr, col = c0 + 8 * q + 2 * t;
                     *(uint32_t *)&X2b[row * LF + col] =
-                        pack2(gelu_f(acc[q][2 * hr] + b1s[col]), gelu_f(acc[q][2 * hr + 1] + b1s[col + 1]));
+                        gelu_pack2(acc[q][2 * hr] + b1s[col], acc[q][2 * hr + 1] + b1s[col + 1]);
                 }
         }
         if (warp < 2) neg_eta_tile<D>(nM1b, A1s, Qb, Kb, LD, taus, lrs, warp, lane);
@@ -680,7 +706,9 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         __syncthreads();
 
         /* F3: G2 -> S3 (fp32), G2b */
-        for (int i = warp; i < KB; i += NW) {
+#pragma unroll
+        for (int j = 0; j < KB / NW; j++) {   /* the warp's rows, interleaved */
+            const int i = warp + NW * j;
             float G[CPL];
             l2grad_row<D, CPL>(Z2s + i * FD, Ts + i * FD, g_r, be_r, lane, G);
 #pragma unroll
@@ -711,7 +739,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
                 for (int x = 0; x < 4; x++) {
                     const int col = n0 + 2 * t + (x & 1);
                     const float e = x < 2 ? e0 : e8;
-                    G1[x] = gw[x] * gelu_tr_grad(z1[x] + b1s[col]);
+                    G1[x] = gw[x] * gelu_fast(z1[x] + b1s[col]).grad();
                     const float mu = m1u[x] + db1acc[col];
                     if (x < 2) dl0 = fmaf(mu, G1[x], dl0); else dl8 = fmaf(mu, G1[x], dl8);
                     dG1is[(g + 8 * (x >> 1)) * FF + col] = -e * mu;
@@ -765,7 +793,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
                 for (int hr = 0; hr < 2; hr++) {
                     const int row = g + 8 * hr, col = c0 + 8 * q + 2 * t;
                     *(uint32_t *)&Xb2b[row * LF + col] =
-                        pack2(gelu_f(acc[q][2 * hr] + b1s[col]), gelu_f(acc[q][2 * hr + 1] + b1s[col + 1]));
+                        gelu_pack2(acc[q][2 * hr] + b1s[col], acc[q][2 * hr + 1] + b1s[col + 1]);
                 }
         }
         __syncthreads();
@@ -788,7 +816,9 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         __syncthreads();
 
         /* B1: out = q + LN(Zb2): dZb2 (in place of Zb2, and bf16), dgamma, dbeta */
-        for (int i = warp; i < KB; i += NW) {
+#pragma unroll
+        for (int j = 0; j < KB / NW; j++) {   /* the warp's rows, interleaved */
+            const int i = warp + NW * j;
             float zv[CPL], mu, sig;
             row_load<D, CPL>(zv, S3 + i * FD, lane);
             row_stats<D, CPL>(zv, lane, &mu, &sig);
@@ -839,7 +869,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
             mma_tile<KB, false, true>(zb, nM1b, LS, 0, G1b, LF, n0, lane);
             float dz[4];
 #pragma unroll
-            for (int x = 0; x < 4; x++) dz[x] = dx[x] * gelu_grad_f(zb[x] + b1s[n0 + 2 * t + (x & 1)]);
+            for (int x = 0; x < 4; x++) dz[x] = dx[x] * gelu_fast(zb[x] + b1s[n0 + 2 * t + (x & 1)]).grad();
             *(uint32_t *)&dZb1b[g * LF + n0 + 2 * t] = pack2(dz[0], dz[1]);
             *(uint32_t *)&dZb1b[(g + 8) * LF + n0 + 2 * t] = pack2(dz[2], dz[3]);
             const float s0 = col_sum(dz[0] + dz[2]), s1 = col_sum(dz[1] + dz[3]);
@@ -859,10 +889,11 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
 #pragma unroll
             for (int x = 0; x < 4; x++) {
                 const int o = (g + 8 * (x >> 1)) * FF + n0 + 2 * t + (x & 1);
-                const float z = z1[x] + b1s[n0 + 2 * t + (x & 1)], d1 = dg[x] + dG1is[o];
-                tf[x] = d1 * gelu_tr_grad(z);
+                const gelu_fast z(z1[x] + b1s[n0 + 2 * t + (x & 1)]);
+                const float d1 = dg[x] + dG1is[o], hz = z.grad();
+                tf[x] = d1 * hz;
                 const float x2i = __bfloat162float(dX2ib[(g + 8 * (x >> 1)) * LF + n0 + 2 * t + (x & 1)]);
-                dX2as[o] = fmaf(d1 * gw[x], gelu_tr_grad2(z), x2i * gelu_grad_f(z));
+                dX2as[o] = fmaf(d1 * gw[x], z.grad2(), x2i * hz);
             }
             *(uint32_t *)&tFb[g * LF + n0 + 2 * t] = pack2(tf[0], tf[1]);
             *(uint32_t *)&tFb[(g + 8) * LF + n0 + 2 * t] = pack2(tf[2], tf[3]);
@@ -918,15 +949,18 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         __syncthreads();
 
         /* B7: G2 = LNl2grad(Z2, V - K) backward: dZ2 (S3 and bf16), dV, dK -= dT, dgamma, dbeta */
-        for (int i = warp; i < KB; i += NW) {
+#pragma unroll 1
+        for (int j = 0; j < KB / NW; j++) {   /* one row at a time: two would spill */
+            const int i = warp + NW * j;
             float zv[CPL], mu, sig;
             row_load<D, CPL>(zv, Z2s + i * FD, lane);
             row_stats<D, CPL>(zv, lane, &mu, &sig);
+            const float rs = 1.f / sig;
             float zh[CPL], gy[CPL], tg[CPL], dG[CPL], sgy = 0.f, sgyz = 0.f, sdG = 0.f, sdGz = 0.f;
 #pragma unroll
             for (int u = 0; u < CPL; u++) {
                 int c = lane + 32 * u;
-                zh[u] = c < D ? (zv[u] - mu) / sig : 0.f;
+                zh[u] = c < D ? (zv[u] - mu) * rs : 0.f;
                 tg[u] = c < D ? Ts[i * FD + c] : 0.f;
                 gy[u] = c < D ? g_r[u] * (g_r[u] * zh[u] + be_r[u] - tg[u]) : 0.f;
                 dG[u] = c < D ? dG2s[i * FD + c] : 0.f;
@@ -942,11 +976,11 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
 #pragma unroll
             for (int u = 0; u < CPL; u++) {
                 int c = lane + 32 * u;
-                float G = (gy[u] - mgy - zh[u] * m) / sig;
+                float G = (gy[u] - mgy - zh[u] * m) * rs;
                 sdGG += dG[u] * G;
-                float dgy = c < D ? (dG[u] - mdG - zh[u] * mdGz) / sig : 0.f;
+                float dgy = c < D ? (dG[u] - mdG - zh[u] * mdGz) * rs : 0.f;
                 float y = g_r[u] * zh[u] + be_r[u];
-                dzh[u] = -(m * dG[u] + mdGz * gy[u]) / sig + g_r[u] * g_r[u] * dgy;
+                dzh[u] = -(m * dG[u] + mdGz * gy[u]) * rs + g_r[u] * g_r[u] * dgy;
                 sdzz += dzh[u] * zh[u];
                 dg_acc[u] += dgy * (y - tg[u] + g_r[u] * zh[u]);
                 db_acc[u] += g_r[u] * dgy;
@@ -955,12 +989,12 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
                     dKs[i * FD + c] += g_r[u] * dgy;
                 }
             }
-            const float dsig = -warp_sum(sdGG) / sig - warp_sum(sdzz) / sig;
+            const float dsig = -(warp_sum(sdGG) + warp_sum(sdzz)) * rs;
             float dc[CPL], sdc = 0.f;
 #pragma unroll
             for (int u = 0; u < CPL; u++) {
                 int c = lane + 32 * u;
-                dc[u] = c < D ? dzh[u] / sig + dsig * zh[u] / D : 0.f;
+                dc[u] = c < D ? dzh[u] * rs + dsig * zh[u] / D : 0.f;
                 sdc += dc[u];
             }
             const float mdc = warp_sum(sdc) / D;
@@ -987,7 +1021,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
 #pragma unroll
             for (int x = 0; x < 4; x++) {
                 const int col = n0 + 2 * t + (x & 1);
-                dz[x] = fmaf(dx[x], gelu_grad_f(z1[x] + b1s[col]), dX2as[(g + 8 * (x >> 1)) * FF + col]);
+                dz[x] = fmaf(dx[x], gelu_fast(z1[x] + b1s[col]).grad(), dX2as[(g + 8 * (x >> 1)) * FF + col]);
             }
             *(uint32_t *)&dZ1b[g * LF + n0 + 2 * t] = pack2(dz[0], dz[1]);
             *(uint32_t *)&dZ1b[(g + 8) * LF + n0 + 2 * t] = pack2(dz[2], dz[3]);
