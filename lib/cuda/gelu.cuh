@@ -54,18 +54,19 @@ __device__ __forceinline__ float tanh_approx(float x)
 #endif
 struct gelu_fast {
     float x, t;
-    __device__ __forceinline__ explicit gelu_fast(float z) : x(z), t(tanh_approx(GC0 * z * fmaf(GC1, z * z, 1.f))) {}
-    __device__ __forceinline__ float value() const { return 0.5f * x * (1.f + t); }
-    /* gelu' (H) */
+    __device__ __forceinline__ explicit gelu_fast(float z)
+        : x(z), t(tanh_approx(z * fmaf(GC0 * GC1, z * z, GC0))) {}
+    __device__ __forceinline__ float value() const { return fmaf(0.5f * x, t, 0.5f * x); }
+    /* gelu' (H) = (1 + t) / 2 + x (1 - t^2) s / 2, s = GC0 + GC2 x^2 */
     __device__ __forceinline__ float grad() const
     {
-        return fmaf(0.5f * x * (1.f - t * t), fmaf(GC2, x * x, GC0), 0.5f * (1.f + t));
+        return fmaf(0.5f * x * fmaf(-t, t, 1.f), fmaf(GC2, x * x, GC0), fmaf(0.5f, t, 0.5f));
     }
-    /* H' = d gelu' / dx */
+    /* H' = d gelu' / dx = (1 - t^2) (s (1 - x t s) + GC2 x^2) */
     __device__ __forceinline__ float grad2() const
     {
-        const float x2 = x * x, om = 1.f - t * t, s = fmaf(GC2, x2, GC0), dt = om * s;
-        return 0.5f * om * s - x * t * dt * s + GC2 * x2 * om + 0.5f * dt;
+        const float x2 = x * x, s = fmaf(GC2, x2, GC0);
+        return fmaf(-t, t, 1.f) * fmaf(s, fmaf(-x * t, s, 1.f), GC2 * x2);
     }
 };
 

@@ -98,6 +98,18 @@ __device__ __forceinline__ void load_b(uint32_t *b, const bf16 *B, int ldb, int 
     else ldsm_x2(b, B + (n0 + rr) * ldb + k0 + 8 * j);
 }
 
+/* Two B fragments by one ldmatrix.x4: b[0..1] and b[2..3] of the k16n8
+ * blocks at (k0, n0) and (k0, n0 + 8), half the ldmatrix instructions of
+ * load_b (mma_row). The same along k (two k-steps of one tile) made the
+ * TTT-MLP backward slower: its registers spilled. */
+template <bool BT>
+__device__ __forceinline__ void load_b_n2(uint32_t *b, const bf16 *B, int ldb, int n0, int k0, int lane)
+{
+    const int j = lane >> 3, rr = lane & 7;
+    if (BT) ldsm_x4_t(b, B + (k0 + 8 * (j & 1) + rr) * ldb + n0 + 8 * (j >> 1));
+    else ldsm_x4(b, B + (n0 + 8 * (j >> 1) + rr) * ldb + k0 + 8 * (j & 1));
+}
+
 /* acc (the m16n8 tile at (m0, n0)) += sum_{k < K} A(m, k) B(k, n) */
 template <int K, bool AT, bool BT>
 __device__ __forceinline__ void mma_tile(float *acc, const bf16 *A, int lda, int m0, const bf16 *B, int ldb, int n0,
@@ -122,10 +134,16 @@ __device__ __forceinline__ void mma_row(float (*acc)[4], const bf16 *A, int lda,
         uint32_t fa[4];
         load_a<AT>(fa, A, lda, 0, k0, lane);
 #pragma unroll
-        for (int q = 0; q < NQ; q++) {
-            uint32_t fb[2];
-            load_b<BT>(fb, B, ldb, n0 + 8 * q, k0, lane);
+        for (int q = 0; q + 1 < NQ; q += 2) {
+            uint32_t fb[4];
+            load_b_n2<BT>(fb, B, ldb, n0 + 8 * q, k0, lane);
             mma(acc[q], fa, fb);
+            mma(acc[q + 1], fa, fb + 2);
+        }
+        if constexpr (NQ % 2) {
+            uint32_t fb[2];
+            load_b<BT>(fb, B, ldb, n0 + 8 * (NQ - 1), k0, lane);
+            mma(acc[NQ - 1], fa, fb);
         }
     }
 }

@@ -15,10 +15,12 @@
  *    fit next to the backward's tiles).
  *  - The backward recomputes the forward of each mini-batch from the stored
  *    S_n (the states layout of ttt_inner_mlp.cu with W1, W2 in bf16:
- *    store_state), and recomputes cheap products (Z1, G2 W2^T, Zbar1) where
- *    it needs them again instead of keeping fp32 [16][F] tiles; the bf16
- *    copies of dW1', dW2' are only read by the update terms of spec 8.3,
- *    which run first, and their shared memory is then reused for tiles.
+ *    store_state). It keeps gelu'(Z1) and gelu'(Zbar1) as fp32 [16][F]
+ *    tiles from where it computes Z1, Zbar1 to where it needs the
+ *    derivative again (bwd_layout says in which slots), and recomputes Z1
+ *    and G2 W2^T once more in B4, where no slot is free; the bf16 copies of
+ *    dW1', dW2' are only read by the update terms of spec 8.3, which run
+ *    first, and their shared memory is then reused for tiles.
  *  - With a.rope the kernels rotate Q, K as they load them and rotate
  *    dXQ, dXK back as they store them (XQ, XK not yet rotated).
  *  - LayerNorm-type row phases stay fp32 (one warp per token row, the
@@ -167,23 +169,27 @@ __device__ __forceinline__ void tile4_load(tile4 *p, const ttt_inner_args &a, in
 
 /* Copy a bf16 [ROWS][COLS] matrix from row stride LS_ to row stride LD_
  * in 16-byte pieces, NT threads: thread tid takes the same 8 columns in
- * rows tid / (COLS / 8) + j NT / (COLS / 8), so every offset after the
- * first is a compile-time constant; all loads are issued before the first
- * store (the compiler cannot tell the two pointers apart). */
-template <int ROWS, int COLS, int LD_, int LS_>
+ * rows tid / (COLS / 8) + j NT / (COLS / 8) (pass j), so every offset
+ * after the first is a compile-time constant; all loads are issued before
+ * the first store (the compiler cannot tell the two pointers apart).
+ * Passes [J0, J1) only, when a copy is spread over several phases. */
+template <int ROWS, int COLS, int LD_, int LS_, int J0 = 0, int J1 = ROWS>
 __device__ __forceinline__ void copy_bf16(bf16 *dst, const bf16 *src, int tid)
 {
     constexpr int CPR = COLS / 8, RS = NT / CPR, PASSES = (ROWS + RS - 1) / RS;
+    constexpr int N = (J1 < PASSES ? J1 : PASSES) - J0;
     static_assert(COLS % 8 == 0 && NT % CPR == 0, "whole rows a pass");
-    const int r0 = tid / CPR, c = 8 * (tid % CPR);
-    const bool all = ROWS % RS == 0;
-    uint4 v[PASSES];
+    if constexpr (N > 0) {
+        const int r0 = tid / CPR + J0 * RS, c = 8 * (tid % CPR);
+        const bool all = ROWS % RS == 0;
+        uint4 v[N];
 #pragma unroll
-    for (int j = 0; j < PASSES; j++)
-        if (all || r0 + j * RS < ROWS) v[j] = *(const uint4 *)&src[(r0 + j * RS) * LS_ + c];
+        for (int j = 0; j < N; j++)
+            if (all || r0 + j * RS < ROWS) v[j] = *(const uint4 *)&src[(r0 + j * RS) * LS_ + c];
 #pragma unroll
-    for (int j = 0; j < PASSES; j++)
-        if (all || r0 + j * RS < ROWS) *(uint4 *)&dst[(r0 + j * RS) * LD_ + c] = v[j];
+        for (int j = 0; j < N; j++)
+            if (all || r0 + j * RS < ROWS) *(uint4 *)&dst[(r0 + j * RS) * LD_ + c] = v[j];
+    }
 }
 
 /* A state checkpoint: W1 [D][F] and W2 [F][D] in bf16 (at float offsets 0
@@ -193,16 +199,37 @@ __device__ __forceinline__ void copy_bf16(bf16 *dst, const bf16 *src, int tid)
  * pieces, whole rows a warp: four times fewer stores than from the
  * accumulator tiles, each a full sector (the checkpoints were a third of
  * the forward's time when stored from the tiles); b1 [F] and b2 [D] in fp32
- * at D*F and 2DF+F. */
-template <int D>
+ * at D*F and 2DF+F. Passes [J0, J1) of copy_bf16 (J0 = 0: the biases too):
+ * the forward spreads a checkpoint over the phases that leave W1b, W2b
+ * unchanged, so that its stores drain while the products run (in one
+ * phase they kept the SM's store path busy for 14% of the forward). */
+template <int D, int J0 = 0, int J1 = 4 * D>
 __device__ __forceinline__ void store_state(float *sn, const bf16 *W1b, const bf16 *W2b, const float *b1s,
                                             const float *b2s, int tid)
 {
     constexpr int F = 4 * D, LD = tcd<D>::LD, LF = tcd<D>::LF;   /* NT threads */
-    copy_bf16<D, F, F, LF>((bf16 *)sn, W1b, tid);
-    copy_bf16<F, D, D, LD>((bf16 *)(sn + D * F + F), W2b, tid);
-    for (int x = tid; x < F; x += NT) sn[D * F + x] = b1s[x];
-    for (int x = tid; x < D; x += NT) sn[2 * D * F + F + x] = b2s[x];
+    copy_bf16<D, F, F, LF, J0, J1>((bf16 *)sn, W1b, tid);
+    copy_bf16<F, D, D, LD, J0, J1>((bf16 *)(sn + D * F + F), W2b, tid);
+    if (J0 == 0) {
+        for (int x = tid; x < F; x += NT) sn[D * F + x] = b1s[x];
+        for (int x = tid; x < D; x += NT) sn[2 * D * F + F + x] = b2s[x];
+    }
+}
+
+/* The backward's next checkpoint (mini-batch n - 1) into L2 while mini-batch
+ * n runs (bulk prefetches, one thread): its P0 loads then wait for L2, not
+ * HBM (they were 12% of the backward's stall samples). */
+template <int D>
+__device__ __forceinline__ void prefetch_state_l2(const float *sn)
+{
+#ifndef TTT_CUDA_EMU
+    constexpr unsigned F = 4 * D;
+    const float *part[3] = {sn, sn + D * F, sn + 2 * D * F + F};   /* W1; b1 and W2; b2 */
+    const unsigned bytes[3] = {2 * D * F, 4 * F + 2 * F * D, 4 * D};
+#pragma unroll
+    for (int i = 0; i < 3; i++)
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(part[i]), "r"(bytes[i]) : "memory");
+#endif
 }
 
 struct carve {
@@ -252,15 +279,17 @@ struct fwd_layout {
 
 /* Backward: region R holds the bf16 dW1' [D][LF] and dW2' [F][LD] until the
  * update terms have read them, then (phase 2) dX2acc (fp32 [16][FF]), Xb2,
- * dZb1, tF (bf16 [16][LF]). dG1init (fp32) and dX2init (bf16: the fp32
- * copy would not fit at D=64), made while R still holds dW', lie outside R;
- * dZ1 (bf16) reuses dG1init. */
+ * dZb1, tF (bf16 [16][LF]) and Hx (fp32 [16][FF]: gelu'(Zb1) from F5 for B3,
+ * then gelu'(Z1) from B4 for B8, so that neither recomputes its product and
+ * tanh). dG1init (fp32) and dX2init (bf16: the fp32 copy would not fit at
+ * D=64), made while R still holds dW', lie outside R; dG1init's slot holds
+ * H = gelu'(Z1) from F1 until F4 reads it; dZ1 (bf16) reuses it last. */
 template <int D>
 struct bwd_layout {
     size_t W1b, W2b, X2b, G1b, dG1is, dX2ib, Qb, Kb, G2b, dZb2b, nM1b, nM2b, dA1b, dA2b, Ts, dOs, Z2s, S3, dG2s, dKs, A1s, A2s, dEs,
         b1s, db1acc, ddb1, b2s, db2acc, ddb2, lrs, taus, detaL, red, R, total;
     static constexpr size_t R1 = 2 * (size_t)D * tcd<D>::LF + 2 * (size_t)tcd<D>::F * tcd<D>::LD;
-    static constexpr size_t R2 = 4 * (size_t)KB * tcd<D>::FF + 3 * 2 * (size_t)KB * tcd<D>::LF;
+    static constexpr size_t R2 = 2 * 4 * (size_t)KB * tcd<D>::FF + 3 * 2 * (size_t)KB * tcd<D>::LF;
     __host__ __device__ bwd_layout()
     {
         using Dm = tcd<D>;
@@ -391,9 +420,10 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
     for (int n = 0; n < nmb; n++) {
         const int t0 = n * KB, r = min(KB, T - t0);
         const float tl = tau_of(a.token_idx, r - 1);
+        float *sn = st ? st + (size_t)n * P : NULL;
 
-        /* P0: S_n to the states (store_state); the tiles from the prefetched rows */
-        if (st) store_state<D>(st + (size_t)n * P, W1b, W2b, b1s, b2s, tid);
+        /* P0: S_n to the states (store_state, spread over P0..F5); the tiles from the prefetched rows */
+        if (sn) store_state<D, 0, 2>(sn, W1b, W2b, b1s, b2s, tid);
         if (4 * tid < KB * D) {
             const int i = 4 * tid / D, c = 4 * tid % D;
             const float4 q = rope4(rc, pf.q), k = rope4(rc, pf.k), v = pf.v;
@@ -410,6 +440,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
         const float e0 = tl * lrs[g], e8 = tl * lrs[g + 8];
 
         /* F1: Z1 = K W1 + b1 -> X2, H;  -M1 */
+        if (sn) store_state<D, 2, 3>(sn, W1b, W2b, b1s, b2s, tid);
         {
             float acc[NQ][4] = {};
             mma_row<D, false, true, NQ>(acc, Kb, LD, W1b, LF, c0, lane);
@@ -427,6 +458,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
         __syncthreads();
 
         /* F2: Z2 = X2 W2 + b2 */
+        if (sn) store_state<D, 3, 4>(sn, W1b, W2b, b1s, b2s, tid);
         if (warp < NTD) {
             float acc[4] = {};
             mma_tile<F, false, true>(acc, X2b, LF, 0, W2b, LD, 8 * warp, lane);
@@ -439,6 +471,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
         __syncthreads();
 
         /* F3: G2 (fp32 in place of Z2), G2 and -e G2 in bf16 */
+        if (sn) store_state<D, 4, 5>(sn, W1b, W2b, b1s, b2s, tid);
 #pragma unroll
         for (int j = 0; j < KB / NW; j++) {   /* the warp's rows, interleaved */
             const int i = warp + NW * j;
@@ -458,6 +491,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
         __syncthreads();
 
         /* F4: G1 = (G2 W2^T) H; db1 = e^T G1, db2 = e^T G2 */
+        if (sn) store_state<D, 5, 6>(sn, W1b, W2b, b1s, b2s, tid);
         {
             float acc[NQ][4] = {};
             mma_row<D, false, false, NQ>(acc, G2b, LD, W2b, LD, c0, lane);
@@ -481,7 +515,8 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
         }
         __syncthreads();
 
-        /* F5: Zb1 = Q W1 + b1 - M1 G1 -> Xb2 = gelu(Zb1); the state update */
+        /* F5: Zb1 = Q W1 + b1 - M1 G1 -> Xb2 = gelu(Zb1); the state update; the rest of S_n */
+        if (sn) store_state<D, 6>(sn, W1b, W2b, b1s, b2s, tid);
         {
             float acc[NQ][4] = {};
             mma_row<D, false, true, NQ>(acc, Qb, LD, W1b, LF, c0, lane);
@@ -609,6 +644,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
     bf16 *dW1b = (bf16 *)R, *dW2b = dW1b + D * LF;             /* R, phase 1 */
     float *dX2as = (float *)R;                                 /* R, phase 2 */
     bf16 *Xb2b = (bf16 *)(dX2as + KB * FF), *dZb1b = Xb2b + KB * LF, *tFb = dZb1b + KB * LF;
+    float *Hx = (float *)(tFb + KB * LF);                      /* R, phase 2 */
     float *dG1is = (float *)(smraw + L.dG1is);
     bf16 *dX2ib = (bf16 *)(smraw + L.dX2ib);
     bf16 *dZ1b = (bf16 *)dG1is;
@@ -660,6 +696,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         copy_bf16<F, D, LD, D>(W2b, (const bf16 *)(sn + D * F + F), tid);
         for (int x = tid; x < F; x += NT) b1s[x] = sn[D * F + x];
         for (int x = tid; x < D; x += NT) b2s[x] = sn[2 * D * F + F + x];
+        if (tid == 0 && n > 0) prefetch_state_l2<D>(sn - P);
         if (4 * tid < KB * D) {   /* the tiles from the prefetched rows */
             const int i = 4 * tid / D, c = 4 * tid % D;
             const float4 q = rope4(rc, pf.q), k = rope4(rc, pf.k), v = pf.v;
@@ -677,7 +714,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         if (n > 0) tile4_load<D>(&pf, a, b, h, n - 1, tid, true);
         const float tl = taus[r - 1], e0 = tl * lrs[g], e8 = tl * lrs[g + 8];
 
-        /* F1: Z1 -> X2;  A1, -M1 */
+        /* F1: Z1 -> X2, H (in dG1is until F4);  A1, -M1 */
         {
             float acc[NQ][4] = {};
             mma_row<D, false, true, NQ>(acc, Kb, LD, W1b, LF, c0, lane);
@@ -686,8 +723,9 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
 #pragma unroll
                 for (int hr = 0; hr < 2; hr++) {
                     const int row = g + 8 * hr, col = c0 + 8 * q + 2 * t;
-                    *(uint32_t *)&X2b[row * LF + col] =
-                        gelu_pack2(acc[q][2 * hr] + b1s[col], acc[q][2 * hr + 1] + b1s[col + 1]);
+                    const gelu_fast z0(acc[q][2 * hr] + b1s[col]), z1(acc[q][2 * hr + 1] + b1s[col + 1]);
+                    *(uint32_t *)&X2b[row * LF + col] = pack2(z0.value(), z1.value());
+                    *(float2 *)&dG1is[row * FF + col] = make_float2(z0.grad(), z1.grad());
                 }
         }
         if (warp < 2) neg_eta_tile<D>(nM1b, A1s, Qb, Kb, LD, taus, lrs, warp, lane);
@@ -728,8 +766,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
 #pragma unroll
             for (int q = 0; q < NQ; q++) {
                 const int n0 = c0 + 8 * q;
-                float z1[4] = {}, gw[4] = {}, m1u[4] = {};
-                mma_tile<D, false, true>(z1, Kb, LD, 0, W1b, LF, n0, lane);
+                float gw[4] = {}, m1u[4] = {};
                 mma_tile<D, false, false>(gw, G2b, LD, 0, W2b, LD, n0, lane);
                 mma_tile<D, false, true>(m1u, Kb, LD, 0, dW1b, LF, n0, lane);
                 float u3[4] = {};
@@ -737,12 +774,12 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
                 float G1[4];
 #pragma unroll
                 for (int x = 0; x < 4; x++) {
-                    const int col = n0 + 2 * t + (x & 1);
+                    const int col = n0 + 2 * t + (x & 1), o = (g + 8 * (x >> 1)) * FF + col;
                     const float e = x < 2 ? e0 : e8;
-                    G1[x] = gw[x] * gelu_fast(z1[x] + b1s[col]).grad();
+                    G1[x] = gw[x] * dG1is[o];   /* H from F1, then the slot takes dG1init */
                     const float mu = m1u[x] + db1acc[col];
                     if (x < 2) dl0 = fmaf(mu, G1[x], dl0); else dl8 = fmaf(mu, G1[x], dl8);
-                    dG1is[(g + 8 * (x >> 1)) * FF + col] = -e * mu;
+                    dG1is[o] = -e * mu;
                     u3[x] *= -e;
                 }
                 *(uint32_t *)&dX2ib[g * LF + n0 + 2 * t] = pack2(u3[0], u3[1]);
@@ -782,7 +819,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         }
         __syncthreads();
 
-        /* F5 (R phase 2 begins): Zb1 -> Xb2 */
+        /* F5 (R phase 2 begins): Zb1 -> Xb2, Hx = gelu'(Zb1) */
         {
             float acc[NQ][4] = {};
             mma_row<D, false, true, NQ>(acc, Qb, LD, W1b, LF, c0, lane);
@@ -792,8 +829,9 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
 #pragma unroll
                 for (int hr = 0; hr < 2; hr++) {
                     const int row = g + 8 * hr, col = c0 + 8 * q + 2 * t;
-                    *(uint32_t *)&Xb2b[row * LF + col] =
-                        gelu_pack2(acc[q][2 * hr] + b1s[col], acc[q][2 * hr + 1] + b1s[col + 1]);
+                    const gelu_fast z0(acc[q][2 * hr] + b1s[col]), z1(acc[q][2 * hr + 1] + b1s[col + 1]);
+                    *(uint32_t *)&Xb2b[row * LF + col] = pack2(z0.value(), z1.value());
+                    *(float2 *)&Hx[row * FF + col] = make_float2(z0.grad(), z1.grad());
                 }
         }
         __syncthreads();
@@ -858,18 +896,16 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         }
         __syncthreads();
 
-        /* B3: dZb1 = (dZb2 W2^T + dA2 X2) gelu'(Zb1), Zb1 recomputed; db1 part */
+        /* B3: dZb1 = (dZb2 W2^T + dA2 X2) gelu'(Zb1) (Hx); db1 part */
 #pragma unroll
         for (int q = 0; q < NQ; q++) {
             const int n0 = c0 + 8 * q;
-            float dx[4] = {}, zb[4] = {};
+            float dx[4] = {};
             mma_tile<D, false, false>(dx, dZb2b, LD, 0, W2b, LD, n0, lane);
             mma_tile<KB, false, true>(dx, dA2b, LS, 0, X2b, LF, n0, lane);
-            mma_tile<D, false, true>(zb, Qb, LD, 0, W1b, LF, n0, lane);
-            mma_tile<KB, false, true>(zb, nM1b, LS, 0, G1b, LF, n0, lane);
             float dz[4];
 #pragma unroll
-            for (int x = 0; x < 4; x++) dz[x] = dx[x] * gelu_fast(zb[x] + b1s[n0 + 2 * t + (x & 1)]).grad();
+            for (int x = 0; x < 4; x++) dz[x] = dx[x] * Hx[(g + 8 * (x >> 1)) * FF + n0 + 2 * t + (x & 1)];
             *(uint32_t *)&dZb1b[g * LF + n0 + 2 * t] = pack2(dz[0], dz[1]);
             *(uint32_t *)&dZb1b[(g + 8) * LF + n0 + 2 * t] = pack2(dz[2], dz[3]);
             const float s0 = col_sum(dz[0] + dz[2]), s1 = col_sum(dz[1] + dz[3]);
@@ -892,6 +928,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
                 const gelu_fast z(z1[x] + b1s[n0 + 2 * t + (x & 1)]);
                 const float d1 = dg[x] + dG1is[o], hz = z.grad();
                 tf[x] = d1 * hz;
+                Hx[o] = hz;   /* for B8 (B3, its last reader, is a barrier ago) */
                 const float x2i = __bfloat162float(dX2ib[(g + 8 * (x >> 1)) * LF + n0 + 2 * t + (x & 1)]);
                 dX2as[o] = fmaf(d1 * gw[x], z.grad2(), x2i * hz);
             }
@@ -1013,15 +1050,14 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
 #pragma unroll
         for (int q = 0; q < NQ; q++) {
             const int n0 = c0 + 8 * q;
-            float z1[4] = {}, dx[4] = {};
-            mma_tile<D, false, true>(z1, Kb, LD, 0, W1b, LF, n0, lane);
+            float dx[4] = {};
             mma_tile<KB, true, true>(dx, dA2b, LS, 0, Xb2b, LF, n0, lane);
             mma_tile<D, false, false>(dx, dZb2b, LD, 0, W2b, LD, n0, lane);
             float dz[4];
 #pragma unroll
             for (int x = 0; x < 4; x++) {
-                const int col = n0 + 2 * t + (x & 1);
-                dz[x] = fmaf(dx[x], gelu_fast(z1[x] + b1s[col]).grad(), dX2as[(g + 8 * (x >> 1)) * FF + col]);
+                const int o = (g + 8 * (x >> 1)) * FF + n0 + 2 * t + (x & 1);
+                dz[x] = fmaf(dx[x], Hx[o], dX2as[o]);   /* Hx: gelu'(Z1) from B4 */
             }
             *(uint32_t *)&dZ1b[g * LF + n0 + 2 * t] = pack2(dz[0], dz[1]);
             *(uint32_t *)&dZ1b[(g + 8) * LF + n0 + 2 * t] = pack2(dz[2], dz[3]);
