@@ -102,6 +102,39 @@ __device__ __forceinline__ void l2grad_row(const float *zrow, const float *trow,
     for (int u = 0; u < CPL; u++) G[u] = (gy[u] - mg - zh[u] * mgz) * rs;
 }
 
+/* The forward's row phases with half a warp a token row: the 16 rows are
+ * the 16 half-warps (rows w & 3 + 8 (w >> 2) and 4 more, so that the two
+ * halves of a warp read different banks), a lane E = D / 16 consecutive
+ * columns. A reduction is then 4 shuffle levels for both of a warp's rows
+ * at once, where a warp a row took 5 levels a row. */
+static_assert(KB == 2 * NW, "a half-warp a token row");
+__device__ __forceinline__ int half_row(int warp, int lane) { return (warp & 3) + 8 * (warp >> 2) + 4 * (lane >> 4); }
+__device__ __forceinline__ void half_sum2(float *a, float *b)
+{
+#pragma unroll
+    for (int o = 8; o > 0; o >>= 1) {
+        *a += __shfl_xor_sync(0xffffffffu, *a, o);
+        *b += __shfl_xor_sync(0xffffffffu, *b, o);
+    }
+}
+/* mean and 1/sigma of a row held E a lane (the shifted sums of row_moments) */
+template <int D, int E>
+__device__ __forceinline__ void half_stats(const float (&v)[E], int lane, float *mu, float *rs)
+{
+    const float x0 = __shfl_sync(0xffffffffu, v[0], lane & 16);
+    float s = 0.f, s2 = 0.f;
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        const float d = v[e] - x0;
+        s += d;
+        s2 += d * d;
+    }
+    half_sum2(&s, &s2);
+    const float md = s / D;
+    *mu = x0 + md;
+    *rs = rsqrtf(fmaxf(s2 / D - md * md, 0.f) + EPS);
+}
+
 /* ---- sizes and shared memory layouts ---- */
 
 template <int D>
@@ -244,8 +277,8 @@ struct carve {
 
 template <int D>
 struct fwd_layout {
-    size_t W1b, W2b, X2b, Xb2b, G1b, Qb, Kb, nKb, G2b, nG2b, nM1b, nM2b, Hs, Qs, Ts, Z2s, b1s, db1s, b2s, db2s, lrs,
-        taus, total;
+    size_t W1b, W2b, X2b, Xb2b, G1b, Qb, Kb, nKb, G2b, nG2b, nM1b, nM2b, Hs, Qs, Ts, Z2s, b1s, db1s, b2s, db2s, gms,
+        bts, lrs, taus, total;
     __host__ __device__ fwd_layout()
     {
         using Dm = tcd<D>;
@@ -271,6 +304,8 @@ struct fwd_layout {
         db1s = c.take(4 * F);
         b2s = c.take(4 * D);
         db2s = c.take(4 * D);
+        gms = c.take(4 * D);
+        bts = c.take(4 * D);
         lrs = c.take(4 * KB);
         taus = c.take(4 * KB);
         total = c.off;
@@ -352,7 +387,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
 {
     using Dm = tcd<D>;
     constexpr int F = Dm::F, LD = Dm::LD, LF = Dm::LF, FD = Dm::FD, FF = Dm::FF, P = Dm::P;
-    constexpr int NQ = Dm::NQ, NTD = Dm::NTD, NS = Dm::NS, CPL = Dm::CPL;
+    constexpr int NQ = Dm::NQ, NTD = Dm::NTD, NS = Dm::NS;
     extern __shared__ __align__(16) unsigned char smraw[];
     const fwd_layout<D> L;
     bf16 *W1b = (bf16 *)(smraw + L.W1b), *W2b = (bf16 *)(smraw + L.W2b);
@@ -365,11 +400,14 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
     float *b1s = (float *)(smraw + L.b1s), *db1s = (float *)(smraw + L.db1s);
     float *b2s = (float *)(smraw + L.b2s), *db2s = (float *)(smraw + L.db2s);
     float *lrs = (float *)(smraw + L.lrs), *taus = (float *)(smraw + L.taus);
+    float *gms = (float *)(smraw + L.gms), *bts = (float *)(smraw + L.bts);   /* ttt_norm gamma, beta */
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
     const int C = a.H * D, T = a.T, nmb = ttt_inner_nmb(T);
     const int c0 = warp * 8 * NQ;            /* the warp's F-wide columns */
+    constexpr int E = D / 16;                /* the row phases: half_row, columns hc .. hc + E - 1 */
+    const int hrow = half_row(warp, lane), hc = E * (lane & 15);
     /* no states: a forward no backward follows (evaluation) skips the checkpoints */
     float *st = a.states ? a.states + (size_t)bh * (nmb + 1) * P : NULL;
 
@@ -393,12 +431,9 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
     for (int x = tid; x < F; x += NT) b1s[x] = a.b0[h * F + x];
     for (int x = tid; x < D; x += NT) b2s[x] = a.b20[h * D + x];
     if (tid < KB) taus[tid] = tau_of(a.token_idx, tid);
-    float g_r[CPL], be_r[CPL];
-#pragma unroll
-    for (int u = 0; u < CPL; u++) {
-        int c = lane + 32 * u;
-        g_r[u] = c < D ? a.gamma[h * D + c] : 0.f;
-        be_r[u] = c < D ? a.beta[h * D + c] : 0.f;
+    for (int x = tid; x < D; x += NT) {
+        gms[x] = a.gamma[h * D + x];
+        bts[x] = a.beta[h * D + x];
     }
     /* the bf16 copies of S_0 */
 #pragma unroll
@@ -470,23 +505,33 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
         }
         __syncthreads();
 
-        /* F3: G2 (fp32 in place of Z2), G2 and -e G2 in bf16 */
+        /* F3: G2 = LNl2grad(Z2, v - k) (fp32 in place of Z2), G2 and -e G2 in bf16 */
         if (sn) store_state<D, 4, 5>(sn, W1b, W2b, b1s, b2s, tid);
+        {
+            const int i = hrow;
+            float zv[E], tg[E], gm[E], bt[E], zh[E], gy[E], G[E], nG[E], mu, rs, s3 = 0.f, s4 = 0.f;
+            ldv<E>(zv, Z2s + i * FD + hc);
+            ldv<E>(tg, Ts + i * FD + hc);
+            ldv<E>(gm, gms + hc);
+            ldv<E>(bt, bts + hc);
+            half_stats<D, E>(zv, lane, &mu, &rs);
 #pragma unroll
-        for (int j = 0; j < KB / NW; j++) {   /* the warp's rows, interleaved */
-            const int i = warp + NW * j;
-            float G[CPL];
-            l2grad_row<D, CPL>(Z2s + i * FD, Ts + i * FD, g_r, be_r, lane, G);
-            const float e = tl * lrs[i];
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                if (c < D) {
-                    Z2s[i * FD + c] = G[u];
-                    G2b[i * LD + c] = __float2bfloat16_rn(G[u]);
-                    nG2b[i * LD + c] = __float2bfloat16_rn(-e * G[u]);
-                }
+            for (int e = 0; e < E; e++) {
+                zh[e] = (zv[e] - mu) * rs;
+                gy[e] = gm[e] * (gm[e] * zh[e] + bt[e] - tg[e]);
+                s3 += gy[e];
+                s4 += gy[e] * zh[e];
             }
+            half_sum2(&s3, &s4);
+            const float mg = s3 / D, mgz = s4 / D, ne = -tl * lrs[i];
+#pragma unroll
+            for (int e = 0; e < E; e++) {
+                G[e] = (gy[e] - mg - zh[e] * mgz) * rs;
+                nG[e] = ne * G[e];
+            }
+            stv<E>(Z2s + i * FD + hc, G);
+            stv<E>(G2b + i * LD + hc, G);
+            stv<E>(nG2b + i * LD + hc, nG);
         }
         __syncthreads();
 
@@ -565,19 +610,20 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
         __syncthreads();
 
         /* F8: out = q + LN(Zb2); the new W2 in bf16 (last reader F7); b1, b2 */
+        {
+            const int i = hrow;   /* rows past the sequence's end too: the shuffles need every lane */
+            float zv[E], qv[E], gm[E], bt[E], mu, rs;
+            ldv<E>(zv, Z2s + i * FD + hc);
+            ldv<E>(qv, Qs + i * FD + hc);
+            ldv<E>(gm, gms + hc);
+            ldv<E>(bt, bts + hc);
+            half_stats<D, E>(zv, lane, &mu, &rs);
 #pragma unroll
-        for (int j = 0; j < KB / NW; j++) {   /* the warp's rows, interleaved */
-            const int i = warp + NW * j;
-            if (i >= r) break;
-            float zv[CPL], mu, sig;
-            row_load<D, CPL>(zv, Z2s + i * FD, lane);
-            row_stats<D, CPL>(zv, lane, &mu, &sig);
-            const float rs = 1.f / sig;
-            const size_t gi = ((size_t)b * T + t0 + i) * C + h * D;
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                if (c < D) store_grad(a.Z, a.z16, gi + c, Qs[i * FD + c] + g_r[u] * ((zv[u] - mu) * rs) + be_r[u]);
+            for (int e = 0; e < E; e++) zv[e] = qv[e] + gm[e] * ((zv[e] - mu) * rs) + bt[e];
+            const size_t gi = ((size_t)b * T + t0 + i) * C + h * D + hc;
+            if (i < r) {
+                if (a.z16) stv<E>((bf16 *)a.Z + gi, zv);
+                else stv<E>(a.Z + gi, zv);
             }
         }
 #pragma unroll
