@@ -23,8 +23,8 @@
  *    first, and their shared memory is then reused for tiles.
  *  - With a.rope the kernels rotate Q, K as they load them and rotate
  *    dXQ, dXK back as they store them (XQ, XK not yet rotated).
- *  - LayerNorm-type row phases stay fp32 (one warp per token row, the
- *    helpers of ttt_inner_rows.cuh); F-wide products give warp w the
+ *  - LayerNorm-type row phases stay fp32 (half a warp per token row:
+ *    half_row, half_stats); F-wide products give warp w the
  *    columns [8 NQ w, 8 NQ (w+1)), D-wide products one n8 tile per warp.
  *
  * Accumulator tile element x of an m16n8 tile at (m0, n0): row m0 + g +
@@ -79,30 +79,7 @@ __device__ __forceinline__ uint32_t gelu_pack2(float z0, float z1)
     return pack2(gelu_fast(z0).value(), gelu_fast(z1).value());
 }
 
-/* G = LNl2grad(z, tgt) of one row (tgt = v - k), as ln_l2grad_rows of ttt_inner_mlp.cu. */
-template <int D, int CPL>
-__device__ __forceinline__ void l2grad_row(const float *zrow, const float *trow, const float *g_r, const float *be_r,
-                                           int lane, float *G)
-{
-    float zv[CPL], mu, sig, zh[CPL], gy[CPL], s3 = 0.f, s4 = 0.f;
-    row_load<D, CPL>(zv, zrow, lane);
-    row_stats<D, CPL>(zv, lane, &mu, &sig);
-    const float rs = 1.f / sig;
-#pragma unroll
-    for (int u = 0; u < CPL; u++) {
-        int c = lane + 32 * u;
-        zh[u] = c < D ? (zv[u] - mu) * rs : 0.f;
-        float tgt = c < D ? trow[c] : 0.f;
-        gy[u] = c < D ? g_r[u] * (g_r[u] * zh[u] + be_r[u] - tgt) : 0.f;
-        s3 += gy[u];
-        s4 += gy[u] * zh[u];
-    }
-    const float mg = warp_sum(s3) / D, mgz = warp_sum(s4) / D;
-#pragma unroll
-    for (int u = 0; u < CPL; u++) G[u] = (gy[u] - mg - zh[u] * mgz) * rs;
-}
-
-/* The forward's row phases with half a warp a token row: the 16 rows are
+/* The row phases with half a warp a token row: the 16 rows are
  * the 16 half-warps (rows w & 3 + 8 (w >> 2) and 4 more, so that the two
  * halves of a warp read different banks), a lane E = D / 16 consecutive
  * columns. A reduction is then 4 shuffle levels for both of a warp's rows
@@ -116,6 +93,12 @@ __device__ __forceinline__ void half_sum2(float *a, float *b)
         *a += __shfl_xor_sync(0xffffffffu, *a, o);
         *b += __shfl_xor_sync(0xffffffffu, *b, o);
     }
+}
+__device__ __forceinline__ float half_sum(float v)
+{
+#pragma unroll
+    for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
 }
 /* mean and 1/sigma of a row held E a lane (the shifted sums of row_moments) */
 template <int D, int E>
@@ -135,6 +118,29 @@ __device__ __forceinline__ void half_stats(const float (&v)[E], int lane, float 
     *rs = rsqrtf(fmaxf(s2 / D - md * md, 0.f) + EPS);
 }
 
+/* G = LNl2grad(z, tgt) of a half-warp's row (tgt = v - k; gamma, beta at
+ * the lane's columns), as ln_l2grad_rows of ttt_inner_mlp.cu */
+template <int D, int E>
+__device__ __forceinline__ void half_l2grad(const float *zrow, const float *trow, const float *gm, const float *bt,
+                                            int lane, float (&G)[E])
+{
+    float zv[E], tg[E], zh[E], gy[E], mu, rs, s3 = 0.f, s4 = 0.f;
+    ldv<E>(zv, zrow);
+    ldv<E>(tg, trow);
+    half_stats<D, E>(zv, lane, &mu, &rs);
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        zh[e] = (zv[e] - mu) * rs;
+        gy[e] = gm[e] * (gm[e] * zh[e] + bt[e] - tg[e]);
+        s3 += gy[e];
+        s4 += gy[e] * zh[e];
+    }
+    half_sum2(&s3, &s4);
+    const float mg = s3 / D, mgz = s4 / D;
+#pragma unroll
+    for (int e = 0; e < E; e++) G[e] = (gy[e] - mg - zh[e] * mgz) * rs;
+}
+
 /* ---- sizes and shared memory layouts ---- */
 
 template <int D>
@@ -146,7 +152,6 @@ struct tcd {
     static constexpr int NQ = F / 64;              /* F-wide n8 tiles per warp */
     static constexpr int NTD = D / 8;              /* D-wide n8 tiles */
     static constexpr int NS = D * F / 1024;        /* state tiles per warp and matrix */
-    static constexpr int CPL = (D + 31) / 32;
 };
 
 /* State tile q of warp w (tiles x = w NS + q in row-major tile order).
@@ -322,7 +327,7 @@ struct fwd_layout {
 template <int D>
 struct bwd_layout {
     size_t W1b, W2b, X2b, G1b, dG1is, dX2ib, Qb, Kb, G2b, dZb2b, nM1b, nM2b, dA1b, dA2b, Ts, dOs, Z2s, S3, dG2s, dKs, A1s, A2s, dEs,
-        b1s, db1acc, ddb1, b2s, db2acc, ddb2, lrs, taus, detaL, red, R, total;
+        b1s, db1acc, ddb1, b2s, db2acc, ddb2, gms, bts, lrs, taus, detaL, red, R, total;
     static constexpr size_t R1 = 2 * (size_t)D * tcd<D>::LF + 2 * (size_t)tcd<D>::F * tcd<D>::LD;
     static constexpr size_t R2 = 2 * 4 * (size_t)KB * tcd<D>::FF + 3 * 2 * (size_t)KB * tcd<D>::LF;
     __host__ __device__ bwd_layout()
@@ -359,6 +364,8 @@ struct bwd_layout {
         b2s = c.take(4 * D);
         db2acc = c.take(4 * D);
         ddb2 = c.take(4 * D);
+        gms = c.take(4 * D);
+        bts = c.take(4 * D);
         lrs = c.take(4 * KB);
         taus = c.take(4 * KB);
         detaL = c.take(4 * KB);
@@ -509,26 +516,13 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
         if (sn) store_state<D, 4, 5>(sn, W1b, W2b, b1s, b2s, tid);
         {
             const int i = hrow;
-            float zv[E], tg[E], gm[E], bt[E], zh[E], gy[E], G[E], nG[E], mu, rs, s3 = 0.f, s4 = 0.f;
-            ldv<E>(zv, Z2s + i * FD + hc);
-            ldv<E>(tg, Ts + i * FD + hc);
+            float gm[E], bt[E], G[E], nG[E];
             ldv<E>(gm, gms + hc);
             ldv<E>(bt, bts + hc);
-            half_stats<D, E>(zv, lane, &mu, &rs);
+            half_l2grad<D, E>(Z2s + i * FD + hc, Ts + i * FD + hc, gm, bt, lane, G);
+            const float ne = -tl * lrs[i];
 #pragma unroll
-            for (int e = 0; e < E; e++) {
-                zh[e] = (zv[e] - mu) * rs;
-                gy[e] = gm[e] * (gm[e] * zh[e] + bt[e] - tg[e]);
-                s3 += gy[e];
-                s4 += gy[e] * zh[e];
-            }
-            half_sum2(&s3, &s4);
-            const float mg = s3 / D, mgz = s4 / D, ne = -tl * lrs[i];
-#pragma unroll
-            for (int e = 0; e < E; e++) {
-                G[e] = (gy[e] - mg - zh[e] * mgz) * rs;
-                nG[e] = ne * G[e];
-            }
+            for (int e = 0; e < E; e++) nG[e] = ne * G[e];
             stv<E>(Z2s + i * FD + hc, G);
             stv<E>(G2b + i * LD + hc, G);
             stv<E>(nG2b + i * LD + hc, nG);
@@ -669,7 +663,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
 {
     using Dm = tcd<D>;
     constexpr int F = Dm::F, LD = Dm::LD, LF = Dm::LF, FD = Dm::FD, FF = Dm::FF, P = Dm::P;
-    constexpr int NQ = Dm::NQ, NTD = Dm::NTD, NS = Dm::NS, CPL = Dm::CPL;
+    constexpr int NQ = Dm::NQ, NTD = Dm::NTD, NS = Dm::NS;
     extern __shared__ __align__(16) unsigned char smraw[];
     const bwd_layout<D> L;
     bf16 *W1b = (bf16 *)(smraw + L.W1b), *W2b = (bf16 *)(smraw + L.W2b);
@@ -686,6 +680,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
     float *b2s = (float *)(smraw + L.b2s), *db2acc = (float *)(smraw + L.db2acc), *ddb2 = (float *)(smraw + L.ddb2);
     float *lrs = (float *)(smraw + L.lrs), *taus = (float *)(smraw + L.taus), *detaL = (float *)(smraw + L.detaL);
     float *red = (float *)(smraw + L.red);
+    float *gms = (float *)(smraw + L.gms), *bts = (float *)(smraw + L.bts);   /* ttt_norm gamma, beta */
     unsigned char *R = smraw + L.R;
     bf16 *dW1b = (bf16 *)R, *dW2b = dW1b + D * LF;             /* R, phase 1 */
     float *dX2as = (float *)R;                                 /* R, phase 2 */
@@ -707,15 +702,16 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
 #pragma unroll
         for (int x = 0; x < 4; x++) dW1[q][x] = dW2[q][x] = 0.f;
     for (int x = tid; x < F; x += NT) db1acc[x] = 0.f;
-    for (int x = tid; x < D; x += NT) db2acc[x] = 0.f;
-    float g_r[CPL], be_r[CPL], dg_acc[CPL], db_acc[CPL];
-#pragma unroll
-    for (int u = 0; u < CPL; u++) {
-        int c = lane + 32 * u;
-        g_r[u] = c < D ? a.gamma[h * D + c] : 0.f;
-        be_r[u] = c < D ? a.beta[h * D + c] : 0.f;
-        dg_acc[u] = db_acc[u] = 0.f;
+    for (int x = tid; x < D; x += NT) {
+        db2acc[x] = 0.f;
+        gms[x] = a.gamma[h * D + x];
+        bts[x] = a.beta[h * D + x];
     }
+    constexpr int E = D / 16;                /* the row phases: half_row, columns hc .. hc + E - 1 */
+    const int hrow = half_row(warp, lane), hc = E * (lane & 15);
+    float dg_acc[E], db_acc[E];              /* the lane's columns' dgamma, dbeta */
+#pragma unroll
+    for (int e = 0; e < E; e++) dg_acc[e] = db_acc[e] = 0.f;
     float dtau_acc = 0.f;   /* thread tid < 16 owns dtau[tid] */
 
     tile4 pf;
@@ -790,19 +786,13 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         __syncthreads();
 
         /* F3: G2 -> S3 (fp32), G2b */
-#pragma unroll
-        for (int j = 0; j < KB / NW; j++) {   /* the warp's rows, interleaved */
-            const int i = warp + NW * j;
-            float G[CPL];
-            l2grad_row<D, CPL>(Z2s + i * FD, Ts + i * FD, g_r, be_r, lane, G);
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                if (c < D) {
-                    S3[i * FD + c] = G[u];
-                    G2b[i * LD + c] = __float2bfloat16_rn(G[u]);
-                }
-            }
+        {
+            float gm[E], bt[E], G[E];
+            ldv<E>(gm, gms + hc);
+            ldv<E>(bt, bts + hc);
+            half_l2grad<D, E>(Z2s + hrow * FD + hc, Ts + hrow * FD + hc, gm, bt, lane, G);
+            stv<E>(S3 + hrow * FD + hc, G);
+            stv<E>(G2b + hrow * LD + hc, G);
         }
         __syncthreads();
 
@@ -899,20 +889,29 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         }
         __syncthreads();
 
-        /* B1: out = q + LN(Zb2): dZb2 (in place of Zb2, and bf16), dgamma, dbeta */
+        /* B1: out = q + LN(Zb2): dZb2 (in place of Zb2, and bf16), dgamma, dbeta (ln_bwd_row) */
+        {
+            const int i = hrow;
+            float zv[E], dy[E], gm[E], zh[E], dzh[E], mu, rs, s1 = 0.f, s2 = 0.f;
+            ldv<E>(zv, S3 + i * FD + hc);
+            ldv<E>(dy, dOs + i * FD + hc);
+            ldv<E>(gm, gms + hc);
+            half_stats<D, E>(zv, lane, &mu, &rs);
 #pragma unroll
-        for (int j = 0; j < KB / NW; j++) {   /* the warp's rows, interleaved */
-            const int i = warp + NW * j;
-            float zv[CPL], mu, sig;
-            row_load<D, CPL>(zv, S3 + i * FD, lane);
-            row_stats<D, CPL>(zv, lane, &mu, &sig);
-            ln_bwd_row<D, CPL>(zv, mu, 1.f / sig, dOs + i * FD, g_r, dg_acc, db_acc, S3 + i * FD, lane);
-            __syncwarp();
-#pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                if (c < D) dZb2b[i * LD + c] = __float2bfloat16_rn(S3[i * FD + c]);
+            for (int e = 0; e < E; e++) {
+                zh[e] = (zv[e] - mu) * rs;
+                dzh[e] = gm[e] * dy[e];
+                dg_acc[e] += dy[e] * zh[e];
+                db_acc[e] += dy[e];
+                s1 += dzh[e];
+                s2 += dzh[e] * zh[e];
             }
+            half_sum2(&s1, &s2);
+            const float m1 = s1 / D, m2 = s2 / D;
+#pragma unroll
+            for (int e = 0; e < E; e++) zv[e] = rs * (dzh[e] - m1 - zh[e] * m2);
+            stv<E>(S3 + i * FD + hc, zv);
+            stv<E>(dZb2b + i * LD + hc, zv);
         }
         __syncthreads();
 
@@ -1032,63 +1031,61 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         __syncthreads();
 
         /* B7: G2 = LNl2grad(Z2, V - K) backward: dZ2 (S3 and bf16), dV, dK -= dT, dgamma, dbeta */
-#pragma unroll 1
-        for (int j = 0; j < KB / NW; j++) {   /* one row at a time: two would spill */
-            const int i = warp + NW * j;
-            float zv[CPL], mu, sig;
-            row_load<D, CPL>(zv, Z2s + i * FD, lane);
-            row_stats<D, CPL>(zv, lane, &mu, &sig);
-            const float rs = 1.f / sig;
-            float zh[CPL], gy[CPL], tg[CPL], dG[CPL], sgy = 0.f, sgyz = 0.f, sdG = 0.f, sdGz = 0.f;
+        {
+            const int i = hrow;   /* rows past the sequence's end too: the shuffles need every lane */
+            float zv[E], tg[E], dG[E], gm[E], bt[E], zh[E], gy[E], mu, rs;
+            ldv<E>(zv, Z2s + i * FD + hc);
+            ldv<E>(tg, Ts + i * FD + hc);
+            ldv<E>(dG, dG2s + i * FD + hc);
+            ldv<E>(gm, gms + hc);
+            ldv<E>(bt, bts + hc);
+            half_stats<D, E>(zv, lane, &mu, &rs);
+            float sgy = 0.f, sgyz = 0.f, sdG = 0.f, sdGz = 0.f;
 #pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                zh[u] = c < D ? (zv[u] - mu) * rs : 0.f;
-                tg[u] = c < D ? Ts[i * FD + c] : 0.f;
-                gy[u] = c < D ? g_r[u] * (g_r[u] * zh[u] + be_r[u] - tg[u]) : 0.f;
-                dG[u] = c < D ? dG2s[i * FD + c] : 0.f;
-                sgy += gy[u];
-                sgyz += gy[u] * zh[u];
-                sdG += dG[u];
-                sdGz += dG[u] * zh[u];
+            for (int e = 0; e < E; e++) {
+                zh[e] = (zv[e] - mu) * rs;
+                gy[e] = gm[e] * (gm[e] * zh[e] + bt[e] - tg[e]);
+                sgy += gy[e];
+                sgyz += gy[e] * zh[e];
+                sdG += dG[e];
+                sdGz += dG[e] * zh[e];
             }
-            const float mgy = warp_sum(sgy) / D, m = warp_sum(sgyz) / D;
-            const float mdG = warp_sum(sdG) / D, mdGz = warp_sum(sdGz) / D;
-            float sdGG = 0.f, sdzz = 0.f, dzh[CPL];
-            const size_t gi = ((size_t)b * T + t0 + i) * C + h * D;
+            half_sum2(&sgy, &sgyz);
+            half_sum2(&sdG, &sdGz);
+            const float mgy = sgy / D, m = sgyz / D, mdG = sdG / D, mdGz = sdGz / D;
+            float sdGG = 0.f, sdzz = 0.f, dzh[E], dv[E], dk[E];
+            ldv<E>(dk, dKs + i * FD + hc);
 #pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                float G = (gy[u] - mgy - zh[u] * m) * rs;
-                sdGG += dG[u] * G;
-                float dgy = c < D ? (dG[u] - mdG - zh[u] * mdGz) * rs : 0.f;
-                float y = g_r[u] * zh[u] + be_r[u];
-                dzh[u] = -(m * dG[u] + mdGz * gy[u]) * rs + g_r[u] * g_r[u] * dgy;
-                sdzz += dzh[u] * zh[u];
-                dg_acc[u] += dgy * (y - tg[u] + g_r[u] * zh[u]);
-                db_acc[u] += g_r[u] * dgy;
-                if (c < D) {
-                    if (i < r) store_grad(a.dXV, a.dv16, gi + c, -g_r[u] * dgy);
-                    dKs[i * FD + c] += g_r[u] * dgy;
-                }
+            for (int e = 0; e < E; e++) {
+                const float G = (gy[e] - mgy - zh[e] * m) * rs;
+                sdGG += dG[e] * G;
+                const float dgy = (dG[e] - mdG - zh[e] * mdGz) * rs, y = gm[e] * zh[e] + bt[e];
+                dzh[e] = -(m * dG[e] + mdGz * gy[e]) * rs + gm[e] * gm[e] * dgy;
+                sdzz += dzh[e] * zh[e];
+                dg_acc[e] += dgy * (y - tg[e] + gm[e] * zh[e]);
+                db_acc[e] += gm[e] * dgy;
+                dv[e] = -gm[e] * dgy;
+                dk[e] += gm[e] * dgy;
             }
-            const float dsig = -(warp_sum(sdGG) + warp_sum(sdzz)) * rs;
-            float dc[CPL], sdc = 0.f;
+            stv<E>(dKs + i * FD + hc, dk);
+            if (i < r) {
+                const size_t gi = ((size_t)b * T + t0 + i) * C + h * D + hc;
+                if (a.dv16) stv<E>((bf16 *)a.dXV + gi, dv);
+                else stv<E>(a.dXV + gi, dv);
+            }
+            half_sum2(&sdGG, &sdzz);
+            const float dsig = -(sdGG + sdzz) * rs;
+            float dc[E], sdc = 0.f;
 #pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                dc[u] = c < D ? dzh[u] * rs + dsig * zh[u] / D : 0.f;
-                sdc += dc[u];
+            for (int e = 0; e < E; e++) {
+                dc[e] = dzh[e] * rs + dsig * zh[e] / D;
+                sdc += dc[e];
             }
-            const float mdc = warp_sum(sdc) / D;
+            const float mdc = half_sum(sdc) / D;
 #pragma unroll
-            for (int u = 0; u < CPL; u++) {
-                int c = lane + 32 * u;
-                if (c < D) {
-                    S3[i * FD + c] = dc[u] - mdc;
-                    dZb2b[i * LD + c] = __float2bfloat16_rn(dc[u] - mdc);
-                }
-            }
+            for (int e = 0; e < E; e++) dc[e] -= mdc;
+            stv<E>(S3 + i * FD + hc, dc);
+            stv<E>(dZb2b + i * LD + hc, dc);
         }
         __syncthreads();
 
@@ -1183,7 +1180,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         red[x] = 0.f;
         red[D + x] = 0.f;
     }
-    flush_norm_grads<D, CPL>(red, dg_acc, db_acc, dtau_acc, a.dgamma + h * D, a.dbeta + h * D, a.dtau, tid, NT, lane);
+    flush_norm_grads_at<D, E>(red, dg_acc, db_acc, hc, 1, dtau_acc, a.dgamma + h * D, a.dbeta + h * D, a.dtau, tid, NT);
 }
 
 #ifndef TTT_CUDA_EMU

@@ -201,17 +201,19 @@ __device__ __forceinline__ void ln_l2grad_bwd_row(const float *dGr, const float 
 }
 
 /* The block's ttt_norm and tau gradients into global memory, one atomic per
- * element per block: the per-lane partials (dg_acc, db_acc) of every warp go
- * through red [2D] (zeroed by the caller before this call), the per-token
- * dtau of threads tid < 16 directly. Two block barriers. */
-template <int D, int CPL>
-__device__ __forceinline__ void flush_norm_grads(float *red, const float *dg_acc, const float *db_acc, float dtau_acc,
-                                                 float *dgamma, float *dbeta, float *dtau, int tid, int nt, int lane)
+ * element per block: the per-lane partials (dg_acc, db_acc: element u at
+ * column c0 + cstep u) of every warp go through red [2D] (zeroed by the
+ * caller before this call), the per-token dtau of threads tid < 16
+ * directly. Two block barriers. */
+template <int D, int N>
+__device__ __forceinline__ void flush_norm_grads_at(float *red, const float *dg_acc, const float *db_acc, int c0,
+                                                    int cstep, float dtau_acc, float *dgamma, float *dbeta,
+                                                    float *dtau, int tid, int nt)
 {
     __syncthreads();
 #pragma unroll
-    for (int u = 0; u < CPL; u++) {
-        int c = lane + 32 * u;
+    for (int u = 0; u < N; u++) {
+        int c = c0 + cstep * u;
         if (c < D) { atomicAdd(&red[c], dg_acc[u]); atomicAdd(&red[D + c], db_acc[u]); }
     }
     if (tid < TTT_CUDA_K) atomicAdd(&dtau[tid], dtau_acc);
@@ -220,6 +222,13 @@ __device__ __forceinline__ void flush_norm_grads(float *red, const float *dg_acc
         atomicAdd(&dgamma[x], red[x]);
         atomicAdd(&dbeta[x], red[D + x]);
     }
+}
+/* the row helpers' lane layout: element u at column lane + 32 u */
+template <int D, int CPL>
+__device__ __forceinline__ void flush_norm_grads(float *red, const float *dg_acc, const float *db_acc, float dtau_acc,
+                                                 float *dgamma, float *dbeta, float *dtau, int tid, int nt, int lane)
+{
+    flush_norm_grads_at<D, CPL>(red, dg_acc, db_acc, lane, 32, dtau_acc, dgamma, dbeta, dtau, tid, nt);
 }
 
 }  /* namespace */
