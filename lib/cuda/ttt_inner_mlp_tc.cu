@@ -118,25 +118,36 @@ __device__ __forceinline__ void half_stats(const float (&v)[E], int lane, float 
     *rs = rsqrtf(fmaxf(s2 / D - md * md, 0.f) + EPS);
 }
 
-/* G = LNl2grad(z, tgt) of a half-warp's row (tgt = v - k; gamma, beta at
- * the lane's columns), as ln_l2grad_rows of ttt_inner_mlp.cu */
+/* The pieces of G = LNl2grad(z, tgt) of a half-warp's row (tgt = v - k;
+ * gamma, beta at the lane's columns), as ln_l2grad_rows of
+ * ttt_inner_mlp.cu: zhat, g_y, 1/sigma and the row means mean(g_y),
+ * mean(g_y zhat); G = (g_y - mg - zhat mgz) / sigma */
 template <int D, int E>
-__device__ __forceinline__ void half_l2grad(const float *zrow, const float *trow, const float *gm, const float *bt,
-                                            int lane, float (&G)[E])
+__device__ __forceinline__ void half_l2grad_y(const float (&zv)[E], const float (&tg)[E], const float *gm,
+                                              const float *bt, int lane, float (&zh)[E], float (&gy)[E], float *rs,
+                                              float *mg, float *mgz)
 {
-    float zv[E], tg[E], zh[E], gy[E], mu, rs, s3 = 0.f, s4 = 0.f;
-    ldv<E>(zv, zrow);
-    ldv<E>(tg, trow);
-    half_stats<D, E>(zv, lane, &mu, &rs);
+    float mu, s3 = 0.f, s4 = 0.f;
+    half_stats<D, E>(zv, lane, &mu, rs);
 #pragma unroll
     for (int e = 0; e < E; e++) {
-        zh[e] = (zv[e] - mu) * rs;
+        zh[e] = (zv[e] - mu) * *rs;
         gy[e] = gm[e] * (gm[e] * zh[e] + bt[e] - tg[e]);
         s3 += gy[e];
         s4 += gy[e] * zh[e];
     }
     half_sum2(&s3, &s4);
-    const float mg = s3 / D, mgz = s4 / D;
+    *mg = s3 / D;
+    *mgz = s4 / D;
+}
+template <int D, int E>
+__device__ __forceinline__ void half_l2grad(const float *zrow, const float *trow, const float *gm, const float *bt,
+                                            int lane, float (&G)[E])
+{
+    float zv[E], tg[E], zh[E], gy[E], rs, mg, mgz;
+    ldv<E>(zv, zrow);
+    ldv<E>(tg, trow);
+    half_l2grad_y<D, E>(zv, tg, gm, bt, lane, zh, gy, &rs, &mg, &mgz);
 #pragma unroll
     for (int e = 0; e < E; e++) G[e] = (gy[e] - mg - zh[e] * mgz) * rs;
 }
@@ -1033,26 +1044,20 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         /* B7: G2 = LNl2grad(Z2, V - K) backward: dZ2 (S3 and bf16), dV, dK -= dT, dgamma, dbeta */
         {
             const int i = hrow;   /* rows past the sequence's end too: the shuffles need every lane */
-            float zv[E], tg[E], dG[E], gm[E], bt[E], zh[E], gy[E], mu, rs;
+            float zv[E], tg[E], dG[E], gm[E], bt[E], zh[E], gy[E], rs, mgy, m, sdG = 0.f, sdGz = 0.f;
             ldv<E>(zv, Z2s + i * FD + hc);
             ldv<E>(tg, Ts + i * FD + hc);
             ldv<E>(dG, dG2s + i * FD + hc);
             ldv<E>(gm, gms + hc);
             ldv<E>(bt, bts + hc);
-            half_stats<D, E>(zv, lane, &mu, &rs);
-            float sgy = 0.f, sgyz = 0.f, sdG = 0.f, sdGz = 0.f;
+            half_l2grad_y<D, E>(zv, tg, gm, bt, lane, zh, gy, &rs, &mgy, &m);
 #pragma unroll
             for (int e = 0; e < E; e++) {
-                zh[e] = (zv[e] - mu) * rs;
-                gy[e] = gm[e] * (gm[e] * zh[e] + bt[e] - tg[e]);
-                sgy += gy[e];
-                sgyz += gy[e] * zh[e];
                 sdG += dG[e];
                 sdGz += dG[e] * zh[e];
             }
-            half_sum2(&sgy, &sgyz);
             half_sum2(&sdG, &sdGz);
-            const float mgy = sgy / D, m = sgyz / D, mdG = sdG / D, mdGz = sdGz / D;
+            const float mdG = sdG / D, mdGz = sdGz / D;
             float sdGG = 0.f, sdzz = 0.f, dzh[E], dv[E], dk[E];
             ldv<E>(dk, dKs + i * FD + hc);
 #pragma unroll
