@@ -79,67 +79,13 @@ __device__ __forceinline__ uint32_t gelu_pack2(float z0, float z1)
     return pack2(gelu_fast(z0).value(), gelu_fast(z1).value());
 }
 
-/* The row phases with half a warp a token row: the 16 rows are
- * the 16 half-warps (rows w & 3 + 8 (w >> 2) and 4 more, so that the two
- * halves of a warp read different banks), a lane E = D / 16 consecutive
- * columns. A reduction is then 4 shuffle levels for both of a warp's rows
- * at once, where a warp a row took 5 levels a row. */
+/* The row phases with half a warp a token row (the half_* helpers of
+ * ttt_inner_rows.cuh): the 16 rows are the 16 half-warps (rows w & 3 +
+ * 8 (w >> 2) and 4 more, so that the two halves of a warp read different
+ * banks), a lane E = D / 16 consecutive columns. */
 static_assert(KB == 2 * NW, "a half-warp a token row");
 __device__ __forceinline__ int half_row(int warp, int lane) { return (warp & 3) + 8 * (warp >> 2) + 4 * (lane >> 4); }
-__device__ __forceinline__ void half_sum2(float *a, float *b)
-{
-#pragma unroll
-    for (int o = 8; o > 0; o >>= 1) {
-        *a += __shfl_xor_sync(0xffffffffu, *a, o);
-        *b += __shfl_xor_sync(0xffffffffu, *b, o);
-    }
-}
-__device__ __forceinline__ float half_sum(float v)
-{
-#pragma unroll
-    for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-/* mean and 1/sigma of a row held E a lane (the shifted sums of row_moments) */
-template <int D, int E>
-__device__ __forceinline__ void half_stats(const float (&v)[E], int lane, float *mu, float *rs)
-{
-    const float x0 = __shfl_sync(0xffffffffu, v[0], lane & 16);
-    float s = 0.f, s2 = 0.f;
-#pragma unroll
-    for (int e = 0; e < E; e++) {
-        const float d = v[e] - x0;
-        s += d;
-        s2 += d * d;
-    }
-    half_sum2(&s, &s2);
-    const float md = s / D;
-    *mu = x0 + md;
-    *rs = rsqrtf(fmaxf(s2 / D - md * md, 0.f) + EPS);
-}
-
-/* The pieces of G = LNl2grad(z, tgt) of a half-warp's row (tgt = v - k;
- * gamma, beta at the lane's columns), as ln_l2grad_rows of
- * ttt_inner_mlp.cu: zhat, g_y, 1/sigma and the row means mean(g_y),
- * mean(g_y zhat); G = (g_y - mg - zhat mgz) / sigma */
-template <int D, int E>
-__device__ __forceinline__ void half_l2grad_y(const float (&zv)[E], const float (&tg)[E], const float *gm,
-                                              const float *bt, int lane, float (&zh)[E], float (&gy)[E], float *rs,
-                                              float *mg, float *mgz)
-{
-    float mu, s3 = 0.f, s4 = 0.f;
-    half_stats<D, E>(zv, lane, &mu, rs);
-#pragma unroll
-    for (int e = 0; e < E; e++) {
-        zh[e] = (zv[e] - mu) * *rs;
-        gy[e] = gm[e] * (gm[e] * zh[e] + bt[e] - tg[e]);
-        s3 += gy[e];
-        s4 += gy[e] * zh[e];
-    }
-    half_sum2(&s3, &s4);
-    *mg = s3 / D;
-    *mgz = s4 / D;
-}
+/* G = LNl2grad(z, tgt) of the lane's row, from its rows z and tgt = v - k */
 template <int D, int E>
 __device__ __forceinline__ void half_l2grad(const float *zrow, const float *trow, const float *gm, const float *bt,
                                             int lane, float (&G)[E])
@@ -900,29 +846,16 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         }
         __syncthreads();
 
-        /* B1: out = q + LN(Zb2): dZb2 (in place of Zb2, and bf16), dgamma, dbeta (ln_bwd_row) */
+        /* B1: out = q + LN(Zb2): dZb2 (in place of Zb2, and bf16), dgamma, dbeta */
         {
             const int i = hrow;
-            float zv[E], dy[E], gm[E], zh[E], dzh[E], mu, rs, s1 = 0.f, s2 = 0.f;
+            float zv[E], dy[E], gm[E], dz[E];
             ldv<E>(zv, S3 + i * FD + hc);
             ldv<E>(dy, dOs + i * FD + hc);
             ldv<E>(gm, gms + hc);
-            half_stats<D, E>(zv, lane, &mu, &rs);
-#pragma unroll
-            for (int e = 0; e < E; e++) {
-                zh[e] = (zv[e] - mu) * rs;
-                dzh[e] = gm[e] * dy[e];
-                dg_acc[e] += dy[e] * zh[e];
-                db_acc[e] += dy[e];
-                s1 += dzh[e];
-                s2 += dzh[e] * zh[e];
-            }
-            half_sum2(&s1, &s2);
-            const float m1 = s1 / D, m2 = s2 / D;
-#pragma unroll
-            for (int e = 0; e < E; e++) zv[e] = rs * (dzh[e] - m1 - zh[e] * m2);
-            stv<E>(S3 + i * FD + hc, zv);
-            stv<E>(dZb2b + i * LD + hc, zv);
+            half_ln_bwd<D, E>(zv, dy, gm, lane, dg_acc, db_acc, dz);
+            stv<E>(S3 + i * FD + hc, dz);
+            stv<E>(dZb2b + i * LD + hc, dz);
         }
         __syncthreads();
 

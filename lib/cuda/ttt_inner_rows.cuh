@@ -1,9 +1,9 @@
 /* ttt_inner_rows.cuh - device helpers shared by the fused inner-loop kernels
- * (ttt_inner_linear.cu, ttt_inner_mlp.cu): warp reductions, the per-token
+ * (ttt_inner_linear*.cu, ttt_inner_mlp*.cu): warp reductions, the per-token
  * factor tau, and the "row" phases that give one warp a whole D-row held as
- * CPL values per lane (c = lane + 32u). Arithmetic order is that of the
- * kernels before they shared it: the GPU results are compared with the
- * float64 references at 1e-4. */
+ * CPL values per lane (c = lane + 32u), or half a warp a row (the half_*
+ * helpers). Arithmetic order is that of the kernels before they shared it:
+ * the GPU results are compared with the float64 references at 1e-4. */
 #ifndef TTT_INNER_ROWS_CUH
 #define TTT_INNER_ROWS_CUH
 
@@ -198,6 +198,88 @@ __device__ __forceinline__ void ln_l2grad_bwd_row(const float *dGr, const float 
         dz[u] = c < D ? dzh[u] * rs + dsig * zh[u] / D - mdc : 0.f;
         dt[u] = -g_r[u] * dgy[u];
     }
+}
+
+/* ---- rows held by half a warp: lanes 16h .. 16h + 15 hold one row, E
+ * consecutive columns a lane (the tensor-core TTT-MLP kernels, bf16 mode:
+ * a reduction is 4 shuffle levels for both of a warp's rows at once, where
+ * a warp a row takes 5 levels a row; 1/sigma by rsqrtf). ---- */
+
+__device__ __forceinline__ void half_sum2(float *a, float *b)
+{
+#pragma unroll
+    for (int o = 8; o > 0; o >>= 1) {
+        *a += __shfl_xor_sync(0xffffffffu, *a, o);
+        *b += __shfl_xor_sync(0xffffffffu, *b, o);
+    }
+}
+__device__ __forceinline__ float half_sum(float v)
+{
+#pragma unroll
+    for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+/* mean and 1/sigma of a row held E a lane (the shifted sums of row_moments) */
+template <int D, int E>
+__device__ __forceinline__ void half_stats(const float (&v)[E], int lane, float *mu, float *rs)
+{
+    const float x0 = __shfl_sync(0xffffffffu, v[0], lane & 16);
+    float s = 0.f, s2 = 0.f;
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        const float d = v[e] - x0;
+        s += d;
+        s2 += d * d;
+    }
+    half_sum2(&s, &s2);
+    const float md = s / D;
+    *mu = x0 + md;
+    *rs = rsqrtf(fmaxf(s2 / D - md * md, 0.f) + TTT_INNER_EPS);
+}
+
+/* The pieces of G = LNl2grad(z, tgt) of a row (tgt = v - k; gamma, beta
+ * at the lane's columns), as l2_grad_y: zhat, g_y, 1/sigma and the row
+ * means mean(g_y), mean(g_y zhat); G = (g_y - mg - zhat mgz) / sigma */
+template <int D, int E>
+__device__ __forceinline__ void half_l2grad_y(const float (&zv)[E], const float (&tg)[E], const float *gm,
+                                              const float *bt, int lane, float (&zh)[E], float (&gy)[E], float *rs,
+                                              float *mg, float *mgz)
+{
+    float mu, s3 = 0.f, s4 = 0.f;
+    half_stats<D, E>(zv, lane, &mu, rs);
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        zh[e] = (zv[e] - mu) * *rs;
+        gy[e] = gm[e] * (gm[e] * zh[e] + bt[e] - tg[e]);
+        s3 += gy[e];
+        s4 += gy[e] * zh[e];
+    }
+    half_sum2(&s3, &s4);
+    *mg = s3 / D;
+    *mgz = s4 / D;
+}
+
+/* Backward of out = gamma zhat + beta over a row, as ln_bwd_row: dz, and
+ * dgamma += dy zhat, dbeta += dy at the lane's columns */
+template <int D, int E>
+__device__ __forceinline__ void half_ln_bwd(const float (&zv)[E], const float (&dy)[E], const float (&gm)[E], int lane,
+                                            float (&dg_acc)[E], float (&db_acc)[E], float (&dz)[E])
+{
+    float zh[E], dzh[E], mu, rs, s1 = 0.f, s2 = 0.f;
+    half_stats<D, E>(zv, lane, &mu, &rs);
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        zh[e] = (zv[e] - mu) * rs;
+        dzh[e] = gm[e] * dy[e];
+        dg_acc[e] += dy[e] * zh[e];
+        db_acc[e] += dy[e];
+        s1 += dzh[e];
+        s2 += dzh[e] * zh[e];
+    }
+    half_sum2(&s1, &s2);
+    const float m1 = s1 / D, m2 = s2 / D;
+#pragma unroll
+    for (int e = 0; e < E; e++) dz[e] = rs * (dzh[e] - m1 - zh[e] * m2);
 }
 
 /* The block's ttt_norm and tau gradients into global memory, one atomic per
