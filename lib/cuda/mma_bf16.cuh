@@ -124,6 +124,34 @@ __device__ __forceinline__ void mma_tile(float *acc, const bf16 *A, int lda, int
     }
 }
 
+/* mma_tile for a long K, its k-steps dealt round-robin to S accumulators:
+ * S independent chains of K / 16 / S mma, summed at the end. One chain of
+ * K = F = 256 is 16 mma each waiting for the one before, and a phase whose
+ * warps own one such tile each (two warps a scheduler) waits out that
+ * latency with nothing else to issue. */
+#ifndef TTT_MMA_SPLIT
+#define TTT_MMA_SPLIT 2
+#endif
+template <int K, bool AT, bool BT, int S = TTT_MMA_SPLIT>
+__device__ __forceinline__ void mma_tile_split(float *acc, const bf16 *A, int lda, int m0, const bf16 *B, int ldb,
+                                               int n0, int lane)
+{
+    static_assert(K % (16 * S) == 0, "every chain the same length");
+    float part[S > 1 ? S - 1 : 1][4] = {};   /* chain 0 is acc itself */
+#pragma unroll
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        uint32_t fa[4], fb[2];
+        load_a<AT>(fa, A, lda, m0, k0, lane);
+        load_b<BT>(fb, B, ldb, n0, k0, lane);
+        const int c = (k0 / 16) % S;
+        mma(c ? part[c - 1] : acc, fa, fb);
+    }
+#pragma unroll
+    for (int j = 0; j + 1 < S; j++)
+#pragma unroll
+        for (int x = 0; x < 4; x++) acc[x] += part[j][x];
+}
+
 /* NQ adjacent tiles of one 16-row band: acc[q] at (0, n0 + 8q), A fragments shared */
 template <int K, bool AT, bool BT, int NQ>
 __device__ __forceinline__ void mma_row(float (*acc)[4], const bf16 *A, int lda, const bf16 *B, int ldb, int n0,

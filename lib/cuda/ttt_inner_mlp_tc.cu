@@ -64,7 +64,8 @@ __device__ __forceinline__ void neg_eta_tile(bf16 *nM, float *S, const bf16 *P, 
 {
     const int g = lane >> 2, t = lane & 3;
     float s[4] = {};
-    mma_tile<K, false, false>(s, P, ld, 0, R, ld, 8 * warp, lane);
+    if constexpr (K >= 128) mma_tile_split<K, false, false>(s, P, ld, 0, R, ld, 8 * warp, lane);
+    else mma_tile<K, false, false>(s, P, ld, 0, R, ld, 8 * warp, lane);
 #pragma unroll
     for (int x = 0; x < 4; x++) {
         const int i = g + 8 * (x >> 1), m = 8 * warp + 2 * t + (x & 1);
@@ -460,7 +461,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
         if (sn) store_state<D, 3, 4>(sn, W1b, W2b, b1s, b2s, tid);
         if (warp < NTD) {
             float acc[4] = {};
-            mma_tile<F, false, true>(acc, X2b, LF, 0, W2b, LD, 8 * warp, lane);
+            mma_tile_split<F, false, true>(acc, X2b, LF, 0, W2b, LD, 8 * warp, lane);
 #pragma unroll
             for (int x = 0; x < 4; x++) {
                 const int row = g + 8 * (x >> 1), col = 8 * warp + 2 * t + (x & 1);
@@ -550,8 +551,8 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
         /* F7: Zb2 = Xb2 W2 + b2 - M2 G2 (into Z2s) */
         if (warp < NTD) {
             float acc[4] = {};
-            mma_tile<F, false, true>(acc, Xb2b, LF, 0, W2b, LD, 8 * warp, lane);
             mma_tile<KB, false, true>(acc, nM2b, LS, 0, G2b, LD, 8 * warp, lane);
+            mma_tile_split<F, false, true>(acc, Xb2b, LF, 0, W2b, LD, 8 * warp, lane);
 #pragma unroll
             for (int x = 0; x < 4; x++) {
                 const int row = g + 8 * (x >> 1), col = 8 * warp + 2 * t + (x & 1);
@@ -733,7 +734,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         /* F2: Z2 = X2 W2 + b2 */
         if (warp < NTD) {
             float acc[4] = {};
-            mma_tile<F, false, true>(acc, X2b, LF, 0, W2b, LD, 8 * warp, lane);
+            mma_tile_split<F, false, true>(acc, X2b, LF, 0, W2b, LD, 8 * warp, lane);
 #pragma unroll
             for (int x = 0; x < 4; x++) {
                 const int row = g + 8 * (x >> 1), col = 8 * warp + 2 * t + (x & 1);
@@ -787,16 +788,13 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         __syncthreads();   /* G1 complete */
 
         /* U1: dK = -e G1 dW1'^T;  M2u = X2 dW2' + db2' -> d eta_last, dG2 = -e M2u */
-        for (int j = warp; j < 2 * NTD; j += NW) {
-            const int n0 = 8 * (j % NTD);
-            float acc[4] = {};
-            if (j < NTD) {
-                mma_tile<F, false, false>(acc, G1b, LF, 0, dW1b, LF, n0, lane);
+        {
+            auto dk_out = [&](int n0, const float *acc) {
 #pragma unroll
                 for (int x = 0; x < 4; x++)
                     dKs[(g + 8 * (x >> 1)) * FD + n0 + 2 * t + (x & 1)] = -(x < 2 ? e0 : e8) * acc[x];
-            } else {
-                mma_tile<F, false, true>(acc, X2b, LF, 0, dW2b, LD, n0, lane);
+            };
+            auto m2u_out = [&](int n0, const float *acc) {
                 float dl0 = 0.f, dl8 = 0.f;
 #pragma unroll
                 for (int x = 0; x < 4; x++) {
@@ -808,6 +806,25 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
                 dl0 = quad_sum(dl0);
                 dl8 = quad_sum(dl8);
                 if (t == 0) { atomicAdd(&detaL[g], -dl0); atomicAdd(&detaL[g + 8], -dl8); }
+            };
+            if constexpr (NTD == NW) {   /* a tile of each a warp: both chains in flight together */
+                float dk[4] = {}, mu[4] = {};
+                mma_tile_split<F, false, false>(dk, G1b, LF, 0, dW1b, LF, 8 * warp, lane);
+                mma_tile_split<F, false, true>(mu, X2b, LF, 0, dW2b, LD, 8 * warp, lane);
+                dk_out(8 * warp, dk);
+                m2u_out(8 * warp, mu);
+            } else {
+                for (int j = warp; j < 2 * NTD; j += NW) {
+                    const int n0 = 8 * (j % NTD);
+                    float acc[4] = {};
+                    if (j < NTD) {
+                        mma_tile_split<F, false, false>(acc, G1b, LF, 0, dW1b, LF, n0, lane);
+                        dk_out(n0, acc);
+                    } else {
+                        mma_tile_split<F, false, true>(acc, X2b, LF, 0, dW2b, LD, n0, lane);
+                        m2u_out(n0, acc);
+                    }
+                }
             }
         }
         __syncthreads();
@@ -836,8 +853,8 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         /* F7: Zb2 -> S3 */
         if (warp < NTD) {
             float acc[4] = {};
-            mma_tile<F, false, true>(acc, Xb2b, LF, 0, W2b, LD, 8 * warp, lane);
             mma_tile<KB, false, true>(acc, nM2b, LS, 0, G2b, LD, 8 * warp, lane);
+            mma_tile_split<F, false, true>(acc, Xb2b, LF, 0, W2b, LD, 8 * warp, lane);
 #pragma unroll
             for (int x = 0; x < 4; x++) {
                 const int row = g + 8 * (x >> 1), col = 8 * warp + 2 * t + (x & 1);
@@ -926,7 +943,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         }
         if (warp < 2) {
             float p[4] = {};
-            mma_tile<F, false, false>(p, dZb1b, LF, 0, G1b, LF, 8 * warp, lane);
+            mma_tile_split<F, false, false>(p, dZb1b, LF, 0, G1b, LF, 8 * warp, lane);
 #pragma unroll
             for (int x = 0; x < 4; x++) {
                 const int i = g + 8 * (x >> 1), m = 8 * warp + 2 * t + (x & 1);
@@ -944,18 +961,20 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         __syncthreads();
 
         /* B5: dG2 += -M2^T dZb2 + tF W2;  dQ = dOut + dZb1 W1^T + dA1 K;  dW2 += tF^T G2 */
-        for (int j = warp; j < 2 * NTD; j += NW) {
-            float acc[4] = {};
-            if (j < NTD) {
-                const int n0 = 8 * j;
+        {
+            auto dg2_mma = [&](int n0, float *acc) {
                 mma_tile<KB, true, true>(acc, nM2b, LS, 0, dZb2b, LD, n0, lane);
-                mma_tile<F, false, true>(acc, tFb, LF, 0, W2b, LD, n0, lane);
+                mma_tile_split<F, false, true>(acc, tFb, LF, 0, W2b, LD, n0, lane);
+            };
+            auto dq_mma = [&](int n0, float *acc) {
+                mma_tile<KB, false, true>(acc, dA1b, LS, 0, Kb, LD, n0, lane);
+                mma_tile_split<F, false, false>(acc, dZb1b, LF, 0, W1b, LF, n0, lane);
+            };
+            auto dg2_out = [&](int n0, const float *acc) {
 #pragma unroll
                 for (int x = 0; x < 4; x++) dG2s[(g + 8 * (x >> 1)) * FD + n0 + 2 * t + (x & 1)] += acc[x];
-            } else {
-                const int n0 = 8 * (j - NTD);
-                mma_tile<F, false, false>(acc, dZb1b, LF, 0, W1b, LF, n0, lane);
-                mma_tile<KB, false, true>(acc, dA1b, LS, 0, Kb, LD, n0, lane);
+            };
+            auto dq_out = [&](int n0, const float *acc) {
 #pragma unroll
                 for (int hr = 0; hr < 2; hr++) {
                     const int i = g + 8 * hr, c = n0 + 2 * t;
@@ -963,6 +982,25 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
                     store_grad2(a.dXQ, a.dqk16, ((size_t)b * T + t0 + i) * C + h * D + c, rope_pair<D>(
                         a.rope, i, c,
                         make_float2(dOs[i * FD + c] + acc[2 * hr], dOs[i * FD + c + 1] + acc[2 * hr + 1]), -1.f));
+                }
+            };
+            if constexpr (NTD == NW) {   /* as U1 */
+                float dg[4] = {}, dq[4] = {};
+                dg2_mma(8 * warp, dg);
+                dq_mma(8 * warp, dq);
+                dg2_out(8 * warp, dg);
+                dq_out(8 * warp, dq);
+            } else {
+                for (int j = warp; j < 2 * NTD; j += NW) {
+                    const int n0 = 8 * (j % NTD);
+                    float acc[4] = {};
+                    if (j < NTD) {
+                        dg2_mma(n0, acc);
+                        dg2_out(n0, acc);
+                    } else {
+                        dq_mma(n0, acc);
+                        dq_out(n0, acc);
+                    }
                 }
             }
         }
@@ -1064,7 +1102,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
             const int n0 = 8 * warp;
             float acc[4] = {};
             mma_tile<KB, true, true>(acc, dA1b, LS, 0, Qb, LD, n0, lane);
-            mma_tile<F, false, false>(acc, dZ1b, LF, 0, W1b, LF, n0, lane);
+            mma_tile_split<F, false, false>(acc, dZ1b, LF, 0, W1b, LF, n0, lane);
 #pragma unroll
             for (int hr = 0; hr < 2; hr++) {
                 const int i = g + 8 * hr, c = n0 + 2 * t;
