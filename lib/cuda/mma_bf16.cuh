@@ -130,7 +130,7 @@ __device__ __forceinline__ void mma_tile(float *acc, const bf16 *A, int lda, int
  * warps own one such tile each (two warps a scheduler) waits out that
  * latency with nothing else to issue. */
 #ifndef TTT_MMA_SPLIT
-#define TTT_MMA_SPLIT 2
+#define TTT_MMA_SPLIT 4
 #endif
 template <int K, bool AT, bool BT, int S = TTT_MMA_SPLIT>
 __device__ __forceinline__ void mma_tile_split(float *acc, const bf16 *A, int lda, int m0, const bf16 *B, int ldb,
