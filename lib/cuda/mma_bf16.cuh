@@ -64,6 +64,16 @@ __device__ __forceinline__ void mma(float *d, const uint32_t *a, const uint32_t 
                      : "r"((unsigned)__cvta_generic_to_shared(p))                                          \
                      : "memory");                                                                          \
     }
+/* stmatrix .x4, the inverse of ldsm_x4 (plain): matrix j's 8 row
+ * addresses from lanes 8j..8j+7, the thread's r[j] is (row g, cols 2t,
+ * 2t+1) of matrix j */
+__device__ __forceinline__ void stsm_x4(bf16 *p, uint32_t r0, uint32_t r1, uint32_t r2, uint32_t r3)
+{
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(
+                     (unsigned)__cvta_generic_to_shared(p)),
+                 "r"(r0), "r"(r1), "r"(r2), "r"(r3)
+                 : "memory");
+}
 TTT_LDSM4(ldsm_x4, "")
 TTT_LDSM2(ldsm_x2, "")
 TTT_LDSM4(ldsm_x4_t, ".trans")
@@ -173,6 +183,25 @@ __device__ __forceinline__ void mma_row(float (*acc)[4], const bf16 *A, int lda,
             load_b<BT>(fb, B, ldb, n0 + 8 * (NQ - 1), k0, lane);
             mma(acc[NQ - 1], fa, fb);
         }
+    }
+}
+
+/* N adjacent m16n8 tiles of one 16-row band, at (m0, n0 + 8q), in bf16
+ * (p[q][0]: the pair at row g, p[q][1]: row g + 8, columns 2t, 2t+1: an
+ * accumulator tile packed) into C row-major: one stmatrix.x4 each two
+ * tiles where they took four 4-byte stores. */
+template <int N>
+__device__ __forceinline__ void store_tiles(bf16 *C, int ldc, int m0, int n0, const uint32_t (*p)[2], int lane)
+{
+    const int j = lane >> 3, rr = lane & 7;
+#pragma unroll
+    for (int q = 0; q + 1 < N; q += 2)
+        stsm_x4(C + (m0 + rr + 8 * (j & 1)) * ldc + n0 + 8 * (q + (j >> 1)), p[q][0], p[q][1], p[q + 1][0],
+                p[q + 1][1]);
+    if constexpr (N % 2) {
+        const int g = lane >> 2, t = lane & 3;
+        *(uint32_t *)&C[(m0 + g) * ldc + n0 + 8 * (N - 1) + 2 * t] = p[N - 1][0];
+        *(uint32_t *)&C[(m0 + g + 8) * ldc + n0 + 8 * (N - 1) + 2 * t] = p[N - 1][1];
     }
 }
 

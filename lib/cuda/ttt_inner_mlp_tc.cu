@@ -139,6 +139,30 @@ __device__ __forceinline__ void w2_tile(int w, int q, int *m0, int *n0)
     }
 }
 
+/* The bf16 copy of a warp's state tiles (W1 tiles into [D][LF], W2 tiles
+ * into [F][LD]): tiles q, q + 1 (q even) are adjacent in one band, so
+ * store_tiles takes them in one stmatrix. */
+template <int D, bool W2M>
+__device__ __forceinline__ void store_state_tiles(bf16 *Wb, const float (*W)[4], int warp, int lane)
+{
+    constexpr int NS = tcd<D>::NS, ld = W2M ? tcd<D>::LD : tcd<D>::LF;
+    static_assert(NS == 1 || (NS % 2 == 0 && (D / 8) % 2 == 0), "pairs of adjacent tiles");
+#pragma unroll
+    for (int q = 0; q < NS; q += 2) {
+        int m0, n0;
+        if (W2M) w2_tile<D>(warp, q, &m0, &n0);
+        else w1_tile<D>(warp, q, &m0, &n0);
+        if constexpr (NS == 1) {
+            const uint32_t p[1][2] = {{pack2(W[0][0], W[0][1]), pack2(W[0][2], W[0][3])}};
+            store_tiles<1>(Wb, ld, m0, n0, p, lane);
+        } else {
+            const uint32_t p[2][2] = {{pack2(W[q][0], W[q][1]), pack2(W[q][2], W[q][3])},
+                                      {pack2(W[q + 1][0], W[q + 1][1]), pack2(W[q + 1][2], W[q + 1][3])}};
+            store_tiles<2>(Wb, ld, m0, n0, p, lane);
+        }
+    }
+}
+
 /* A thread's share of a mini-batch's rows, loaded into registers one
  * mini-batch ahead (the loads overlap the mini-batch before): 4 channels
  * (c = 4 tid mod D) of row i = 4 tid / D of q, k, v (and dO), the row's lr,
@@ -401,16 +425,8 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
         bts[x] = a.beta[h * D + x];
     }
     /* the bf16 copies of S_0 */
-#pragma unroll
-    for (int q = 0; q < NS; q++) {
-        int m0, n0;
-        w1_tile<D>(warp, q, &m0, &n0);
-        *(uint32_t *)&W1b[(m0 + g) * LF + n0 + 2 * t] = pack2(W1[q][0], W1[q][1]);
-        *(uint32_t *)&W1b[(m0 + g + 8) * LF + n0 + 2 * t] = pack2(W1[q][2], W1[q][3]);
-        w2_tile<D>(warp, q, &m0, &n0);
-        *(uint32_t *)&W2b[(m0 + g) * LD + n0 + 2 * t] = pack2(W2[q][0], W2[q][1]);
-        *(uint32_t *)&W2b[(m0 + g + 8) * LD + n0 + 2 * t] = pack2(W2[q][2], W2[q][3]);
-    }
+    store_state_tiles<D, false>(W1b, W1, warp, lane);
+    store_state_tiles<D, true>(W2b, W2, warp, lane);
     __syncthreads();
 
     tile4 pf;
@@ -444,15 +460,17 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
         {
             float acc[NQ][4] = {};
             mma_row<D, false, true, NQ>(acc, Kb, LD, W1b, LF, c0, lane);
+            uint32_t xp[NQ][2];
 #pragma unroll
             for (int q = 0; q < NQ; q++)
 #pragma unroll
                 for (int hr = 0; hr < 2; hr++) {
                     const int row = g + 8 * hr, col = c0 + 8 * q + 2 * t;
                     const gelu_fast z0(acc[q][2 * hr] + b1s[col]), z1(acc[q][2 * hr + 1] + b1s[col + 1]);
-                    *(uint32_t *)&X2b[row * LF + col] = pack2(z0.value(), z1.value());
+                    xp[q][hr] = pack2(z0.value(), z1.value());
                     *(float2 *)&Hs[row * FF + col] = make_float2(z0.grad(), z1.grad());
                 }
+            store_tiles<NQ>(X2b, LF, 0, c0, xp, lane);
         }
         if (warp < 2) neg_eta_tile<D>(nM1b, NULL, Qb, Kb, LD, taus, lrs, warp, lane);
         __syncthreads();
@@ -492,17 +510,19 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
         {
             float acc[NQ][4] = {};
             mma_row<D, false, false, NQ>(acc, G2b, LD, W2b, LD, c0, lane);
+            uint32_t gp[NQ][2];
 #pragma unroll
             for (int q = 0; q < NQ; q++) {
                 const int col = c0 + 8 * q + 2 * t;
                 float G1[4];
 #pragma unroll
                 for (int x = 0; x < 4; x++) G1[x] = acc[q][x] * Hs[(g + 8 * (x >> 1)) * FF + col + (x & 1)];
-                *(uint32_t *)&G1b[g * LF + col] = pack2(G1[0], G1[1]);
-                *(uint32_t *)&G1b[(g + 8) * LF + col] = pack2(G1[2], G1[3]);
+                gp[q][0] = pack2(G1[0], G1[1]);
+                gp[q][1] = pack2(G1[2], G1[3]);
                 const float s0 = col_sum(e0 * G1[0] + e8 * G1[2]), s1 = col_sum(e0 * G1[1] + e8 * G1[3]);
                 if (g == 0) { db1s[col] = s0; db1s[col + 1] = s1; }
             }
+            store_tiles<NQ>(G1b, LF, 0, c0, gp, lane);
         }
         for (int c = tid; c < D; c += NT) {
             float s = 0.f;
@@ -518,14 +538,15 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
             float acc[NQ][4] = {};
             mma_row<D, false, true, NQ>(acc, Qb, LD, W1b, LF, c0, lane);
             mma_row<KB, false, true, NQ>(acc, nM1b, LS, G1b, LF, c0, lane);
+            uint32_t xp[NQ][2];
 #pragma unroll
             for (int q = 0; q < NQ; q++)
 #pragma unroll
                 for (int hr = 0; hr < 2; hr++) {
-                    const int row = g + 8 * hr, col = c0 + 8 * q + 2 * t;
-                    *(uint32_t *)&Xb2b[row * LF + col] =
-                        gelu_pack2(acc[q][2 * hr] + b1s[col], acc[q][2 * hr + 1] + b1s[col + 1]);
+                    const int col = c0 + 8 * q + 2 * t;
+                    xp[q][hr] = gelu_pack2(acc[q][2 * hr] + b1s[col], acc[q][2 * hr + 1] + b1s[col + 1]);
                 }
+            store_tiles<NQ>(Xb2b, LF, 0, c0, xp, lane);
         }
 #pragma unroll
         for (int q = 0; q < NS; q++) {
@@ -539,13 +560,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
 
         /* F6: -M2 = -eta (tril(Xb2 X2^T) + 1); the new W1 in bf16 (its last reader was F5) */
         if (warp < 2) neg_eta_tile<F>(nM2b, NULL, Xb2b, X2b, LF, taus, lrs, warp, lane);
-#pragma unroll
-        for (int q = 0; q < NS; q++) {
-            int m0, n0;
-            w1_tile<D>(warp, q, &m0, &n0);
-            *(uint32_t *)&W1b[(m0 + g) * LF + n0 + 2 * t] = pack2(W1[q][0], W1[q][1]);
-            *(uint32_t *)&W1b[(m0 + g + 8) * LF + n0 + 2 * t] = pack2(W1[q][2], W1[q][3]);
-        }
+        store_state_tiles<D, false>(W1b, W1, warp, lane);
         __syncthreads();
 
         /* F7: Zb2 = Xb2 W2 + b2 - M2 G2 (into Z2s) */
@@ -578,13 +593,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
                 else stv<E>(a.Z + gi, zv);
             }
         }
-#pragma unroll
-        for (int q = 0; q < NS; q++) {
-            int m0, n0;
-            w2_tile<D>(warp, q, &m0, &n0);
-            *(uint32_t *)&W2b[(m0 + g) * LD + n0 + 2 * t] = pack2(W2[q][0], W2[q][1]);
-            *(uint32_t *)&W2b[(m0 + g + 8) * LD + n0 + 2 * t] = pack2(W2[q][2], W2[q][3]);
-        }
+        store_state_tiles<D, true>(W2b, W2, warp, lane);
         for (int x = tid; x < F; x += NT) b1s[x] -= db1s[x];
         for (int x = tid; x < D; x += NT) b2s[x] -= db2s[x];
         __syncthreads();

@@ -158,6 +158,24 @@ static void emu_ldsm(uint32_t *r, const __nv_bfloat16 *p, int n, bool trans)
     emu_wsync();
 }
 
+/* stmatrix .x4: matrix i's 8 rows from lanes 8i..8i+7 (16-byte aligned),
+ * lane (g, t) gives (row g, cols 2t, 2t+1) of matrix i */
+static void emu_stsm(__nv_bfloat16 *p, const uint32_t *r)
+{
+    const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+    emu_warp_slots &S = emu_slots[w];
+    S.ptr[l] = p;
+    emu_wsync();
+    const int g = l >> 2, t = l & 3;
+    for (int i = 0; i < 4; i++) {
+        if ((uintptr_t)S.ptr[8 * i + g] % 16) emu_misaligned = 1;
+        auto *row = (__nv_bfloat16 *)S.ptr[8 * i + g];
+        row[2 * t].x = (uint16_t)(r[i] & 0xffff);
+        row[2 * t + 1].x = (uint16_t)(r[i] >> 16);
+    }
+    emu_wsync();
+}
+
 /* gx x gy x gz blocks of nt threads, one block after another, each thread
  * running f(); smem (n bytes) filled with garbage before each block, so
  * that a kernel reading shared memory it did not stage shows */
