@@ -74,6 +74,18 @@ __device__ __forceinline__ void neg_eta_tile(bf16 *nM, float *S, const bf16 *P, 
     }
 }
 
+/* sum_{i < KB} f(i) in four interleaved partial sums: one chain of 16
+ * dependent adds, on the few threads that own such sums, was the tail of
+ * its phase */
+template <class Fn>
+__device__ __forceinline__ float sum_kb(Fn f)
+{
+    float s[4] = {};
+#pragma unroll
+    for (int i = 0; i < KB; i++) s[i % 4] += f(i);
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
 /* gelu of a pair, packed as bf16 */
 __device__ __forceinline__ uint32_t gelu_pack2(float z0, float z1)
 {
@@ -524,12 +536,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_fwd_tc(ttt_inner_args a)
             }
             store_tiles<NQ>(G1b, LF, 0, c0, gp, lane);
         }
-        for (int c = tid; c < D; c += NT) {
-            float s = 0.f;
-#pragma unroll
-            for (int i = 0; i < KB; i++) s = fmaf(tl * lrs[i], Z2s[i * FD + c], s);
-            db2s[c] = s;
-        }
+        for (int c = tid; c < D; c += NT) db2s[c] = tl * sum_kb([&](int i) { return lrs[i] * Z2s[i * FD + c]; });
         __syncthreads();
 
         /* F5: Zb1 = Q W1 + b1 - M1 G1 -> Xb2 = gelu(Zb1); the state update; the rest of S_n */
@@ -903,12 +910,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
             w2_tile<D>(warp, q, &m0, &n0);
             mma_tile<KB, true, true>(dW2[q], Xb2b, LF, m0, dZb2b, LD, n0, lane);
         }
-        for (int c = tid; c < D; c += NT) {
-            float s = 0.f;
-#pragma unroll
-            for (int i = 0; i < KB; i++) s += S3[i * FD + c];
-            ddb2[c] = s;
-        }
+        for (int c = tid; c < D; c += NT) ddb2[c] = sum_kb([&](int i) { return S3[i * FD + c]; });
         __syncthreads();
 
         /* B3: dZb1 = (dZb2 W2^T + dA2 X2) gelu'(Zb1) (Hx); db1 part */
@@ -1098,12 +1100,7 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
             w2_tile<D>(warp, q, &m0, &n0);
             mma_tile<KB, true, true>(dW2[q], X2b, LF, m0, dZb2b, LD, n0, lane);
         }
-        for (int c = tid; c < D; c += NT) {
-            float s = 0.f;
-#pragma unroll
-            for (int i = 0; i < KB; i++) s += S3[i * FD + c];
-            ddb2[c] += s;
-        }
+        for (int c = tid; c < D; c += NT) ddb2[c] += sum_kb([&](int i) { return S3[i * FD + c]; });
         __syncthreads();
 
         /* B9: dK += dA1^T Q + dZ1 W1^T;  dW1 += K^T dZ1;  biases, dlr, dtau */
@@ -1130,19 +1127,16 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
         for (int x = tid; x < F; x += NT) db1acc[x] += ddb1[x];
         for (int x = tid; x < D; x += NT) db2acc[x] += ddb2[x];
         if (tid < KB) {
-            /* eta_ij = tau_i lr_j: dlr_j = sum_i deta_ij tau_i (+ the last row's update term) */
-            const int j = tid;
-            float s = 0.f;
-            for (int i = 0; i < KB; i++) s = fmaf(dEs[i * KB + j], taus[i], s);
-            s = fmaf(detaL[j], tl, s);
-            if (j < r) a.dlr[((size_t)b * T + t0 + j) * a.H + h] = s;
-            /* dtau_i = sum_j deta_ij lr_j */
+            /* dtau_i = sum_j deta_ij lr_j (+ the last row's update term) */
             const int i = tid;
-            float s2 = 0.f;
-            for (int m = 0; m < KB; m++) s2 = fmaf(dEs[i * KB + m], lrs[m], s2);
-            if (i == r - 1)
-                for (int m = 0; m < KB; m++) s2 = fmaf(detaL[m], lrs[m], s2);
+            float s2 = sum_kb([&](int m) { return dEs[i * KB + m] * lrs[m]; });
+            if (i == r - 1) s2 += sum_kb([&](int m) { return detaL[m] * lrs[m]; });
             if (i < r) dtau_acc += s2;
+        } else if (tid >= 32 && tid < 32 + KB) {   /* another warp: the two run side by side */
+            /* eta_ij = tau_i lr_j: dlr_j = sum_i deta_ij tau_i (+ the last row's update term) */
+            const int j = tid - 32;
+            const float s = fmaf(detaL[j], tl, sum_kb([&](int i) { return dEs[i * KB + j] * taus[i]; }));
+            if (j < r) a.dlr[((size_t)b * T + t0 + j) * a.H + h] = s;
         }
     }
     __syncthreads();
