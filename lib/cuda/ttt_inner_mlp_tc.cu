@@ -910,7 +910,8 @@ __global__ void __launch_bounds__(NT, 1) mlp_bwd_tc(ttt_inner_args a)
             w2_tile<D>(warp, q, &m0, &n0);
             mma_tile<KB, true, true>(dW2[q], Xb2b, LF, m0, dZb2b, LD, n0, lane);
         }
-        for (int c = tid; c < D; c += NT) ddb2[c] = sum_kb([&](int i) { return S3[i * FD + c]; });
+        /* by warps 2.. (warps 0, 1 have the dP2 tiles) */
+        for (int c = tid - 64; c >= 0 && c < D; c += NT - 64) ddb2[c] = sum_kb([&](int i) { return S3[i * FD + c]; });
         __syncthreads();
 
         /* B3: dZb1 = (dZb2 W2^T + dA2 X2) gelu'(Zb1) (Hx); db1 part */
