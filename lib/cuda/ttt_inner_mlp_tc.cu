@@ -25,7 +25,10 @@
  *    dXQ, dXK back as they store them (XQ, XK not yet rotated).
  *  - LayerNorm-type row phases stay fp32 (half a warp per token row:
  *    half_row, half_stats); F-wide products give warp w the
- *    columns [8 NQ w, 8 NQ (w+1)), D-wide products one n8 tile per warp.
+ *    columns [8 NQ w, 8 NQ (w+1)), D-wide products one n8 tile per warp;
+ *    a product with K = F runs as four independent mma chains
+ *    (mma_tile_split), and the forward writes its bf16 tiles from the
+ *    accumulators with stmatrix (store_tiles, store_state_tiles).
  *
  * Accumulator tile element x of an m16n8 tile at (m0, n0): row m0 + g +
  * 8 (x >> 1), column n0 + 2t + (x & 1); g = lane >> 2, t = lane & 3.
@@ -53,7 +56,8 @@ static_assert(KB % NW == 0, "every warp the same number of token rows");
 namespace {
 
 
-/* ---- activation functions: gelu.cuh; mma plumbing (pack2, mma, load_a/load_b, mma_tile, mma_row): mma_bf16.cuh ---- */
+/* ---- activation functions: gelu.cuh; mma plumbing (pack2, mma, load_a/load_b, mma_tile, mma_tile_split,
+ * mma_row, store_tiles): mma_bf16.cuh ---- */
 
 /* The mini-batch's -M = -eta (tril(P R^T) + 1), eta_im = tau_i lr_m, as bf16
  * [16][LS] from P, R [16][K] row-major bf16; warps 0 and 1 make 8 columns
