@@ -136,14 +136,17 @@ static void split_close(split *sp)
 {
     if (!sp->w) return;
     staged *st = sp->cur;
+    /* a second list node on staged_head, which the signal handler walks,
+     * listed before the writer's commit renames the shard to st->part: no
+     * moment when that file exists unlisted */
+    staged *pub = malloc(sizeof *pub);
+    if (!pub) cli_die("out of memory");
+    *pub = (staged){ st->part, st->final, staged_head };
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);   /* the node is whole before the handler can see it */
+    staged_head = pub;
     int rc = ttt_shard_writer_close(sp->w);
     sp->w = NULL;
     if (rc) die_staged(st);
-    /* a second list node, published only once complete: the signal handler walks staged_head */
-    staged *pub = malloc(sizeof *pub);
-    if (!pub) { unlink(st->part); cli_die("out of memory"); }
-    *pub = (staged){ st->part, st->final, staged_head };
-    staged_head = pub;
     st->next = sp->done;
     sp->done = st;
     sp->nshards++;

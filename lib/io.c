@@ -42,15 +42,18 @@ int ttt_atomic_open(ttt_atomic *a, const char *path)
     if (a->tmp) snprintf(a->tmp, n, "%s/.%s.tmp.%ld", dirname(d), basename(b), (long)getpid());
     free(d); free(b);
     if (!a->tmp) { free(a->path); return ttt_seterr("%s: out of memory", path); }
+    /* listed before it exists: a signal between the two would leave it behind */
+    pending_add(a->tmp);
     int fd = open(a->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0 || !(a->f = fdopen(fd, "wb"))) {
         int e = errno;
         if (fd >= 0) close(fd);
         ttt_seterr("%s: cannot create: %s", path, strerror(e));
+        if (fd >= 0) unlink(a->tmp);
+        pending_del(a->tmp);
         free(a->tmp); free(a->path); a->tmp = a->path = NULL;
         return -1;
     }
-    pending_add(a->tmp);
     return 0;
 }
 
