@@ -47,10 +47,9 @@ int ttt_atomic_open(ttt_atomic *a, const char *path)
     int fd = open(a->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0 || !(a->f = fdopen(fd, "wb"))) {
         int e = errno;
-        if (fd >= 0) close(fd);
-        ttt_seterr("%s: cannot create: %s", path, strerror(e));
-        if (fd >= 0) unlink(a->tmp);
+        if (fd >= 0) { close(fd); unlink(a->tmp); }
         pending_del(a->tmp);
+        ttt_seterr("%s: cannot create: %s", path, strerror(e));
         free(a->tmp); free(a->path); a->tmp = a->path = NULL;
         return -1;
     }
